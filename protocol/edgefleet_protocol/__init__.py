@@ -1,0 +1,87 @@
+"""edgefleet's wire contract: identifiers, topics, payload models, codec and MQTT session.
+
+Both the orchestrator and the edge agent import this package; it imports neither.
+"""
+
+from edgefleet_protocol.base import PROTOCOL_VERSION
+from edgefleet_protocol.codec import MAX_PAYLOAD_BYTES, decode, decode_for_kind, encode, validate
+from edgefleet_protocol.control_messages import (
+    AppStatus,
+    CommandError,
+    CommandReply,
+    CommandRequest,
+    Desired,
+    DesiredWorkload,
+    Endpoint,
+    FleetSummary,
+    OrchestratorStatus,
+    ReplicaStatus,
+    ServiceEndpoints,
+    Unplaced,
+)
+from edgefleet_protocol.errors import ProtocolError
+from edgefleet_protocol.ids import validate_id
+from edgefleet_protocol.node_messages import (
+    Capabilities,
+    Event,
+    NetworkInfo,
+    NodeStatus,
+    Reported,
+    Telemetry,
+    WorkloadReport,
+    WorkloadUsage,
+)
+from edgefleet_protocol.topics import DEFAULT_ROOT, RULES, ParsedTopic, TopicKind, Topics
+from edgefleet_protocol.workload import (
+    HealthCheck,
+    Port,
+    Resources,
+    WorkloadSpec,
+    identity_hash,
+    spec_hash,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "MAX_PAYLOAD_BYTES",
+    "PROTOCOL_VERSION",
+    "RULES",
+    "AppStatus",
+    "Capabilities",
+    "CommandError",
+    "CommandReply",
+    "CommandRequest",
+    "Desired",
+    "DesiredWorkload",
+    "Endpoint",
+    "Event",
+    "FleetSummary",
+    "HealthCheck",
+    "NetworkInfo",
+    "NodeStatus",
+    "OrchestratorStatus",
+    "ParsedTopic",
+    "Port",
+    "ProtocolError",
+    "ReplicaStatus",
+    "Reported",
+    "Resources",
+    "ServiceEndpoints",
+    "Telemetry",
+    "TopicKind",
+    "Topics",
+    "Unplaced",
+    "WorkloadReport",
+    "WorkloadSpec",
+    "WorkloadUsage",
+    "__version__",
+    "decode",
+    "decode_for_kind",
+    "encode",
+    "identity_hash",
+    "spec_hash",
+    "validate",
+    "validate_id",
+]

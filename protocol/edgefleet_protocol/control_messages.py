@@ -1,0 +1,142 @@
+"""Payloads the orchestrator writes (desired state, app status, fleet summary, its own
+status) and the command request/reply pair operators use.
+
+App status and fleet summary are deliberately flat JSON so a Node-RED MQTT-in node with
+JSON parsing on can use them as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from edgefleet_protocol.base import Envelope, WireModel
+from edgefleet_protocol.ids import Identifier
+from edgefleet_protocol.workload import WorkloadSpec
+
+RequestId = str
+
+
+class DesiredWorkload(WireModel):
+    name: Identifier
+    app: Identifier
+    spec: WorkloadSpec
+    spec_hash: str = Field(min_length=1, max_length=80)
+
+
+class Desired(Envelope):
+    """The whole truth for one node: the agent converges to exactly these workloads.
+
+    ``generation`` rises by one each time the document changes; an agent applies a higher
+    generation, treats an equal one as a no-op and ignores a lower one.
+    """
+
+    node: Identifier
+    site: Identifier | None = None
+    generation: int = Field(ge=0)
+    issued_at: float
+    workloads: list[DesiredWorkload] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Desired:
+        names = [w.name for w in self.workloads]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate workload name(s): {', '.join(dupes)}")
+        return self
+
+
+class ReplicaStatus(WireModel):
+    name: Identifier
+    node: Identifier | None = None
+    site: Identifier | None = None
+    state: str = Field(max_length=32)
+    message: str = Field(default="", max_length=2048)
+
+
+class Unplaced(WireModel):
+    count: int = Field(ge=1)
+    reasons: list[str] = Field(default_factory=list)
+
+
+class AppStatus(Envelope):
+    app: Identifier
+    state: Literal["healthy", "progressing", "degraded", "deleted"]
+    mode: Literal["replicated", "daemon"] = "replicated"
+    desired: int = Field(ge=0)
+    placed: int = Field(ge=0)
+    running: int = Field(ge=0)
+    replicas: list[ReplicaStatus] = Field(default_factory=list)
+    unplaced: list[Unplaced] = Field(default_factory=list)
+    updated_at: float
+
+
+class FleetSummary(Envelope):
+    ts: float
+    nodes_total: int = Field(ge=0)
+    nodes_online: int = Field(ge=0)
+    nodes_offline: int = Field(ge=0)
+    nodes_stale: int = Field(default=0, ge=0)
+    nodes_cordoned: int = Field(default=0, ge=0)
+    apps_total: int = Field(ge=0)
+    apps_healthy: int = Field(ge=0)
+    apps_degraded: int = Field(ge=0)
+    replicas_desired: int = Field(default=0, ge=0)
+    replicas_running: int = Field(default=0, ge=0)
+
+
+class OrchestratorStatus(Envelope):
+    state: Literal["online", "offline"]
+    since: float
+    version: str = Field(default="", max_length=64)
+
+
+class Endpoint(WireModel):
+    node: Identifier
+    address: str = Field(max_length=255)
+    port: int = Field(ge=1, le=65535)
+    weight: int = Field(default=100, ge=0, le=1000)
+
+
+class ServiceEndpoints(Envelope):
+    service: Identifier
+    app: Identifier
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    updated_at: float
+
+
+class CommandRequest(Envelope):
+    """A command envelope. Verb arguments sit beside these fields in the same object and
+    are read by the verb's own args model (see :mod:`edgefleet_protocol.commands`)."""
+
+    request_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    reply_to: str | None = Field(default=None, min_length=1, max_length=512)
+
+    @model_validator(mode="after")
+    def _reply_to_is_a_topic(self) -> CommandRequest:
+        if self.reply_to is not None and any(c in self.reply_to for c in "+#\0"):
+            raise ValueError("reply_to must be a plain topic: no '+', '#' or NUL")
+        return self
+
+
+class CommandError(WireModel):
+    code: str = Field(min_length=1, max_length=64)
+    message: str = Field(max_length=4096)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommandReply(Envelope):
+    request_id: str = Field(min_length=1, max_length=128)
+    verb: str | None = None
+    ok: bool
+    result: Any = None
+    error: CommandError | None = None
+
+    @model_validator(mode="after")
+    def _result_or_error(self) -> CommandReply:
+        if self.ok and self.error is not None:
+            raise ValueError("an ok reply carries no error")
+        if not self.ok and self.error is None:
+            raise ValueError("a failed reply must carry an error")
+        return self

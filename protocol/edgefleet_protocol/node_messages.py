@@ -1,0 +1,116 @@
+"""Payloads the edge agent writes: status, capabilities, telemetry, reported, events.
+
+Timestamps are Unix epoch seconds (float), which Node-RED and every language read as-is.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from edgefleet_protocol.base import Envelope, WireModel
+from edgefleet_protocol.ids import Identifier
+
+NodeState = Literal["online", "offline"]
+Level = Literal["debug", "info", "warning", "error"]
+WorkloadState = Literal[
+    "pending", "pulling", "starting", "running", "unhealthy", "failed", "stopped"
+]
+Health = Literal["unknown", "healthy", "unhealthy", "none"]
+_Metric = float
+
+
+class NodeStatus(Envelope):
+    """Presence. The agent's will carries the same ``session`` with ``state: offline``, so a
+    late will from an older session is recognisable and ignored."""
+
+    node: Identifier
+    site: Identifier
+    state: NodeState
+    session: int = Field(ge=0)
+    since: float
+    agent_version: str = Field(default="", max_length=64)
+
+
+class NetworkInfo(WireModel):
+    link: str = Field(default="unknown", max_length=32)
+    bandwidth_mbps: float | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0)
+
+
+class Capabilities(Envelope):
+    node: Identifier
+    site: Identifier
+    profile: str | None = Field(default=None, max_length=64)
+    arch: str = Field(max_length=32)
+    os: str = Field(default="linux", max_length=64)
+    cpu_cores: float = Field(gt=0)
+    memory_mb: int = Field(gt=0)
+    disk_mb: int = Field(ge=0)
+    runtimes: list[Literal["docker", "process", "simulated"]] = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    sensors: list[str] = Field(default_factory=list)
+    accelerators: list[str] = Field(default_factory=list)
+    region: str | None = Field(default=None, max_length=64)
+    network: NetworkInfo = Field(default_factory=NetworkInfo)
+    addresses: list[str] = Field(default_factory=list)
+    agent_version: str = Field(default="", max_length=64)
+
+
+class WorkloadUsage(WireModel):
+    cpu_pct: float | None = Field(default=None, ge=0)
+    memory_mb: float | None = Field(default=None, ge=0)
+    memory_pct: float | None = Field(default=None, ge=0)
+    metrics: dict[str, _Metric] = Field(default_factory=dict)
+
+
+class Telemetry(Envelope):
+    """Report-by-exception: a message holds only the values that moved past their deadband,
+    unless ``full`` is true (the heartbeat), which holds everything. Receivers merge."""
+
+    node: Identifier
+    site: Identifier
+    ts: float
+    full: bool = False
+    cpu_pct: float | None = Field(default=None, ge=0)
+    memory_pct: float | None = Field(default=None, ge=0, le=100)
+    disk_pct: float | None = Field(default=None, ge=0, le=100)
+    load1: float | None = Field(default=None, ge=0)
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, _Metric] = Field(default_factory=dict)
+    workloads: dict[Identifier, WorkloadUsage] = Field(default_factory=dict)
+
+
+class WorkloadReport(WireModel):
+    app: Identifier | None = None
+    spec_hash: str = Field(max_length=80)
+    state: WorkloadState
+    health: Health = "unknown"
+    restarts: int = Field(default=0, ge=0)
+    since: float
+    message: str = Field(default="", max_length=2048)
+
+
+class Reported(Envelope):
+    """What actually runs on the node, and which desired generation it reflects."""
+
+    node: Identifier
+    site: Identifier | None = None
+    observed_generation: int = Field(ge=0)
+    session: int = Field(ge=0)
+    ts: float
+    workloads: dict[Identifier, WorkloadReport] = Field(default_factory=dict)
+
+
+class Event(Envelope):
+    """A notable thing that happened, for humans and audit: never retained."""
+
+    ts: float
+    level: Level = "info"
+    kind: str = Field(min_length=1, max_length=64)
+    message: str = Field(max_length=4096)
+    node: Identifier | None = None
+    site: Identifier | None = None
+    app: Identifier | None = None
+    details: dict[str, object] = Field(default_factory=dict)

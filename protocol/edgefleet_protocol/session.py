@@ -1,0 +1,388 @@
+"""One long-lived MQTT session per process, on aiomqtt.
+
+Owns the connection deliberately (STYLE.md §11): a will set at connect, subscriptions
+declared once and restored after every reconnect, reconnect forever with capped jittered
+backoff, a bounded inbound queue, publish helpers that apply each topic's QoS/retain rule,
+and a clean shutdown that publishes the caller's final messages (the ``offline`` status)
+before disconnecting.
+
+Invariants:
+
+* At most one aiomqtt client exists at a time; ``connected`` is set exactly while it is up
+  and subscribed.
+* ``on_connect`` runs after every successful (re)connect and subscription, as its own task;
+  owners use it to republish their retained state (level-triggered, so nothing published
+  while disconnected needs replaying).
+* :meth:`publish` never blocks waiting for a connection: while disconnected it returns
+  ``False`` and the message is not sent.
+* The inbound queue holds at most ``queue_size`` messages. When it is full, QoS 0 messages
+  (telemetry, superseded by the next heartbeat anyway) are dropped and counted; QoS 1
+  messages wait for room, which pauses this session's reading of aiomqtt's own queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import BaseModel
+
+from edgefleet_protocol.broker import BrokerSettings
+from edgefleet_protocol.codec import encode
+from edgefleet_protocol.topics import REPLY_RULE, RULES, TopicKind
+
+log = logging.getLogger("edgefleet.session")
+
+ProtocolVersion = Literal["5", "3.1.1"]
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A message to publish (also used for the will and for final messages)."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    expiry_s: int | None = None
+    correlation_data: bytes | None = None
+
+    @classmethod
+    def of(cls, kind: TopicKind, topic: str, model: BaseModel) -> Publication:
+        rule = RULES[kind]
+        return cls(topic=topic, payload=encode(model), qos=rule.qos, retain=rule.retain)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with jitter: ``base * 2**n`` up to ``cap``, then a random
+    point in its upper half, so a fleet that lost its broker does not reconnect in step."""
+
+    base_s: float = 0.25
+    cap_s: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
+        return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+
+@dataclass
+class SessionStats:
+    connects: int = 0
+    dropped_qos0: int = 0
+    received: int = 0
+    published: int = 0
+    publish_failures: int = 0
+    protocol: ProtocolVersion | None = None
+    last_error: str | None = None
+    connect_errors: list[str] = field(default_factory=list)
+
+
+OnConnect = Callable[[], Awaitable[None]]
+
+
+class Session:
+    """A reconnecting MQTT session. Use as ``async with Session(...) as session:``."""
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        *,
+        client_id: str,
+        will: Publication | None = None,
+        subscriptions: Sequence[str] = (),
+        on_connect: OnConnect | None = None,
+        queue_size: int = 10_000,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.will = will
+        self._subscriptions = list(dict.fromkeys(subscriptions))
+        self._on_connect = on_connect
+        self._queue: asyncio.Queue[InboundMessage] = asyncio.Queue(maxsize=queue_size)
+        self._backoff = backoff or Backoff()
+        self._rng = rng or random.Random()
+        self._client: aiomqtt.Client | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._hook: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.stats = SessionStats()
+        self._fallback_to_311 = settings.protocol == "3.1.1"
+        self._just_fell_back = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Session:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name=f"mqtt-session:{self.client_id}")
+
+    async def close(self, final: Sequence[Publication] = (), *, timeout_s: float = 3.0) -> None:
+        """Publish ``final`` (if connected), then disconnect cleanly and stop reconnecting.
+
+        A clean DISCONNECT means the broker drops the will, so callers pass their own
+        ``offline`` status here.
+        """
+        client = self._client
+        if client is not None and self.connected.is_set() and final:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    for pub in final:
+                        await self._publish_on(client, pub)
+        self._closing.set()
+        if self._hook is not None:
+            self._hook.cancel()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        if self._hook is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._hook
+        self.connected.clear()
+
+    async def wait_connected(self, timeout_s: float | None = None) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.connected.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # -- subscriptions and inbound --------------------------------------------------------
+
+    async def subscribe(self, topic_filter: str) -> None:
+        """Add a subscription: applied now if connected, and after every reconnect."""
+        if topic_filter in self._subscriptions:
+            return
+        self._subscriptions.append(topic_filter)
+        client = self._client
+        if client is not None and self.connected.is_set():
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.subscribe(topic_filter, qos=1)
+
+    async def messages(self) -> AsyncIterator[InboundMessage]:
+        """Inbound messages across reconnects, until the session is closed."""
+        while True:
+            yield await self._queue.get()
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # -- publishing -----------------------------------------------------------------------
+
+    @property
+    def protocol(self) -> ProtocolVersion | None:
+        return self.stats.protocol if self.connected.is_set() else None
+
+    async def publish(self, pub: Publication) -> bool:
+        """Send one message; ``False`` if not connected or the broker did not take it."""
+        client = self._client
+        if client is None or not self.connected.is_set():
+            return False
+        try:
+            await self._publish_on(client, pub)
+        except aiomqtt.MqttError as exc:
+            self.stats.publish_failures += 1
+            log.debug("publish to %s failed: %s", pub.topic, exc)
+            return False
+        return True
+
+    async def publish_model(self, kind: TopicKind, topic: str, model: BaseModel) -> bool:
+        """Publish a payload model with the QoS and retain rule of its topic kind."""
+        pub = Publication.of(kind, topic, model)
+        if kind is TopicKind.NODE_TELEMETRY:
+            # Telemetry is stale within a minute; MQTT 5 brokers may drop it unsent.
+            pub = Publication(pub.topic, pub.payload, pub.qos, pub.retain, expiry_s=60)
+        return await self.publish(pub)
+
+    async def reply(
+        self, topic: str, model: BaseModel, *, correlation_data: bytes | None = None
+    ) -> bool:
+        return await self.publish(
+            Publication(
+                topic=topic,
+                payload=encode(model),
+                qos=REPLY_RULE.qos,
+                retain=REPLY_RULE.retain,
+                correlation_data=correlation_data,
+            )
+        )
+
+    async def clear_retained(self, topic: str) -> bool:
+        """Delete a retained message (an empty retained payload)."""
+        return await self.publish(Publication(topic=topic, payload=b"", qos=1, retain=True))
+
+    async def _publish_on(self, client: aiomqtt.Client, pub: Publication) -> None:
+        await client.publish(
+            pub.topic,
+            pub.payload,
+            qos=pub.qos,
+            retain=pub.retain,
+            properties=self._properties(pub),
+            timeout=10,
+        )
+        self.stats.published += 1
+
+    def _properties(self, pub: Publication) -> Properties | None:
+        if self.stats.protocol != "5":
+            return None
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        if pub.payload:
+            props.ContentType = "application/json"
+            props.PayloadFormatIndicator = 1
+        if pub.expiry_s is not None:
+            props.MessageExpiryInterval = pub.expiry_s
+        if pub.correlation_data is not None:
+            props.CorrelationData = pub.correlation_data
+        return props
+
+    # -- the connection loop --------------------------------------------------------------
+
+    def _next_protocol(self) -> ProtocolVersion:
+        return "3.1.1" if self._fallback_to_311 else "5"
+
+    def _make_client(self, protocol: ProtocolVersion) -> aiomqtt.Client:
+        s = self.settings
+        will = None
+        if self.will is not None:
+            will = aiomqtt.Will(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
+        tls_params = None
+        if s.tls:
+            tls_params = aiomqtt.TLSParameters(
+                ca_certs=s.ca_file,
+                certfile=s.cert_file,
+                keyfile=s.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        v5 = protocol == "5"
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=will,
+            clean_session=None if v5 else True,
+            keepalive=s.keepalive,
+            timeout=10,
+            tls_params=tls_params,
+            tls_insecure=s.insecure if s.tls else None,
+            logger=logging.getLogger("edgefleet.session.paho"),
+        )
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closing.is_set():
+            protocol = self._next_protocol()
+            client = self._make_client(protocol)
+            try:
+                async with client:
+                    self._client = client
+                    self.stats.protocol = protocol
+                    self.stats.connects += 1
+                    attempt = 0
+                    for topic_filter in self._subscriptions:
+                        await client.subscribe(topic_filter, qos=1)
+                    self.connected.set()
+                    log.info("connected to %s (MQTT %s)", self.settings.redacted(), protocol)
+                    if self._on_connect is not None:
+                        self._hook = asyncio.create_task(
+                            self._run_hook(self._on_connect), name="mqtt-on-connect"
+                        )
+                    async for message in client.messages:
+                        await self._enqueue(message)
+            except aiomqtt.MqttError as exc:
+                self.stats.last_error = str(exc)
+                if not self.connected.is_set():
+                    self._maybe_fall_back(protocol, exc)
+                log.info("MQTT connection to %s lost or refused: %s", self.settings.redacted(), exc)
+            finally:
+                self.connected.clear()
+                self._client = None
+                if self._hook is not None:
+                    self._hook.cancel()
+            if self._closing.is_set():
+                break
+            delay = 0.0 if self._just_fell_back else self._backoff.delay(attempt, self._rng)
+            self._just_fell_back = False
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._closing.wait()
+
+    def _maybe_fall_back(self, protocol: ProtocolVersion, exc: aiomqtt.MqttError) -> None:
+        """``auto`` mode: a failed MQTT 5 connect is followed at once by a 3.1.1 attempt (an
+        embedded 3.1.1-only broker refuses or drops a v5 CONNECT); a failed 3.1.1 attempt
+        returns to 5 after the usual backoff. Whichever connects is kept while it works."""
+        if self.settings.protocol != "auto":
+            return
+        if protocol == "5":
+            self._fallback_to_311 = True
+            self._just_fell_back = True
+        else:
+            self._fallback_to_311 = False
+
+    async def _run_hook(self, hook: OnConnect) -> None:
+        try:
+            await hook()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one failing hook must not take the session down
+            log.exception("on_connect hook failed")
+
+    async def _enqueue(self, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        if isinstance(payload, str):
+            data = payload.encode()
+        elif isinstance(payload, bytes | bytearray):
+            data = bytes(payload)
+        elif payload is None:
+            data = b""
+        else:
+            data = str(payload).encode()
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+        inbound = InboundMessage(
+            topic=message.topic.value,
+            payload=data,
+            qos=message.qos,
+            retain=bool(message.retain),
+            response_topic=response_topic,
+            correlation_data=correlation,
+        )
+        self.stats.received += 1
+        if message.qos == 0 and self._queue.full():
+            self.stats.dropped_qos0 += 1
+            return
+        await self._queue.put(inbound)

@@ -1,0 +1,106 @@
+"""The workload spec: what one replica runs, identical on both sides of the wire.
+
+The orchestrator puts a spec and its :func:`spec_hash` in each node's desired document; the
+agent recomputes the hash and compares it with what it runs, so a workload whose hash is
+unchanged is never touched. The hash is over canonical JSON of the spec *without default
+values*, so adding a new optional field with a default in a later version does not change
+the hash of existing specs (and so restarts nothing on upgrade).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edgefleet_protocol.base import StrictSpec
+
+RuntimeName = Literal["docker", "process", "simulated"]
+RUNTIMES: tuple[str, ...] = ("docker", "process", "simulated")
+
+
+class Resources(StrictSpec):
+    """What a replica reserves on its node (placement) and is limited to (runtime)."""
+
+    cpu: float = Field(default=0.1, gt=0, le=1024, description="CPU cores, e.g. 0.5")
+    memory_mb: int = Field(default=64, gt=0, le=4_194_304)
+
+
+class Port(StrictSpec):
+    container: int = Field(ge=1, le=65535)
+    host: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    host_ip: str = "0.0.0.0"
+
+
+class HealthCheck(StrictSpec):
+    """An HTTP, TCP or exec probe run by the agent; ``docker`` defers to the image's own."""
+
+    kind: Literal["http", "tcp", "exec", "docker"]
+    port: int | None = Field(default=None, ge=1, le=65535)
+    path: str = "/"
+    host: str = "127.0.0.1"
+    command: list[str] | None = None
+    interval_s: float = Field(default=10.0, gt=0, le=3600)
+    timeout_s: float = Field(default=2.0, gt=0, le=600)
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+    start_period_s: float = Field(default=0.0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> HealthCheck:
+        if self.kind in ("http", "tcp") and self.port is None:
+            raise ValueError(f"a {self.kind} health check needs a port")
+        if self.kind == "exec" and not self.command:
+            raise ValueError("an exec health check needs a command")
+        return self
+
+
+class WorkloadSpec(StrictSpec):
+    """One replica's runtime spec.
+
+    ``runtime: docker`` needs ``image`` (``command`` overrides the image's command);
+    ``runtime: process`` needs ``command`` (argv, no shell); ``runtime: simulated`` needs
+    neither and is for the fleet simulator and tests.
+    """
+
+    runtime: RuntimeName
+    image: str | None = Field(default=None, min_length=1, max_length=512)
+    command: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    ports: list[Port] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    health: HealthCheck | None = None
+    restart: Literal["always", "on-failure", "never"] = "always"
+    stop_timeout_s: float = Field(default=10.0, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _fields_for_runtime(self) -> WorkloadSpec:
+        if self.runtime == "docker" and not self.image:
+            raise ValueError("runtime docker needs an image")
+        if self.runtime == "process" and not self.command:
+            raise ValueError("runtime process needs a command (argv list)")
+        if self.command is not None and not self.command:
+            raise ValueError("command must not be an empty list")
+        return self
+
+
+def canonical_json(data: object) -> bytes:
+    """JSON with sorted keys and no whitespace: the same bytes on every machine."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def spec_hash(spec: WorkloadSpec) -> str:
+    """Stable hash of a spec: ``sha256:`` plus the first 16 hex digits."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    return "sha256:" + hashlib.sha256(canonical_json(data)).hexdigest()[:16]
+
+
+def identity_hash(spec: WorkloadSpec) -> str:
+    """Hash of everything but the resources: equal identity hashes with different spec
+    hashes mean the change can be applied live (new limits) without a restart."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    data.pop("resources", None)
+    return "sha256:" + hashlib.sha256(canonical_json(data)).hexdigest()[:16]

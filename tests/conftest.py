@@ -1,0 +1,91 @@
+"""Shared fixtures and tier gating.
+
+Tiers: ``broker`` tests need mosquitto, ``docker`` tests need a dockerd that answers.
+Locally a missing one skips its tier with a printed reason; with ``CI=true`` a missing one
+fails the test instead, so CI can never go green by skipping the real parts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness.mosquitto import MissingTool, Mosquitto, start_mosquitto
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip locally, fail in CI, when a tier's real dependency is missing."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}: the tier must run in CI, not skip", pytrace=False)
+    pytest.skip(reason)
+
+
+def docker_available() -> tuple[bool, str]:
+    if shutil.which("docker") is None:
+        return False, "docker CLI/daemon not installed"
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return False, f"dockerd does not answer ({exc.__class__.__name__})"
+    return True, ""
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One real mosquitto (the dev config) for the whole test session."""
+    try:
+        broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    except MissingTool as exc:
+        require(False, str(exc))
+        raise
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def broker_url(mosquitto: Mosquitto) -> str:
+    return mosquitto.url
+
+
+@pytest.fixture
+def topic_root() -> str:
+    """A topic root of this test's own, so tests never see each other's retained state."""
+    return f"edgefleet-test/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    ok, reason = docker_available()
+    require(ok, reason)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Tests under tests/integration and tests/e2e talk to a broker; tests/docker to dockerd.
+    for item in items:
+        path = str(item.path)
+        if f"{os.sep}integration{os.sep}" in path or f"{os.sep}e2e{os.sep}" in path:
+            item.add_marker(pytest.mark.broker)
+        if f"{os.sep}docker{os.sep}" in path:
+            item.add_marker(pytest.mark.docker)
+
+
+def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]

@@ -1,0 +1,1 @@
+"""Test harness: real mosquitto brokers on free loopback ports, and tier gating."""
