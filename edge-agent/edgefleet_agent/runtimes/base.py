@@ -60,6 +60,12 @@ class ResourceUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecResult:
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
 class WorkloadRef:
     """Everything a runtime needs to create one workload."""
 
@@ -96,6 +102,11 @@ class Runtime(Protocol):
 
     async def restart(self, name: str) -> None:
         """Restart an owned workload in place (used after failed health checks)."""
+        ...
+
+    async def exec(self, name: str, command: list[str], *, timeout_s: float) -> ExecResult:
+        """Run ``command`` inside the workload's context (Docker: ``docker exec``; process:
+        a subprocess with the workload's env and cwd), for exec health checks."""
         ...
 
     async def update_resources(self, name: str, resources: Resources) -> ResourceUpdate:
