@@ -1,0 +1,257 @@
+"""The operator command API: one argument model per verb, and the reply-topic rule.
+
+A command is published to ``<root>/commands/<verb>`` as one JSON object: the envelope of
+:class:`~edgefleet_protocol.control_messages.CommandRequest` (``v``, ``request_id``,
+``reply_to``) with the verb's arguments beside it, so a Node-RED ``change`` node can build it
+as one flat object. :func:`parse_command` splits such a payload into the envelope and the
+verb's own args model; the orchestrator calls it for every inbound command, and the tests hold
+it to raising nothing but :class:`ProtocolError`.
+
+Replies go only to topics under ``<root>/replies/`` (:func:`check_reply_to`): the production
+broker ACLs let an operator read ``<root>/replies/<user>/#`` and nothing else there, so a
+request cannot make the orchestrator publish over somebody else's topics.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Final
+
+import yaml
+from pydantic import BaseModel, Field, StrictInt, field_validator
+
+from edgefleet_protocol.base import WireModel
+from edgefleet_protocol.codec import MAX_PAYLOAD_BYTES, parse_json_object, validate
+from edgefleet_protocol.control_messages import CommandError, CommandReply, CommandRequest
+from edgefleet_protocol.errors import ProtocolError
+from edgefleet_protocol.ids import Identifier
+from edgefleet_protocol.topics import validate_root
+
+MAX_REPLICAS: Final = 10_000
+
+
+class ErrorCode(StrEnum):
+    """The closed set of ``error.code`` values in a failed command reply."""
+
+    BAD_REQUEST = "bad_request"  # payload or arguments break the contract (details: field, reason)
+    UNKNOWN_VERB = "unknown_verb"  # no such verb (details: verb, verbs)
+    BAD_REPLY_TO = "bad_reply_to"  # reply_to is outside <root>/replies/ (reply goes to events)
+    NOT_FOUND = "not_found"  # the named app or node does not exist
+    CONFLICT = (
+        "conflict"  # the request contradicts the current state (e.g. draining a drained node)
+    )
+    INTERNAL = "internal"  # the orchestrator failed; the request may be retried with its request_id
+
+
+# -- argument models, one per verb ------------------------------------------------------------
+
+
+class NoArgs(WireModel):
+    """``apps`` and ``nodes`` take no arguments (envelope fields are ignored here)."""
+
+
+class DeployArgs(WireModel):
+    """``deploy``: an application manifest, either as an object or as YAML/JSON text.
+
+    Text is parsed here, at the boundary, so the orchestrator always receives an object; the
+    manifest's own schema is checked by the orchestrator (with unknown fields refused).
+    """
+
+    manifest: dict[str, Any]
+
+    @field_validator("manifest", mode="before")
+    @classmethod
+    def _text_to_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return manifest_from_text(value)
+        return value
+
+
+class AppArgs(WireModel):
+    """``delete`` and ``app``: one application by id."""
+
+    app: Identifier
+
+
+class ScaleArgs(WireModel):
+    """``scale``: set an app's replica count; 0 keeps the app but runs nothing."""
+
+    app: Identifier
+    # Strict: `true` or "3" from a sloppy flow must not silently become a replica count.
+    replicas: StrictInt = Field(ge=0, le=MAX_REPLICAS)
+
+
+class NodeArgs(WireModel):
+    """``node``, ``cordon`` and ``uncordon``: one node by id."""
+
+    node: Identifier
+
+
+class DrainArgs(WireModel):
+    """``drain``: cordon a node and move its replicas away, at most ``max_unavailable`` of
+    an app's replicas at a time (default: the orchestrator's setting, 1)."""
+
+    node: Identifier
+    max_unavailable: StrictInt | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+
+
+VERBS: dict[str, type[BaseModel]] = {
+    "deploy": DeployArgs,
+    "delete": AppArgs,
+    "scale": ScaleArgs,
+    "apps": NoArgs,
+    "app": AppArgs,
+    "nodes": NoArgs,
+    "node": NodeArgs,
+    "cordon": NodeArgs,
+    "uncordon": NodeArgs,
+    "drain": DrainArgs,
+}
+"""Every verb the orchestrator answers, with the model its arguments must satisfy."""
+
+
+def parse_command(
+    verb: str, payload: bytes | bytearray | str, *, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> tuple[CommandRequest, BaseModel]:
+    """Split a command payload into its envelope and the verb's validated arguments.
+
+    The envelope is validated first so that, when only the arguments are wrong, the caller
+    already knows the ``request_id`` and ``reply_to`` to answer on: use
+    :func:`parse_envelope` for that, then this function.
+    """
+    args_model = VERBS.get(verb)
+    if args_model is None:
+        raise ProtocolError(
+            "verb", f"unknown command {verb!r}; known verbs: {', '.join(sorted(VERBS))}"
+        )
+    data = parse_json_object(payload, max_bytes=max_bytes)
+    request = validate(CommandRequest, data)
+    return request, validate(args_model, data)
+
+
+def parse_envelope(
+    payload: bytes | bytearray | str, *, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> CommandRequest:
+    """Only the envelope of a command: who to answer, even when the arguments are bad."""
+    return validate(CommandRequest, parse_json_object(payload, max_bytes=max_bytes))
+
+
+def check_reply_to(root: str, reply_to: str) -> str:
+    """Return ``reply_to`` if it names a plain topic under ``<root>/replies/``, else raise.
+
+    At least one non-empty level must follow ``replies`` (by convention the operator's user
+    name, which the broker ACL matches); no level may be empty or a wildcard.
+    """
+    prefix = validate_root(root) + "/replies/"
+    if not isinstance(reply_to, str) or not reply_to.startswith(prefix):
+        raise ProtocolError("reply_to", f"{reply_to!r} must be a topic under {prefix!r}")
+    rest = reply_to[len(prefix) :].split("/")
+    if any(not level for level in rest):
+        raise ProtocolError("reply_to", f"{reply_to!r} has an empty topic level")
+    if any(c in reply_to for c in "+#\0"):
+        raise ProtocolError("reply_to", "must be a plain topic: no '+', '#' or NUL")
+    return reply_to
+
+
+def resolve_reply_to(
+    root: str, request: CommandRequest, response_topic: str | None = None
+) -> str | None:
+    """The topic to answer on: ``reply_to`` in the payload, else the MQTT 5 Response Topic.
+
+    ``None`` means "no reply topic" (the result still goes to ``orchestrator/events``).
+    Raises :class:`ProtocolError` (field ``reply_to``) if the chosen topic breaks the rule.
+    """
+    topic = request.reply_to if request.reply_to is not None else response_topic
+    return None if topic is None else check_reply_to(root, topic)
+
+
+def error_reply(
+    request_id: str,
+    code: ErrorCode,
+    message: str,
+    *,
+    verb: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> CommandReply:
+    """A failed reply in the documented shape ``{v, request_id, ok:false, error:{...}}``."""
+    return CommandReply(
+        request_id=request_id,
+        verb=verb,
+        ok=False,
+        error=CommandError(code=code.value, message=message, details=details or {}),
+    )
+
+
+def rejection_reply(request_id: str, verb: str, exc: ProtocolError) -> CommandReply:
+    """The reply to a command that :func:`parse_command` refused."""
+    code = ErrorCode.UNKNOWN_VERB if exc.field == "verb" else ErrorCode.BAD_REQUEST
+    details: dict[str, Any] = exc.as_dict()
+    if code is ErrorCode.UNKNOWN_VERB:
+        details["verbs"] = sorted(VERBS)
+    return error_reply(request_id, code, str(exc), verb=verb, details=details)
+
+
+# -- manifest text ----------------------------------------------------------------------------
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors/aliases: an alias chain can expand exponentially when the
+    object is later serialised (a "billion laughs"), and a self-alias makes a cycle."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed in manifests", mark
+            )
+        return super().compose_node(parent, index)
+
+
+def manifest_from_text(text: str) -> dict[str, Any]:
+    """Parse manifest text (YAML 1.1, which also reads JSON) into a JSON-compatible object.
+
+    Raises ``ValueError`` (which pydantic reports under the ``manifest`` field).
+    """
+    if not text.strip():
+        raise ValueError("manifest text is empty")
+    try:
+        data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ValueError(f"manifest is not valid YAML/JSON: {_yaml_reason(exc)}") from None
+    except RecursionError:
+        raise ValueError("manifest is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"manifest must be a mapping, got {type(data).__name__}")
+    _require_json_compatible(data, "manifest")
+    return data
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _require_json_compatible(value: Any, path: str, depth: int = 0) -> None:
+    # YAML can produce dates, bytes, sets and non-string keys; none survive a JSON round
+    # trip, so refuse them here with their path rather than fail later in a store or reply.
+    if depth > 64:
+        raise ValueError(f"at {path}: nested more than 64 levels deep")
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"at {path}: {value!r} is not a JSON number")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _require_json_compatible(item, f"{path}.{i}", depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"at {path}: key {key!r} must be a string (quote it)")
+            _require_json_compatible(item, f"{path}.{key}", depth + 1)
+        return
+    raise ValueError(f"at {path}: a {type(value).__name__} is not JSON (quote it as a string)")
