@@ -158,7 +158,9 @@ def load_profile(path: str | Path) -> Profile:
     try:
         profile = validate(Profile, data, forbid_unknown=True)
     except ProtocolError as exc:
-        raise ProfileError(path, exc.field, exc.reason) from None
+        # The codec names a top-level problem "payload"; in a file it is the whole profile.
+        field = "profile" if exc.field == "payload" else exc.field
+        raise ProfileError(path, field, exc.reason) from None
     if profile.id != path.stem:
         raise ProfileError(path, "id", f"{profile.id!r} must match the file name {path.stem!r}")
     return profile
