@@ -17,6 +17,7 @@ from pydantic import AfterValidator
 from edgefleet_protocol.errors import ProtocolError
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 ID_RULE = "1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
 
 SiteId = NewType("SiteId", str)
@@ -35,7 +36,8 @@ def validate_id(value: object, *, kind: str = "id") -> str:
     if len(value) > 63:
         raise ProtocolError(kind, f"is {len(value)} characters long; at most 63 allowed")
     if ID_PATTERN.fullmatch(value) is None:
-        bad = sorted({ch for ch in value if not (ch.islower() or ch.isdigit() or ch == "-")})
+        # Not str.islower()/isdigit(): those accept 'é' and '²', which the pattern refuses.
+        bad = sorted({ch for ch in value if ch not in _ID_CHARS})
         detail = f" (found {', '.join(repr(c) for c in bad)})" if bad else ""
         raise ProtocolError(kind, f"{value!r} is not a valid {kind}: {ID_RULE}{detail}")
     return value
