@@ -51,6 +51,7 @@ def render_production_conf(
         [
             "# edgefleet production broker, mosquitto 2.0 — made by `edgefleet broker config`.",
             "# Every line that matters is explained in broker-config/README.md.",
+            f"# Run: mosquitto -c {layout.path(CONF_FILE)}",
             "",
             "# -- security: one set of rules for every listener ----------------------------",
             "per_listener_settings false",
