@@ -1,0 +1,427 @@
+"""One placement pass: from an app, the fleet and the current assignments to the app's new
+set of assignments, in named buckets (kept / placed / stopped / moved) with every reason.
+
+Called by the reconcile loop on every pass (:func:`place_all` for the whole fleet, or
+:func:`place_app` for one app). Pure: plain values in, a new :class:`AppPlacement` out; the
+only randomness is the ``seed`` of the tie-break, so a pass is reproducible.
+
+The rules, in the order a pass applies them:
+
+1. **Keep first.** A running replica stays on its node unless the node is gone, lost beyond
+   the app's disconnect grace (and ``disconnect.replace`` is on), fails an evicting filter
+   (see :mod:`.filters`), holds more than ``max_per_node`` of the app, or cannot fit the
+   replica's grown resources. Nothing is ever moved to improve a score.
+2. **Scale down** stops the highest indexes (names ``<app>-<i>`` keep i in 0..N-1); **scale
+   up** fills the lowest free indexes; a replica that had to leave is placed again under its
+   own name (it *moved*) or, if nothing fits, stopped and counted as unplaced.
+3. **Daemon** apps get one replica on each node that passes the static filters, named after
+   the node; a matching node short of resources is counted as unplaced, with its reason.
+4. **Resources** are charged as the pass goes (capacity minus every assignment on the node,
+   other apps' included), so one pass never overcommits a node.
+
+Cost: static filters run once per node and app; each placement is a heap pop with lazy
+re-scoring (scores only fall as replicas are added, except the chosen node's own, which is
+re-pushed), so a pass is about O(nodes + replicas x log nodes), not replicas x nodes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from edgefleet_protocol import Unplaced
+
+from edgefleet_orchestrator.manifest import AppManifest, replica_index, replica_name
+from edgefleet_orchestrator.placement.filters import (
+    DYNAMIC_FILTERS,
+    LOST,
+    MAX_PER_NODE,
+    RESOURCES,
+    STATIC_FILTERS,
+    Filter,
+    FilterContext,
+    active,
+    first_rejection,
+    millicores,
+)
+from edgefleet_orchestrator.placement.model import (
+    AppPlacement,
+    Assignment,
+    NodeView,
+    Rejection,
+    group_reasons,
+)
+from edgefleet_orchestrator.placement.scorers import (
+    WEIGHTS,
+    latency_score,
+    spread_score,
+    tie_break,
+    weighted_score,
+)
+
+NODE_GONE = Rejection("gone", "node gone")
+NO_NODES = "no nodes in the fleet"
+
+
+def place_app(
+    app: AppManifest,
+    *,
+    nodes: Sequence[NodeView],
+    assignments: Sequence[Assignment],
+    seed: int = 0,
+    lost_nodes: frozenset[str] = frozenset(),
+    offline_for_s: Mapping[str, float] | None = None,
+) -> AppPlacement:
+    """Place one app. ``assignments`` are all current assignments fleet-wide: other apps'
+    count against node resources, this app's are the replicas to keep if they may stay.
+
+    A node is lost for this app if it is in ``lost_nodes`` or has been offline for at least
+    ``app.disconnect.grace_s`` according to ``offline_for_s`` (seconds per node).
+    """
+    by_name = _index_nodes(nodes)
+    used_cpu: dict[str, int] = {}
+    used_memory: dict[str, int] = {}
+    mine: list[Assignment] = []
+    for a in assignments:
+        if a.app == app.name:
+            mine.append(a)
+        elif a.node in by_name:
+            used_cpu[a.node] = used_cpu.get(a.node, 0) + millicores(a.cpu)
+            used_memory[a.node] = used_memory.get(a.node, 0) + a.memory_mb
+    lost = _lost_for(app, lost_nodes, offline_for_s)
+    return _place(app, by_name, mine, _Usage(used_cpu, used_memory), seed, lost)
+
+
+def place_all(
+    apps: Iterable[AppManifest],
+    nodes: Sequence[NodeView],
+    assignments: Sequence[Assignment],
+    seed: int = 0,
+    lost_nodes: frozenset[str] = frozenset(),
+    offline_for_s: Mapping[str, float] | None = None,
+) -> dict[str, AppPlacement]:
+    """Place every app, in name order, each seeing the resources the ones before it took.
+
+    Assignments of apps not in ``apps`` keep counting against their nodes (removing a
+    deleted app's replicas is the caller's decision, not placement's).
+    """
+    ordered = sorted(apps, key=lambda a: a.name)
+    names = [a.name for a in ordered]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"place_all got the same app twice: {', '.join(dupes)}")
+    by_name = _index_nodes(nodes)
+    usage = _Usage({}, {})
+    per_app: dict[str, list[Assignment]] = {}
+    for a in assignments:
+        per_app.setdefault(a.app, []).append(a)
+        if a.node in by_name:
+            usage.add(a.node, millicores(a.cpu), a.memory_mb)
+    results: dict[str, AppPlacement] = {}
+    for app in ordered:
+        mine = per_app.get(app.name, [])
+        for a in mine:
+            if a.node in by_name:
+                usage.add(a.node, -millicores(a.cpu), -a.memory_mb)
+        # The pass charges the app's new set into ``usage``, ready for the next app.
+        lost = _lost_for(app, lost_nodes, offline_for_s)
+        results[app.name] = _place(app, by_name, mine, usage, seed, lost)
+    return results
+
+
+@dataclass(slots=True)
+class _Usage:
+    cpu_m: dict[str, int]
+    memory_mb: dict[str, int]
+
+    def add(self, node: str, cpu_m: int, memory_mb: int) -> None:
+        self.cpu_m[node] = self.cpu_m.get(node, 0) + cpu_m
+        self.memory_mb[node] = self.memory_mb.get(node, 0) + memory_mb
+
+
+def _index_nodes(nodes: Sequence[NodeView]) -> dict[str, NodeView]:
+    by_name = {n.node: n for n in nodes}
+    if len(by_name) != len(nodes):
+        raise ValueError("placement got two views of the same node")
+    return by_name
+
+
+def _lost_for(
+    app: AppManifest, lost_nodes: frozenset[str], offline_for_s: Mapping[str, float] | None
+) -> frozenset[str]:
+    if not offline_for_s:
+        return lost_nodes
+    grace = app.disconnect.grace_s
+    return lost_nodes | {node for node, gone in offline_for_s.items() if gone >= grace}
+
+
+@dataclass(slots=True)
+class _Pass:
+    """The working state of one app's pass (mutated only by :func:`_place` and helpers)."""
+
+    app: AppManifest
+    nodes: Mapping[str, NodeView]
+    ctx: FilterContext
+    static: tuple[Filter, ...]
+    evicting: tuple[Filter, ...]
+    dynamic: tuple[Filter, ...]
+    rejections: dict[str, Rejection] = field(default_factory=dict)
+    static_checked: set[str] = field(default_factory=set)
+    site_counts: dict[str, int] = field(default_factory=dict)
+    taken: dict[str, Assignment] = field(default_factory=dict)
+
+    def static_rejection(self, node: NodeView) -> Rejection | None:
+        if node.node not in self.static_checked:
+            self.static_checked.add(node.node)
+            rejection = first_rejection(node, self.ctx, self.static)
+            if rejection is not None:
+                self.rejections[node.node] = rejection
+        return self.rejections.get(node.node)
+
+    def why_not_keep(self, a: Assignment) -> Rejection | None:
+        """Why an existing replica must leave its node, or ``None`` if it may stay."""
+        node = self.nodes.get(a.node)
+        if node is None:
+            return NODE_GONE
+        if a.node in self.ctx.lost and self.app.disconnect.replace:
+            return LOST
+        rejection = first_rejection(node, self.ctx, self.evicting)
+        if rejection is None and MAX_PER_NODE in self.dynamic:
+            rejection = MAX_PER_NODE.check(node, self.ctx)
+        grew = self.ctx.cpu_m > millicores(a.cpu) or self.ctx.memory_mb > a.memory_mb
+        if rejection is None and grew:
+            # Unchanged replicas are never evicted for resources (they already run there);
+            # a grown one must fit, or the pass would overcommit the node.
+            rejection = RESOURCES.check(node, self.ctx)
+        return rejection
+
+    def take(self, replica: str, node: NodeView) -> Assignment:
+        """Bind ``replica`` to ``node`` and charge it to the running totals."""
+        resources = self.app.workload.resources
+        assignment = Assignment(
+            replica=replica,
+            app=self.app.name,
+            node=node.node,
+            site=node.site,
+            cpu=resources.cpu,
+            memory_mb=resources.memory_mb,
+        )
+        self.ctx.charge(node.node, self.ctx.cpu_m, self.ctx.memory_mb)
+        self.ctx.replicas_on[node.node] = self.ctx.replicas_on.get(node.node, 0) + 1
+        self.site_counts[node.site] = self.site_counts.get(node.site, 0) + 1
+        self.taken[replica] = assignment
+        return assignment
+
+    def unplaced_reasons(self, nodes: Iterable[str]) -> list[str]:
+        reasons = [self.rejections[n] for n in nodes if n in self.rejections]
+        return group_reasons(reasons) if reasons else [NO_NODES]
+
+
+def _place(
+    app: AppManifest,
+    by_name: Mapping[str, NodeView],
+    mine: Sequence[Assignment],
+    usage: _Usage,
+    seed: int,
+    lost: frozenset[str],
+) -> AppPlacement:
+    ctx = FilterContext.for_app(
+        app, lost=lost, used_cpu_m=usage.cpu_m, used_memory_mb=usage.memory_mb
+    )
+    static = active(STATIC_FILTERS, app)
+    state = _Pass(
+        app=app,
+        nodes=by_name,
+        ctx=ctx,
+        static=static,
+        evicting=tuple(f for f in static if f.evicts),
+        dynamic=active(DYNAMIC_FILTERS, app),
+    )
+    if app.is_daemon:
+        return _place_daemon(state, mine)
+    return _place_replicated(state, mine, seed)
+
+
+def _place_replicated(state: _Pass, mine: Sequence[Assignment], seed: int) -> AppPlacement:
+    app = state.app
+    desired = app.replicas or 0
+    stopped: list[str] = []
+    candidates: dict[int, list[Assignment]] = {}
+    for a in sorted(mine, key=lambda a: (a.replica, a.node)):
+        index = replica_index(app.name, a.replica)
+        if index is None or index >= desired:
+            stopped.append(a.replica)  # scaled down, or a name from another mode
+        else:
+            candidates.setdefault(index, []).append(a)
+
+    kept: list[str] = []
+    left: dict[int, str] = {}  # index -> the node it had to leave
+    for index in sorted(candidates):
+        copies = candidates[index]  # more than one only if a caller duplicated a name
+        staying = next((a for a in copies if state.why_not_keep(a) is None), None)
+        if staying is None:
+            left[index] = copies[0].node
+            continue
+        state.take(staying.replica, state.nodes[staying.node])
+        kept.append(staying.replica)
+        stopped.extend(a.replica for a in copies if a is not staying)
+
+    placed: list[str] = []
+    moves: dict[str, tuple[str, str]] = {}
+    unplaced: list[Unplaced] = []
+    missing = [i for i in range(desired) if replica_name(app.name, index=i) not in state.taken]
+    if missing:
+        ranker = _Ranker(state, seed)
+        for position, index in enumerate(missing):
+            node = ranker.best()
+            if node is None:
+                rest = missing[position:]
+                stopped.extend(replica_name(app.name, index=i) for i in rest if i in left)
+                reasons = state.unplaced_reasons(sorted(state.nodes))
+                unplaced.append(Unplaced(count=len(rest), reasons=reasons))
+                break
+            name = replica_name(app.name, index=index)
+            state.take(name, node)
+            ranker.took(node)
+            if index in left:
+                moves[name] = (left[index], node.node)
+            else:
+                placed.append(name)
+
+    order = sorted(state.taken, key=lambda r: replica_index(app.name, r) or 0)
+    return AppPlacement(
+        app=app.name,
+        desired=desired,
+        assignments=tuple(state.taken[r] for r in order),
+        kept=tuple(kept),
+        placed=tuple(placed),
+        stopped=tuple(sorted(stopped)),
+        moved=tuple(sorted(moves, key=lambda r: replica_index(app.name, r) or 0)),
+        moves=MappingProxyType(moves),
+        unplaced=tuple(unplaced),
+        rejections=MappingProxyType(dict(sorted(state.rejections.items()))),
+    )
+
+
+def _place_daemon(state: _Pass, mine: Sequence[Assignment]) -> AppPlacement:
+    app = state.app
+    stopped: list[str] = []
+    kept: list[str] = []
+    kept_on: set[str] = set()
+    for a in sorted(mine, key=lambda a: (a.node, a.replica)):
+        wrong_name = a.replica != replica_name(app.name, node=a.node)
+        if wrong_name or a.node in kept_on or state.why_not_keep(a) is not None:
+            stopped.append(a.replica)
+            continue
+        state.take(a.replica, state.nodes[a.node])
+        kept.append(a.replica)
+        kept_on.add(a.node)
+
+    placed: list[str] = []
+    short: list[str] = []
+    for name in sorted(state.nodes):
+        node = state.nodes[name]
+        if name in kept_on or state.static_rejection(node) is not None:
+            continue
+        rejection = first_rejection(node, state.ctx, state.dynamic)
+        if rejection is not None:
+            state.rejections[name] = rejection
+            short.append(name)
+            continue
+        replica = replica_name(app.name, node=name)
+        state.take(replica, node)
+        placed.append(replica)
+
+    unplaced = (Unplaced(count=len(short), reasons=state.unplaced_reasons(short)),) if short else ()
+    assignments = sorted(state.taken.values(), key=lambda a: a.node)
+    return AppPlacement(
+        app=app.name,
+        desired=len(assignments) + len(short),
+        assignments=tuple(assignments),
+        kept=tuple(kept),
+        placed=tuple(placed),
+        stopped=tuple(sorted(stopped)),
+        unplaced=unplaced,
+        rejections=MappingProxyType(dict(sorted(state.rejections.items()))),
+    )
+
+
+_Entry = tuple[float, float, int, str, int, int]
+
+
+class _Ranker:
+    """The feasible nodes of one pass in a heap, best first, re-scored lazily.
+
+    Invariant: every entry's key is at least as good as its node's true key, because adding
+    a replica only lowers the scores of the chosen node's spread domain, and the chosen node
+    itself (whose bin-pack score may rise) is re-pushed with a fresh key at once. So when
+    the top entry is fresh, it is the true best; when stale, it is re-scored and pushed back.
+    Nodes failing a dynamic filter are dropped for the rest of the pass, since resources
+    only shrink and replica counts only grow while it runs.
+    """
+
+    def __init__(self, state: _Pass, seed: int) -> None:
+        self._state = state
+        app = state.app
+        self._domain = app.placement.effective_spread
+        self._weights = WEIGHTS[app.placement.strategy]
+        self._node_version: dict[str, int] = {}
+        self._site_version: dict[str, int] = {}
+        self._latency: dict[str, float] = {}
+        self._tie: dict[str, int] = {}
+        heap: list[_Entry] = []
+        for node in state.nodes.values():
+            if state.static_rejection(node) is not None:
+                continue
+            self._latency[node.node] = latency_score(node, app)
+            self._tie[node.node] = tie_break(seed, app.name, node.node)
+            heap.append(self._entry(node))
+        heapq.heapify(heap)
+        self._heap = heap
+
+    def _entry(self, node: NodeView) -> _Entry:
+        state = self._state
+        if self._domain == "node":
+            spread = spread_score(state.ctx.replicas_on.get(node.node, 0))
+        elif self._domain == "site":
+            spread = spread_score(state.site_counts.get(node.site, 0))
+        else:
+            spread = 0.0
+        score = weighted_score(node, state.ctx, self._weights, self._latency[node.node])
+        return (
+            -spread,
+            -score,
+            self._tie[node.node],
+            node.node,
+            self._node_version.get(node.node, 0),
+            self._site_version.get(node.site, 0),
+        )
+
+    def _is_fresh(self, entry: _Entry, node: NodeView) -> bool:
+        if entry[4] != self._node_version.get(node.node, 0):
+            return False
+        return self._domain != "site" or entry[5] == self._site_version.get(node.site, 0)
+
+    def best(self) -> NodeView | None:
+        """The best node that can take one more replica now (left on top of the heap)."""
+        heap = self._heap
+        state = self._state
+        while heap:
+            node = state.nodes[heap[0][3]]
+            if not self._is_fresh(heap[0], node):
+                heapq.heapreplace(heap, self._entry(node))
+                continue
+            rejection = first_rejection(node, state.ctx, state.dynamic)
+            if rejection is None:
+                return node
+            state.rejections[node.node] = rejection
+            heapq.heappop(heap)
+        return None
+
+    def took(self, node: NodeView) -> None:
+        """Record that ``node`` (the current top) took a replica, and re-rank it."""
+        self._node_version[node.node] = self._node_version.get(node.node, 0) + 1
+        self._site_version[node.site] = self._site_version.get(node.site, 0) + 1
+        heapq.heapreplace(self._heap, self._entry(node))
