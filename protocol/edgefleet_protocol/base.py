@@ -17,7 +17,11 @@ PROTOCOL_VERSION: Literal[1] = 1
 class WireModel(BaseModel):
     """A frozen payload model that ignores unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # allow_inf_nan=False: a JSON number too large for a float (1e400) becomes inf, which
+    # would encode back as null; refuse it like any other out-of-range value.
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class Envelope(WireModel):
@@ -39,7 +43,7 @@ class StrictSpec(BaseModel):
     refused instead of silently becoming a default.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -69,13 +69,19 @@ def parse_json_object(
     except UnicodeDecodeError as exc:
         raise ProtocolError("payload", f"is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_refuse_non_json_constant)
     except (json.JSONDecodeError, RecursionError) as exc:
         msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         raise ProtocolError("payload", f"is not valid JSON: {msg}") from None
     if not isinstance(data, dict):
         raise ProtocolError("payload", f"must be a JSON object, got {type(data).__name__}")
     return data
+
+
+def _refuse_non_json_constant(name: str) -> Any:
+    # Python's json accepts NaN/Infinity, which are not JSON: Node-RED's JSON.parse refuses
+    # them, they poison comparisons (deadbands, autoscaling) and encode back as null.
+    raise ProtocolError("payload", f"is not valid JSON: {name} is not a JSON number")
 
 
 def validate(model: type[M], data: Any, *, forbid_unknown: bool = False) -> M:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgefleet_protocol.base import Envelope, WireModel
 from edgefleet_protocol.ids import Identifier
@@ -38,13 +38,15 @@ class Desired(Envelope):
     issued_at: float
     workloads: list[DesiredWorkload] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> Desired:
-        names = [w.name for w in self.workloads]
+    # A field validator (not a model validator) so the error names "workloads".
+    @field_validator("workloads")
+    @classmethod
+    def _unique_names(cls, workloads: list[DesiredWorkload]) -> list[DesiredWorkload]:
+        names = [w.name for w in workloads]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate workload name(s): {', '.join(dupes)}")
-        return self
+        return workloads
 
 
 class ReplicaStatus(WireModel):
@@ -113,11 +115,13 @@ class CommandRequest(Envelope):
     request_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     reply_to: str | None = Field(default=None, min_length=1, max_length=512)
 
-    @model_validator(mode="after")
-    def _reply_to_is_a_topic(self) -> CommandRequest:
-        if self.reply_to is not None and any(c in self.reply_to for c in "+#\0"):
-            raise ValueError("reply_to must be a plain topic: no '+', '#' or NUL")
-        return self
+    # A field validator (not a model validator) so the error names "reply_to".
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to_is_a_topic(cls, reply_to: str | None) -> str | None:
+        if reply_to is not None and any(c in reply_to for c in "+#\0"):
+            raise ValueError("must be a plain topic: no '+', '#' or NUL")
+        return reply_to
 
 
 class CommandError(WireModel):
