@@ -22,7 +22,8 @@ cut it may lose the last commits. That is not harmless here: the orchestrator pu
 desired document right after committing its generation, so a lost commit would let the
 next start reissue a generation number the agent already holds with different content (it
 would treat it as a no-op) or a lower one (it would ignore it). FULL fsyncs the WAL on each
-commit; commits are one per coalesced reconcile pass, so the cost is a few ms per pass.
+commit; commits are one per coalesced reconcile pass, so the cost is one fsync per pass
+(0.2 ms against 0.1 ms for NORMAL on the development VM's ext4; more on slow flash).
 Pass ``synchronous="NORMAL"`` where that trade is acceptable (tests, simulations).
 
 Not thread-safe: use one store from one caller at a time (a worker thread is fine —

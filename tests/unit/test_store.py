@@ -17,6 +17,7 @@ from edgefleet_orchestrator.store import (
     DEFAULT_MAX_REPLIES,
     Assignment,
     NodeGeneration,
+    Store,
     StoreError,
 )
 from edgefleet_orchestrator.store_sqlite import (
@@ -87,6 +88,14 @@ def test_everything_written_is_read_back_after_reopening(data_dir: Path) -> None
     assert after.assignments["db-0"] == assignment("db-0", "db", "n3", "s2")
     assert after.generations["n1"] == NodeGeneration("n1", "s1", 4, "h4", '{"generation": 4}')
     assert after.cordoned == frozenset({"n2"})
+
+
+def test_the_sqlite_store_works_through_the_seam_alone(store: SqliteStore) -> None:
+    seam: Store = store  # mypy checks that SqliteStore satisfies the protocol
+    with seam.transaction():
+        assert seam.put_app("web", manifest("web")) == 1
+        seam.replace_assignments("web", [assignment("web-0", "web")])
+    assert seam.load().assignments_of("web") == [assignment("web-0", "web")]
 
 
 def test_a_new_data_dir_is_created_and_opens_empty(tmp_path: Path) -> None:
