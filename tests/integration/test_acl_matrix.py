@@ -1,0 +1,329 @@
+"""The generated production set, enforced by a real mosquitto over TLS.
+
+One broker for the module, started from the files ``edgefleet broker config`` writes
+(only the listener, persistence and log paths are moved into the sandbox). Every client
+verifies the broker's certificate against the generated CA and presents its own client
+certificate.
+
+Denied publishes are not visible in return codes (MQTT 3.1.1 acknowledges them as usual;
+aiomqtt ignores MQTT 5 reason codes), so every "cannot" is proved by delivery: a
+privileged observer subscribed to the whole tree, then a barrier — a marker the observer
+publishes itself after the denied PUBLISH was acknowledged. The broker had already
+decided about the denied message before acknowledging it, so had it been delivered it
+would have reached the observer ahead of the marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from edgefleet_orchestrator import cli_broker
+from edgefleet_protocol.broker import BrokerSettings
+from edgefleet_protocol.session import Backoff, InboundMessage, Publication, Session
+from harness.mosquitto import Mosquitto
+from harness.production import start_generated_broker
+from typer.testing import CliRunner
+
+R = "edgefleet/v1"
+FAST = Backoff(base_s=0.05, cap_s=0.3)
+
+
+@dataclass(frozen=True)
+class GeneratedSet:
+    path: Path
+    users: dict[str, Any]
+    broker: Mosquitto
+
+    def settings(
+        self,
+        username: str | None,
+        *,
+        password: str | None = None,
+        protocol: str = "5",
+        client_cert: str | None = None,
+    ) -> BrokerSettings:
+        """Settings for ``username`` (its own password and certificate unless overridden)."""
+        entry = self.users[username] if username else {}
+        cert_user = client_cert or username or "orchestrator"
+        return BrokerSettings(
+            host="127.0.0.1",
+            port=self.broker.port,
+            username=username,
+            password=password if password is not None else entry.get("password"),
+            tls=True,
+            ca_file=str(self.path / "ca.crt"),
+            cert_file=str(self.path / "clients" / f"{cert_user}.crt"),
+            key_file=str(self.path / "clients" / f"{cert_user}.key"),
+            protocol=protocol,  # type: ignore[arg-type]
+        )
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[GeneratedSet]:
+    # Depending on the session `mosquitto` fixture keeps the tier's skip/fail gating.
+    del mosquitto
+    out = tmp_path_factory.mktemp("generated") / "set"
+    root = typer.Typer()
+    root.add_typer(cli_broker.app, name="broker")
+    nodes = ["--node", "s1/n1", "--node", "s1/n2", "--node", "s2/n1"]
+    people = ["--operator", "alice", "--operator", "bob", "--viewer", "grafana"]
+    result = CliRunner().invoke(root, ["broker", "config", "--out", str(out), *nodes, *people])
+    assert result.exit_code == 0, result.output
+    users = json.loads((out / "credentials.json").read_text())["users"]
+    broker = start_generated_broker(out, tmp_path_factory.mktemp("prod-broker"))
+    yield GeneratedSet(out, users, broker)
+    broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    settings: BrokerSettings, name: str, subscriptions: tuple[str, ...] = ()
+) -> AsyncIterator[Session]:
+    session = Session(
+        settings,
+        client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+        subscriptions=subscriptions,
+        backoff=FAST,
+    )
+    async with session:
+        assert await session.wait_connected(5), session.stats.last_error
+        yield session
+
+
+class Observer:
+    """The orchestrator identity, subscribed to everything, with a delivery barrier."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    async def barrier(self) -> list[InboundMessage]:
+        """Everything delivered since the last barrier (retained replays included)."""
+        marker = f"{R}/barrier/{uuid.uuid4().hex}"
+        assert await self.session.publish(Publication(marker, b"", qos=1))
+        return await collect_until(self.session, marker)
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        assert await self.session.publish(Publication(topic, payload, qos=1, retain=retain))
+
+
+async def collect_until(
+    session: Session, topic: str, payload: bytes | None = None, timeout: float = 5.0
+) -> list[InboundMessage]:
+    """Messages received before the first one on ``topic`` (with ``payload``, if given)."""
+    seen: list[InboundMessage] = []
+    async with asyncio.timeout(timeout):
+        async for msg in session.messages():
+            if msg.topic == topic and (payload is None or msg.payload == payload):
+                return seen
+            seen.append(msg)
+    raise AssertionError("unreachable")
+
+
+@contextlib.asynccontextmanager
+async def observer(fleet: GeneratedSet) -> AsyncIterator[Observer]:
+    async with connected(fleet.settings("orchestrator"), "observer", (f"{R}/#",)) as session:
+        watcher = Observer(session)
+        await watcher.barrier()  # drain retained state left by earlier tests
+        yield watcher
+
+
+async def refused(settings: BrokerSettings) -> str:
+    """Connect and return why the broker refused; fails if it let the client in."""
+    session = Session(settings, client_id=f"refused-{uuid.uuid4().hex[:8]}", backoff=FAST)
+    async with session:
+        async with asyncio.timeout(5):
+            # No event marks a refusal, so poll (under the deadline above).
+            while session.stats.last_error is None and not session.connected.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert session.stats.connects == 0, "the broker accepted a client it should refuse"
+        return session.stats.last_error or ""
+
+
+def topics(messages: list[InboundMessage]) -> set[str]:
+    return {m.topic for m in messages}
+
+
+def node(site: str, name: str, kind: str) -> str:
+    return f"{R}/nodes/{site}/{name}/{kind}"
+
+
+# -- agents ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_an_agent_publishes_its_own_telemetry_and_status(
+    fleet: GeneratedSet, protocol: str
+) -> None:
+    async with (
+        observer(fleet) as obs,
+        connected(fleet.settings("s1.n1", protocol=protocol), "agent") as agent,
+    ):
+        for kind in ("telemetry", "status", "reported", "events", "capabilities"):
+            assert await agent.publish(Publication(node("s1", "n1", kind), b"{}", qos=1))
+        seen = await obs.barrier()
+    assert topics(seen) == {
+        node("s1", "n1", kind)
+        for kind in ("telemetry", "status", "reported", "events", "capabilities")
+    }
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_an_agent_cannot_publish_for_another_node_nor_desired_nor_commands(
+    fleet: GeneratedSet, protocol: str
+) -> None:
+    forbidden = [
+        node("s1", "n2", "status"),
+        node("s1", "n2", "telemetry"),
+        node("s2", "n1", "status"),
+        node("s1", "n1", "desired"),
+        node("s1", "n2", "desired"),
+        f"{R}/commands/deploy",
+        f"{R}/fleet/summary",
+        f"{R}/services/web",
+        f"{R}/orchestrator/status",
+    ]
+    async with (
+        observer(fleet) as obs,
+        connected(fleet.settings("s1.n1", protocol=protocol), "agent") as agent,
+    ):
+        for topic in forbidden:
+            await agent.publish(Publication(topic, b'{"forged": true}', qos=1))
+        # Proof the observer would have seen them: the agent's own topic still flows.
+        assert await agent.publish(Publication(node("s1", "n1", "status"), b"{}", qos=1))
+        seen = await obs.barrier()
+    assert topics(seen) == {node("s1", "n1", "status")}
+
+
+async def test_an_agent_reads_its_own_desired_document_and_not_another_nodes(
+    fleet: GeneratedSet,
+) -> None:
+    async with observer(fleet) as obs:
+        await obs.publish(node("s1", "n1", "desired"), b"mine", retain=True)
+        await obs.publish(node("s1", "n2", "desired"), b"theirs", retain=True)
+        filters = (f"{R}/nodes/#", node("s1", "n2", "desired"), f"{R}/#")
+        async with connected(fleet.settings("s1.n1"), "agent", filters) as agent:
+            await obs.publish(node("s1", "n2", "desired"), b"theirs-live")
+            await obs.publish(f"{R}/services/web", b"svc")
+            await obs.publish(node("s1", "n1", "desired"), b"end")
+            seen = await collect_until(agent, node("s1", "n1", "desired"), b"end")
+    # Overlapping filters each replay the retained document, so compare as a set.
+    assert {(m.topic, m.payload) for m in seen} == {
+        (node("s1", "n1", "desired"), b"mine"),
+        (f"{R}/services/web", b"svc"),
+    }
+
+
+# -- authentication ----------------------------------------------------------------------
+
+
+async def test_an_anonymous_client_is_refused(fleet: GeneratedSet) -> None:
+    reason = await refused(fleet.settings(None))
+    assert "authori" in reason.lower()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_a_wrong_password_is_refused(fleet: GeneratedSet, protocol: str) -> None:
+    reason = await refused(fleet.settings("s1.n1", password="not-the-password", protocol=protocol))
+    assert "authori" in reason.lower()
+
+
+async def test_another_users_password_is_refused(fleet: GeneratedSet) -> None:
+    other = fleet.users["s1.n2"]["password"]
+    assert "authori" in (await refused(fleet.settings("s1.n1", password=other))).lower()
+
+
+def mqtt311_connect(client_id: str, username: str, password: str) -> bytes:
+    """A minimal MQTT 3.1.1 CONNECT packet (clean session, user and password)."""
+
+    def utf8(text: str) -> bytes:
+        data = text.encode()
+        return len(data).to_bytes(2, "big") + data
+
+    body = utf8("MQTT") + bytes([4, 0xC2, 0, 30]) + utf8(client_id) + utf8(username)
+    body += utf8(password)
+    assert len(body) < 128  # one-byte remaining length
+    return bytes([0x10, len(body)]) + body
+
+
+def raw_tls_connect(fleet: GeneratedSet, *, with_client_cert: bool) -> bytes:
+    """TLS handshake (server verified against the CA) + CONNECT; returns the CONNACK."""
+    context = ssl.create_default_context(cafile=str(fleet.path / "ca.crt"))
+    if with_client_cert:
+        clients = fleet.path / "clients"
+        context.load_cert_chain(clients / "s1.n1.crt", clients / "s1.n1.key")
+    user = fleet.users["s1.n1"]
+    with (
+        socket.create_connection(("127.0.0.1", fleet.broker.port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(mqtt311_connect(f"raw-{uuid.uuid4().hex[:8]}", "s1.n1", user["password"]))
+        reply = tls.recv(4)
+    if not reply:
+        raise ConnectionError("the broker closed the connection without a CONNACK")
+    return reply
+
+
+def test_a_client_without_a_certificate_is_refused_at_the_tls_handshake(
+    fleet: GeneratedSet,
+) -> None:
+    # Control: the same raw client with its certificate gets CONNACK "accepted".
+    assert raw_tls_connect(fleet, with_client_cert=True) == bytes([0x20, 2, 0, 0])
+    # Without one the broker ends the TLS session: an alert ("certificate required"), or a
+    # plain close if the CONNECT raced it — never a CONNACK.
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        raw_tls_connect(fleet, with_client_cert=False)
+
+
+# -- operators and viewers ---------------------------------------------------------------
+
+
+async def test_an_operator_can_publish_a_command_and_a_viewer_cannot(fleet: GeneratedSet) -> None:
+    async with observer(fleet) as obs:
+        async with connected(fleet.settings("grafana"), "viewer") as viewer:
+            for topic in (f"{R}/commands/deploy", f"{R}/fleet/summary", node("s1", "n1", "status")):
+                await viewer.publish(Publication(topic, b"{}", qos=1))
+        assert await obs.barrier() == []
+        async with connected(fleet.settings("alice"), "operator") as operator:
+            assert await operator.publish(Publication(f"{R}/commands/deploy", b"{}", qos=1))
+            await operator.publish(Publication(node("s1", "n1", "desired"), b"{}", qos=1))
+        assert topics(await obs.barrier()) == {f"{R}/commands/deploy"}
+
+
+async def test_a_viewer_reads_the_fleet_summary_but_not_desired_documents_or_telemetry(
+    fleet: GeneratedSet,
+) -> None:
+    async with observer(fleet) as obs:
+        await obs.publish(f"{R}/fleet/summary", b"summary", retain=True)
+        async with connected(fleet.settings("grafana"), "viewer", (f"{R}/#",)) as viewer:
+            await obs.publish(node("s1", "n1", "desired"), b"desired")
+            await obs.publish(node("s1", "n1", "telemetry"), b"telemetry")
+            await obs.publish(f"{R}/commands/deploy", b"command")
+            await obs.publish(node("s1", "n1", "status"), b"status")
+            await obs.publish(f"{R}/fleet/summary", b"end")
+            seen = await collect_until(viewer, f"{R}/fleet/summary", b"end")
+    payloads = {(m.topic, m.payload) for m in seen}
+    assert (f"{R}/fleet/summary", b"summary") in payloads
+    assert (node("s1", "n1", "status"), b"status") in payloads
+    assert not {b"desired", b"telemetry", b"command"} & {m.payload for m in seen}
+
+
+async def test_an_operator_reads_its_own_replies_only(fleet: GeneratedSet) -> None:
+    async with (
+        observer(fleet) as obs,
+        connected(fleet.settings("alice"), "operator", (f"{R}/replies/#",)) as alice,
+    ):
+        await obs.publish(f"{R}/replies/bob/r1", b"for bob")
+        await obs.publish(f"{R}/replies/alice/r1", b"for alice")
+        seen = await collect_until(alice, f"{R}/replies/alice/r1")
+    assert seen == []
