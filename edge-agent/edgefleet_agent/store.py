@@ -1,0 +1,184 @@
+"""The agent's local state: a tinydb file in the state dir that survives restarts and
+crashes, so a gateway converges to its last desired state before, and without, any broker.
+
+It holds the session counter, the last accepted desired document, the specs of hashes the
+agent has applied (to tell a resources-only change from a real one) and live resource
+updates (a running container keeps its old hash label; the agent remembers it now means
+the new one).
+
+Writes are atomic (:class:`AtomicJSONStorage`): the whole database goes to a temp file in
+the same directory, is fsynced, renamed over the old file, and the directory is fsynced.
+A crash at any point leaves either the old or the new file, never a torn one. A file that
+is nevertheless unreadable (disk fault, hand edit) is moved aside and the agent starts
+empty, saying so (:attr:`LocalStore.recovered_from`), rather than refusing to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgefleet_protocol import Desired, ProtocolError, WorkloadSpec, validate
+from tinydb import Query, TinyDB
+from tinydb.storages import Storage
+
+STORE_FILE = "agent-store.json"
+
+
+class StoreCorrupt(Exception):
+    """The store file exists but is not a readable database."""
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX: the directory entry is data too)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers and crashes see old or new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_directory(path.parent)
+
+
+class AtomicJSONStorage(Storage):
+    """A tinydb storage that rewrites its file atomically on every write."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._path = Path(path)
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        try:
+            raw = self._path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreCorrupt(f"{self._path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise StoreCorrupt(f"{self._path} does not hold a database object")
+        return data
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        write_atomically(self._path, json.dumps(data, separators=(",", ":")).encode())
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDesired:
+    desired: Desired
+    accepted_at: float
+
+
+class LocalStore:
+    """The agent's durable state. Not thread-safe; the agent's one event loop owns it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / STORE_FILE
+        self.recovered_from: str | None = None
+        try:
+            AtomicJSONStorage(str(self.path)).read()
+        except StoreCorrupt as exc:
+            aside = self.path.with_name(f"{STORE_FILE}.corrupt-{int(time.time())}")
+            os.replace(self.path, aside)
+            self.recovered_from = f"{exc}; moved aside to {aside.name} and started empty"
+        self._db = TinyDB(str(self.path), storage=AtomicJSONStorage)
+        self._meta = self._db.table("meta")
+        self._desired = self._db.table("desired")
+        self._specs = self._db.table("specs")
+        self._aliases = self._db.table("aliases")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- session ----------------------------------------------------------------------------
+
+    def next_session(self) -> int:
+        """Count one more agent start and return its number (1 on the very first start)."""
+        doc = self._meta.get(doc_id=1)
+        session = int(doc["session"]) + 1 if doc else 1
+        self._meta.upsert({"session": session}, Query().session.exists())
+        return session
+
+    # -- desired ----------------------------------------------------------------------------
+
+    def load_desired(self) -> StoredDesired | None:
+        """The last accepted desired document, or ``None`` (never had one, or unreadable)."""
+        docs = self._desired.all()
+        if not docs:
+            return None
+        try:
+            desired = validate(Desired, docs[0]["document"])
+            return StoredDesired(desired, float(docs[0]["accepted_at"]))
+        except (ProtocolError, KeyError, TypeError, ValueError):
+            return None
+
+    def save_desired(self, desired: Desired, *, accepted_at: float) -> None:
+        """Persist ``desired`` (one atomic write) and remember its specs by hash."""
+        self._desired.truncate()
+        self._desired.insert(
+            {"document": desired.model_dump(mode="json"), "accepted_at": accepted_at}
+        )
+        self.remember_specs({w.spec_hash: w.spec for w in desired.workloads})
+
+    # -- specs by hash ----------------------------------------------------------------------
+
+    def remember_specs(self, specs: Mapping[str, WorkloadSpec]) -> None:
+        known = self.known_specs()
+        new = {h: s for h, s in specs.items() if h not in known}
+        if new:
+            self._specs.insert_multiple(
+                {"hash": h, "spec": s.model_dump(mode="json")} for h, s in new.items()
+            )
+
+    def known_specs(self) -> dict[str, WorkloadSpec]:
+        specs: dict[str, WorkloadSpec] = {}
+        for doc in self._specs.all():
+            with contextlib.suppress(ProtocolError, KeyError):
+                specs[str(doc["hash"])] = validate(WorkloadSpec, doc["spec"])
+        return specs
+
+    def forget_specs_except(self, keep: Iterable[str]) -> None:
+        """Drop specs of hashes neither desired nor running any more (bounded growth)."""
+        wanted = set(keep)
+        self._specs.remove(~Query().hash.one_of(sorted(wanted)))
+
+    # -- live resource updates --------------------------------------------------------------
+
+    def aliases(self) -> dict[str, tuple[str, str]]:
+        """workload name -> (hash the runtime labels it with, hash it really runs)."""
+        return {str(d["name"]): (str(d["from"]), str(d["to"])) for d in self._aliases.all()}
+
+    def set_alias(self, name: str, *, from_hash: str, to_hash: str) -> None:
+        self._aliases.upsert({"name": name, "from": from_hash, "to": to_hash}, Query().name == name)
+
+    def drop_aliases(self, names: Iterable[str]) -> None:
+        doomed = sorted(set(names))
+        if doomed:
+            self._aliases.remove(Query().name.one_of(doomed))
