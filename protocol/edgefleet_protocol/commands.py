@@ -218,6 +218,10 @@ def manifest_from_text(text: str) -> dict[str, Any]:
         data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ValueError(f"manifest is not valid YAML/JSON: {_yaml_reason(exc)}") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        # PyYAML's constructors let these through for values such as `2001-02-30` (a date
+        # that does not exist); they are still just bad input.
+        raise ValueError(f"manifest has a value YAML cannot read: {exc}") from None
     except RecursionError:
         raise ValueError("manifest is nested too deeply") from None
     if not isinstance(data, dict):
