@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import ssl
 import uuid
@@ -27,13 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-from edgefleet_orchestrator import cli_broker
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.session import Backoff, InboundMessage, Publication, Session
 from harness.mosquitto import Mosquitto
-from harness.production import start_generated_broker
-from typer.testing import CliRunner
+from harness.production import generate_set, start_generated_broker
 
 R = "edgefleet/v1"
 FAST = Backoff(base_s=0.05, cap_s=0.3)
@@ -42,7 +38,7 @@ FAST = Backoff(base_s=0.05, cap_s=0.3)
 @dataclass(frozen=True)
 class GeneratedSet:
     path: Path
-    users: dict[str, Any]
+    users: dict[str, dict[str, Any]]
     broker: Mosquitto
 
     def settings(
@@ -74,13 +70,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Ite
     # Depending on the session `mosquitto` fixture keeps the tier's skip/fail gating.
     del mosquitto
     out = tmp_path_factory.mktemp("generated") / "set"
-    root = typer.Typer()
-    root.add_typer(cli_broker.app, name="broker")
     nodes = ["--node", "s1/n1", "--node", "s1/n2", "--node", "s2/n1"]
     people = ["--operator", "alice", "--operator", "bob", "--viewer", "grafana"]
-    result = CliRunner().invoke(root, ["broker", "config", "--out", str(out), *nodes, *people])
-    assert result.exit_code == 0, result.output
-    users = json.loads((out / "credentials.json").read_text())["users"]
+    users = generate_set(out, *nodes, *people)
     broker = start_generated_broker(out, tmp_path_factory.mktemp("prod-broker"))
     yield GeneratedSet(out, users, broker)
     broker.stop()
