@@ -1,0 +1,73 @@
+"""``edgefleet orchestrator run``: the long-running control-plane service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+from edgefleet_protocol import ProtocolError
+from edgefleet_protocol.broker import BrokerSettings
+from edgefleet_protocol.topics import DEFAULT_ROOT, validate_root
+
+from edgefleet_orchestrator.registry import DEFAULT_STALE_AFTER_S
+from edgefleet_orchestrator.store import StoreError
+
+app = typer.Typer(help="Run the orchestrator service.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    broker: str = typer.Option(
+        "mqtt://127.0.0.1:1883",
+        "--broker",
+        envvar="EDGEFLEET_BROKER",
+        help="Broker URL: mqtt://[user:pass@]host[:port] or mqtts://...?ca=FILE",
+    ),
+    data_dir: Path = typer.Option(
+        Path("/var/lib/edgefleet"),
+        "--data-dir",
+        envvar="EDGEFLEET_DATA_DIR",
+        help="Where the SQLite store and its lock live.",
+    ),
+    root: str = typer.Option(
+        DEFAULT_ROOT, "--root", envvar="EDGEFLEET_ROOT", help="Topic root prefix."
+    ),
+    stale_after: float = typer.Option(
+        DEFAULT_STALE_AFTER_S,
+        "--stale-after",
+        help="Seconds without a heartbeat before a node counts as stale.",
+    ),
+    tick: float = typer.Option(1.0, "--tick", help="Timer period in seconds (staleness, grace)."),
+    client_id: str = typer.Option("edgefleet-orchestrator", "--client-id"),
+    log_level: str = typer.Option("INFO", "--log-level", envvar="EDGEFLEET_LOG_LEVEL"),
+) -> None:
+    """Run the orchestrator until SIGTERM/SIGINT."""
+    from edgefleet_orchestrator.service import OrchestratorConfig, run_until_signalled
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = BrokerSettings.from_url(broker)
+        validate_root(root)
+    except ProtocolError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if stale_after <= 0 or tick <= 0:
+        typer.echo("error: --stale-after and --tick must be positive", err=True)
+        raise typer.Exit(2)
+    config = OrchestratorConfig(
+        broker=settings,
+        data_dir=data_dir,
+        root=root,
+        client_id=client_id,
+        stale_after_s=stale_after,
+        tick_s=tick,
+    )
+    try:
+        asyncio.run(run_until_signalled(config))
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None

@@ -1,0 +1,96 @@
+"""Per-node desired documents: build them from assignments, bump generations on change.
+
+Pure. The reconcile pass hands in every assignment and the app manifests; this module
+groups workloads per node, hashes each node's workload list, and compares with the last
+published hash. Only a node whose list changed gets ``generation + 1`` and is republished —
+the rule agents rely on (higher applies, equal is a no-op). A node that lost all its
+workloads still gets a new (empty) document, which is how a returning node learns to stop
+what it should no longer run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from edgefleet_protocol import Desired, DesiredWorkload, WorkloadSpec
+from edgefleet_protocol.workload import canonical_json
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedWorkload:
+    """One replica bound to a node, with the spec it should run there."""
+
+    name: str
+    app: str
+    node: str
+    site: str
+    spec: WorkloadSpec
+    spec_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What was last published for a node: its generation and the hash of its workloads."""
+
+    site: str
+    generation: int
+    doc_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentChange:
+    node: str
+    site: str
+    generation: int
+    doc_hash: str
+    document: Desired
+
+
+def workloads_hash(workloads: Iterable[DesiredWorkload]) -> str:
+    """Hash of a node's workload set (names, apps and spec hashes), order-independent."""
+    items = sorted((w.name, w.app, w.spec_hash) for w in workloads)
+    return "sha256:" + hashlib.sha256(canonical_json(items)).hexdigest()[:16]
+
+
+def plan_documents(
+    placed: Iterable[PlacedWorkload],
+    published: Mapping[str, Published],
+    *,
+    now: float,
+) -> list[DocumentChange]:
+    """The documents that must be (re)published, sorted by node.
+
+    Nodes that appear in ``published`` but have no workloads now get an empty document
+    (once: an empty set hashes the same every time).
+    """
+    per_node: dict[str, list[DesiredWorkload]] = defaultdict(list)
+    site_of: dict[str, str] = {}
+    for p in placed:
+        per_node[p.node].append(
+            DesiredWorkload(name=p.name, app=p.app, spec=p.spec, spec_hash=p.spec_hash)
+        )
+        site_of[p.node] = p.site
+    for node, last in published.items():
+        per_node.setdefault(node, [])
+        site_of.setdefault(node, last.site)
+
+    changes: list[DocumentChange] = []
+    for node in sorted(per_node):
+        workloads = sorted(per_node[node], key=lambda w: w.name)
+        digest = workloads_hash(workloads)
+        prev = published.get(node)
+        if prev is not None and prev.doc_hash == digest and prev.site == site_of[node]:
+            continue
+        generation = (prev.generation if prev is not None else 0) + 1
+        doc = Desired(
+            node=node,
+            site=site_of[node],
+            generation=generation,
+            issued_at=now,
+            workloads=workloads,
+        )
+        changes.append(DocumentChange(node, site_of[node], generation, digest, doc))
+    return changes

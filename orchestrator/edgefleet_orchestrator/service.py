@@ -1,0 +1,555 @@
+"""The orchestrator service: the thin shell around registry, placement and reconcile.
+
+Who calls it: ``edgefleet orchestrator run`` (cli_orchestrator.py) and the tests.
+
+Invariants:
+
+* All state (:class:`ControlState`, the store) is touched only from this process's event
+  loop; the pure reconcile pass runs synchronously, so it always sees one consistent view.
+* Inputs only mark the fleet dirty; one reconcile task coalesces them: it waits for
+  ``dirty``, lets a short debounce collect the rest of a burst, then runs ONE pass over the
+  full current state (level-triggered). Passes are counted in ``stats.passes``.
+* A pass is written to the store (one transaction) before any desired document of it is
+  published, so a crash can never make a published generation go backwards.
+* A bad message never stops a loop: it is dropped, counted, and (rate-limited) reported on
+  ``orchestrator/events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgefleet_protocol import (
+    AppStatus,
+    CommandReply,
+    Desired,
+    Event,
+    FleetSummary,
+    OrchestratorStatus,
+    ProtocolError,
+    TopicKind,
+    Topics,
+    decode,
+    decode_for_kind,
+    encode,
+)
+from edgefleet_protocol.broker import BrokerSettings
+from edgefleet_protocol.commands import (
+    ErrorCode,
+    error_reply,
+    parse_command,
+    parse_envelope,
+    rejection_reply,
+    resolve_reply_to,
+)
+from edgefleet_protocol.session import InboundMessage, Publication, Session
+from edgefleet_protocol.topics import DEFAULT_ROOT
+
+from edgefleet_orchestrator import __version__
+from edgefleet_orchestrator.command_handlers import CommandFailed, ControlState, handle
+from edgefleet_orchestrator.desired import Published
+from edgefleet_orchestrator.manifest import load_manifest
+from edgefleet_orchestrator.placement.model import Assignment
+from edgefleet_orchestrator.reconcile import FleetView, PassResult, reconcile
+from edgefleet_orchestrator.registry import DEFAULT_STALE_AFTER_S, Registry
+from edgefleet_orchestrator.status import app_status, fleet_summary, same_status
+from edgefleet_orchestrator.store import Assignment as StoredAssignment
+from edgefleet_orchestrator.store import Store
+from edgefleet_orchestrator.store_sqlite import open_store
+
+log = logging.getLogger("edgefleet.orchestrator")
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestratorConfig:
+    broker: BrokerSettings
+    data_dir: Path
+    root: str = DEFAULT_ROOT
+    client_id: str = "edgefleet-orchestrator"
+    stale_after_s: float = DEFAULT_STALE_AFTER_S
+    debounce_s: float = 0.05
+    tick_s: float = 1.0
+    settle_s: float = 1.0
+    seed: int = 0
+    max_events_per_s: float = 20.0
+
+
+@dataclass
+class ServiceStats:
+    passes: int = 0
+    messages: int = 0
+    rejected: int = 0
+    commands: int = 0
+    documents_published: int = 0
+    last_pass_ms: float = 0.0
+    rejections_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class _EventBudget:
+    """Token bucket for rejection events: a hostile flood must not become an event flood."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.clock = clock
+        self.last = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        config: OrchestratorConfig,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.root)
+        self.clock = clock
+        self.store: Store = store if store is not None else open_store(config.data_dir)
+        self.stats = ServiceStats()
+        self.started_at = clock()
+        snapshot = self.store.load()
+        self.state = ControlState(
+            apps={
+                name: load_manifest(rec.manifest_json, source=f"stored app {name}")
+                for name, rec in snapshot.apps.items()
+            },
+            registry=Registry(stale_after_s=config.stale_after_s, cordoned=snapshot.cordoned),
+            assignments=[_from_stored(a) for a in snapshot.assignments.values()],
+        )
+        self.published: dict[str, Published] = {
+            g.node: Published(site=g.site, generation=g.generation, doc_hash=g.doc_hash)
+            for g in snapshot.generations.values()
+        }
+        self._stored_docs = {g.node: (g.site, g.doc_json) for g in snapshot.generations.values()}
+        self._summary: FleetSummary | None = None
+        self._dirty = asyncio.Event()
+        self._status_dirty = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._budget = _EventBudget(config.max_events_per_s, clock)
+        status_topic = self.topics.orchestrator_status()
+        self.session = Session(
+            config.broker,
+            client_id=config.client_id,
+            will=Publication.of(
+                TopicKind.ORCHESTRATOR_STATUS, status_topic, self._status("offline")
+            ),
+            subscriptions=[self.topics.all_nodes(), self.topics.all_commands()],
+            on_connect=self._on_connect,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then publish ``offline`` and disconnect."""
+        self.session.start()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._consume(), name="orchestrator-inbound")
+                tasks.create_task(self._reconcile_loop(), name="orchestrator-reconcile")
+                tasks.create_task(self._tick_loop(), name="orchestrator-tick")
+                tasks.create_task(self._until(stop), name="orchestrator-stop")
+        except* _Stop:
+            pass
+        finally:
+            final = Publication.of(
+                TopicKind.ORCHESTRATOR_STATUS,
+                self.topics.orchestrator_status(),
+                self._status("offline"),
+            )
+            await self.session.close([final])
+            self.store.close()
+
+    async def _until(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        raise _Stop
+
+    def _status(self, state: Literal["online", "offline"]) -> OrchestratorStatus:
+        return OrchestratorStatus(state=state, since=self.started_at, version=__version__)
+
+    async def _on_connect(self) -> None:
+        """After every (re)connect: presence, then every node's last desired document (the
+        store, not broker persistence, is the source of truth), then statuses."""
+        await self.session.publish_model(
+            TopicKind.ORCHESTRATOR_STATUS, self.topics.orchestrator_status(), self._status("online")
+        )
+        docs = [
+            Publication(
+                topic=self.topics.node_desired(site, node),
+                payload=doc_json.encode(),
+                qos=1,
+                retain=True,
+            )
+            for node, (site, doc_json) in sorted(self._stored_docs.items())
+        ]
+        await _publish_all(self.session, docs)
+        self.stats.documents_published += len(docs)
+        if not self._ready.is_set():
+            # Let the broker replay retained node state before the first pass, so a
+            # restart sees the fleet as it is rather than empty.
+            await asyncio.sleep(self.config.settle_s)
+            self._ready.set()
+        self._dirty.set()
+        self._status_dirty.set()
+
+    # -- inbound --------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        async for message in self.session.messages():
+            self.stats.messages += 1
+            try:
+                await self._dispatch(message)
+            except Exception:  # one message must never stop the loop
+                log.exception("unexpected error handling %s", message.topic)
+                await self._reject(message.topic, "internal error while handling the message")
+
+    async def _dispatch(self, message: InboundMessage) -> None:
+        try:
+            parsed = self.topics.parse(message.topic)
+        except ProtocolError as exc:
+            await self._reject(message.topic, str(exc))
+            return
+        if parsed.kind is TopicKind.COMMAND:
+            if message.retain:
+                await self._reject(
+                    message.topic, "retained command ignored: commands are never retained"
+                )
+                return
+            await self._command(parsed.verb or "", message)
+            return
+        if parsed.kind in (TopicKind.NODE_DESIRED, TopicKind.NODE_EVENTS):
+            return  # our own output, and agents' events (audit only)
+        if not message.payload:
+            return  # a cleared retained message
+        assert parsed.site is not None
+        assert parsed.node is not None
+        try:
+            model = decode_for_kind(parsed.kind, message.payload)
+        except ProtocolError as exc:
+            await self._reject(message.topic, str(exc), node=parsed.node)
+            return
+        result = self.state.registry.ingest(
+            parsed.kind, parsed.site, parsed.node, model, self.clock(), retained=message.retain
+        )
+        if result.rejection:
+            await self._reject(message.topic, result.rejection, node=parsed.node)
+            return
+        if result.event:
+            await self._event("info", "node", result.event, node=parsed.node, site=parsed.site)
+        if result.scheduling_relevant:
+            self._dirty.set()
+        if result.status_relevant or result.scheduling_relevant:
+            self._status_dirty.set()
+
+    async def _reject(self, topic: str, reason: str, *, node: str | None = None) -> None:
+        self.stats.rejected += 1
+        key = reason.split(":")[0][:80]
+        self.stats.rejections_by_reason[key] = self.stats.rejections_by_reason.get(key, 0) + 1
+        log.info("dropped message on %s: %s", topic, reason)
+        if self._budget.take():
+            await self._event(
+                "warning",
+                "message-rejected",
+                f"dropped message on {topic[:200]}: {reason}",
+                details={"topic": topic[:512], "reason": reason},
+            )
+
+    async def _event(
+        self,
+        level: Literal["debug", "info", "warning", "error"],
+        kind: str,
+        message: str,
+        *,
+        node: str | None = None,
+        site: str | None = None,
+        app: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        event = Event(
+            ts=self.clock(),
+            level=level,
+            kind=kind,
+            message=message[:4096],
+            node=node,
+            site=site,
+            app=app,
+            details=details or {},
+        )
+        await self.session.publish_model(
+            TopicKind.ORCHESTRATOR_EVENTS, self.topics.orchestrator_events(), event
+        )
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def _command(self, verb: str, message: InboundMessage) -> None:
+        self.stats.commands += 1
+        try:
+            envelope = parse_envelope(message.payload)
+        except ProtocolError as exc:
+            reply = error_reply(
+                "unknown", ErrorCode.BAD_REQUEST, str(exc), verb=verb, details=exc.as_dict()
+            )
+            await self._answer(reply, None, message.correlation_data, verb)
+            return
+        try:
+            reply_to = resolve_reply_to(self.config.root, envelope, message.response_topic)
+        except ProtocolError as exc:
+            reply = error_reply(
+                envelope.request_id,
+                ErrorCode.BAD_REPLY_TO,
+                str(exc),
+                verb=verb,
+                details=exc.as_dict(),
+            )
+            await self._answer(reply, None, message.correlation_data, verb)
+            return
+        earlier = self.store.get_reply(envelope.request_id)
+        if earlier is not None:
+            await self._answer_raw(earlier.encode(), reply_to, message.correlation_data)
+            return
+        reply = self._execute(verb, envelope.request_id, message.payload)
+        stored = self.store.remember_reply(envelope.request_id, verb, encode(reply).decode())
+        await self._answer_raw(stored.encode(), reply_to, message.correlation_data)
+        await self._audit(reply, verb)
+
+    def _execute(self, verb: str, request_id: str, payload: bytes) -> CommandReply:
+        try:
+            _, args = parse_command(verb, payload)
+        except ProtocolError as exc:
+            return rejection_reply(request_id, verb, exc)
+        try:
+            with self.store.transaction():
+                outcome = handle(verb, args, self.state, self.store)
+        except CommandFailed as exc:
+            return error_reply(request_id, exc.code, exc.message, verb=verb, details=exc.details)
+        except Exception as exc:
+            log.exception("command %s failed", verb)
+            return error_reply(
+                request_id, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", verb=verb
+            )
+        if outcome.placement_changed:
+            self._dirty.set()
+        self._status_dirty.set()
+        return CommandReply(request_id=request_id, verb=verb, ok=True, result=outcome.result)
+
+    async def _answer(
+        self, reply: CommandReply, reply_to: str | None, correlation: bytes | None, verb: str
+    ) -> None:
+        await self._answer_raw(encode(reply), reply_to, correlation)
+        await self._audit(reply, verb)
+
+    async def _answer_raw(
+        self, payload: bytes, reply_to: str | None, correlation: bytes | None
+    ) -> None:
+        if reply_to is not None:
+            await self.session.publish(
+                Publication(
+                    topic=reply_to,
+                    payload=payload,
+                    qos=1,
+                    retain=False,
+                    correlation_data=correlation,
+                )
+            )
+
+    async def _audit(self, reply: CommandReply, verb: str) -> None:
+        """Every command result also goes to ``orchestrator/events`` (the audit trail)."""
+        text = f"command {verb} {reply.request_id}: " + (
+            "ok" if reply.ok else f"{reply.error.code}: {reply.error.message}"  # type: ignore[union-attr]
+        )
+        await self._event(
+            "info" if reply.ok else "warning",
+            "command",
+            text,
+            details={"reply": reply.model_dump(mode="json", exclude_none=True)},
+        )
+
+    # -- reconcile ------------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        await self._ready.wait()
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.config.debounce_s)
+            self._dirty.clear()
+            result = self._pass()
+            await self._publish_pass(result)
+            await self._publish_statuses()
+
+    def _pass(self) -> PassResult:
+        started = time.perf_counter()
+        view = FleetView(
+            apps=dict(self.state.apps),
+            nodes=self.state.registry.nodes,
+            assignments=list(self.state.assignments),
+            published=dict(self.published),
+            now=self.clock(),
+            started_at=self.started_at,
+            seed=self.config.seed,
+        )
+        result = reconcile(view)
+        self._persist(result)
+        self.state.assignments = list(result.assignments)
+        self._placements = result.placements
+        for change in result.documents:
+            self.published[change.node] = Published(change.site, change.generation, change.doc_hash)
+            self._stored_docs[change.node] = (change.site, encode(change.document).decode())
+        self.stats.passes += 1
+        self.stats.last_pass_ms = (time.perf_counter() - started) * 1000
+        self._status_dirty.set()
+        return result
+
+    _placements: dict[str, Any] = {}
+
+    def _persist(self, result: PassResult) -> None:
+        before: dict[str, set[Assignment]] = {}
+        for a in self.state.assignments:
+            before.setdefault(a.app, set()).add(a)
+        after: dict[str, set[Assignment]] = {}
+        for a in result.assignments:
+            after.setdefault(a.app, set()).add(a)
+        with self.store.transaction():
+            for app in sorted(set(before) | set(after)):
+                if before.get(app) != after.get(app) and app in self.state.apps:
+                    self.store.replace_assignments(
+                        app,
+                        [
+                            _to_stored(a)
+                            for a in sorted(after.get(app, ()), key=lambda a: a.replica)
+                        ],
+                    )
+            for change in result.documents:
+                self.store.put_generation(
+                    change.node,
+                    change.site,
+                    change.generation,
+                    change.doc_hash,
+                    encode(change.document).decode(),
+                )
+
+    async def _publish_pass(self, result: PassResult) -> None:
+        docs = [
+            Publication.of(
+                TopicKind.NODE_DESIRED, self.topics.node_desired(c.site, c.node), c.document
+            )
+            for c in result.documents
+        ]
+        await _publish_all(self.session, docs)
+        self.stats.documents_published += len(docs)
+        for text in result.events:
+            await self._event("info", "placement", text)
+
+    async def _publish_statuses(self) -> None:
+        self._status_dirty.clear()
+        now = self.clock()
+        nodes = self.state.registry.nodes
+        statuses: dict[str, AppStatus] = {}
+        for name, app in sorted(self.state.apps.items()):
+            placement = self._placements.get(name)
+            unplaced = list(placement.unplaced) if placement is not None else []
+            mine = [a for a in self.state.assignments if a.app == name]
+            statuses[name] = app_status(app, mine, unplaced, nodes, now=now)
+        pubs = []
+        for name, status in statuses.items():
+            if not same_status(self.state.statuses.get(name), status):
+                pubs.append(
+                    Publication.of(TopicKind.APP_STATUS, self.topics.app_status(name), status)
+                )
+        for name, old in self.state.statuses.items():
+            if name not in statuses:
+                gone = old.model_copy(update={"state": "deleted", "updated_at": now, "running": 0})
+                pubs.append(
+                    Publication.of(TopicKind.APP_STATUS, self.topics.app_status(name), gone)
+                )
+                pubs.append(
+                    Publication(topic=self.topics.app_status(name), payload=b"", retain=True)
+                )
+        self.state.statuses = statuses
+        summary = fleet_summary(nodes, statuses, now=now)
+        if self._summary is None or self._summary.model_copy(
+            update={"ts": 0}
+        ) != summary.model_copy(update={"ts": 0}):
+            pubs.append(
+                Publication.of(TopicKind.FLEET_SUMMARY, self.topics.fleet_summary(), summary)
+            )
+            self._summary = summary
+        for pub in pubs:  # in order: a deleted app's status must land before its clear
+            await self.session.publish(pub)
+
+    async def _tick_loop(self) -> None:
+        """The timer input: staleness, disconnect grace expiry, and status refresh."""
+        while True:
+            await asyncio.sleep(self.config.tick_s)
+            now = self.clock()
+            for change in self.state.registry.sweep(now):
+                await self._event(
+                    "warning", "node", change.reason, node=change.node, site=change.site
+                )
+                self._dirty.set()
+            if self._assigned_to_absent_nodes():
+                self._dirty.set()  # a grace may have run out; the pass decides
+            if self._status_dirty.is_set() and not self._dirty.is_set() and self._ready.is_set():
+                await self._publish_statuses()
+
+    def _assigned_to_absent_nodes(self) -> bool:
+        nodes = self.state.registry.nodes
+        return any(
+            (rec := nodes.get(a.node)) is None or rec.state != "online"
+            for a in self.state.assignments
+        )
+
+
+class _Stop(Exception):
+    pass
+
+
+async def _publish_all(session: Session, pubs: list[Publication], concurrency: int = 64) -> None:
+    """Publish many QoS 1 messages with a bounded number in flight."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(pub: Publication) -> None:
+        async with sem:
+            await session.publish(pub)
+
+    await asyncio.gather(*(one(p) for p in pubs))
+
+
+def _from_stored(a: StoredAssignment) -> Assignment:
+    return Assignment(a.replica, a.app, a.node, a.site, a.cpu, a.memory_mb)
+
+
+def _to_stored(a: Assignment) -> StoredAssignment:
+    return StoredAssignment(a.replica, a.app, a.node, a.site, a.cpu, a.memory_mb)
+
+
+async def run_until_signalled(config: OrchestratorConfig) -> None:
+    """Run the service until SIGTERM or SIGINT."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    orchestrator = Orchestrator(config)
+    await orchestrator.run(stop)
+
+
+__all__ = ["Desired", "Orchestrator", "OrchestratorConfig", "decode", "run_until_signalled"]
