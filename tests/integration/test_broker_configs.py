@@ -124,7 +124,10 @@ async def test_dev_conf_starts_and_serves_anonymous_clients(tmp_path: Path) -> N
 # -- production.conf ---------------------------------------------------------------------
 
 
-async def test_production_conf_serves_tls_and_keeps_retained_state_across_a_restart(
+BIG = b"x" * (600 * 1024)  # above the 512 KiB the message-size limit must allow
+
+
+async def test_production_conf_serves_tls_and_keeps_a_big_retained_message_across_a_restart(
     tmp_path: Path,
 ) -> None:
     set_dir = tmp_path / "set"
@@ -136,7 +139,7 @@ async def test_production_conf_serves_tls_and_keeps_retained_state_across_a_rest
     try:
         orch = tls_settings(set_dir, broker, "orchestrator", users["orchestrator"]["password"])
         async with connected(orch) as session:
-            assert await session.publish(Publication(topic, b"gen-1", qos=1, retain=True))
+            assert await session.publish(Publication(topic, BIG, qos=1, retain=True))
     finally:
         broker.stop()  # SIGTERM: mosquitto writes its persistence file on the way out
     assert list((workdir / "data").iterdir()), "persistence true wrote nothing"
@@ -149,7 +152,7 @@ async def test_production_conf_serves_tls_and_keeps_retained_state_across_a_rest
         async with connected(agent, (topic,)) as session:
             async with asyncio.timeout(5):
                 msg = await anext(session.messages())
-        assert (msg.topic, msg.payload, msg.retain) == (topic, b"gen-1", True)
+        assert (msg.topic, msg.payload, msg.retain) == (topic, BIG, True)
     finally:
         again.stop()
 
