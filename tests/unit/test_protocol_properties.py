@@ -182,7 +182,7 @@ def rebuild(topics: Topics, parsed: ParsedTopic) -> str:
         assert parsed.site is not None
         assert parsed.node is not None
         return topics.node(parsed.site, parsed.node, parsed.kind)
-    builders = {
+    builders: dict[TopicKind, Callable[[], str]] = {
         TopicKind.APP_STATUS: lambda: topics.app_status(str(parsed.app)),
         TopicKind.SERVICE: lambda: topics.service(str(parsed.service)),
         TopicKind.FLEET_SUMMARY: topics.fleet_summary,
