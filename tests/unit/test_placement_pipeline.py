@@ -496,6 +496,45 @@ def test_place_all_frees_what_an_app_scaled_down_for_the_apps_after_it() -> None
     assert where(results["beta"]) == {"beta-0": "gw-0"}
 
 
+def test_place_all_filters_each_app_by_its_own_constraints() -> None:
+    # Apps with equal constraints share static filter results within a pass; apps with
+    # different ones must not.
+    nodes = [
+        make_node("eu-1", region="eu", labels={"role": "gw"}),
+        make_node("us-1", region="us", labels={"role": "gw"}),
+        make_node("eu-2", region="eu", runtimes=frozenset({"docker"})),
+    ]
+    docker = validate(
+        AppManifest,
+        {
+            "name": "e-docker",
+            "replicas": 1,
+            "workload": {"runtime": "docker", "image": "busybox:1.36"},
+            "placement": {"regions": ["eu"]},
+        },
+    )
+    apps = [
+        make_app("a-eu", replicas=2, regions=["eu"], max_per_node=1),
+        make_app("b-us", replicas=1, regions=["us"], max_per_node=1),
+        make_app("c-gw", replicas=3, selector={"role": "gw"}, max_per_node=1),
+        make_app("d-eu", replicas=1, regions=["eu"], max_per_node=1),
+        docker,
+    ]
+    results = place_all(apps, nodes, [])
+    assert where(results["a-eu"]) == {"a-eu-0": "eu-1"}
+    assert results["a-eu"].unplaced_text == (
+        "1 node: max 1 replica per node; 1 node: region us not in [eu]; "
+        "1 node: runtime process not available"
+    )
+    assert where(results["b-us"]) == {"b-us-0": "us-1"}
+    assert sorted(where(results["c-gw"]).values()) == ["eu-1", "us-1"]
+    assert results["c-gw"].unplaced_text == (
+        "2 nodes: max 1 replica per node; 1 node: runtime process not available"
+    )
+    assert where(results["d-eu"]) == {"d-eu-0": "eu-1"}
+    assert where(results["e-docker"]) == {"e-docker-0": "eu-2"}
+
+
 def test_place_all_refuses_the_same_app_twice() -> None:
     with pytest.raises(ValueError, match="web"):
         place_all([make_app(), make_app()], fleet(1), [])

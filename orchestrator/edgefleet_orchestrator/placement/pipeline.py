@@ -19,16 +19,16 @@ The rules, in the order a pass applies them:
 4. **Resources** are charged as the pass goes (capacity minus every assignment on the node,
    other apps' included), so one pass never overcommits a node.
 
-Cost: static filters run once per node and app; each placement is a heap pop with lazy
-re-scoring (scores only fall as replicas are added, except the chosen node's own, which is
-re-pushed), so a pass is about O(nodes + replicas x log nodes), not replicas x nodes.
+Cost: static filters run once per node and constraint set (apps with equal constraints share
+them within a fleet pass); ranking scores each feasible node once per app, then each
+placement is O(log nodes) (:mod:`.ranking`). A pass is about O(apps x nodes + replicas x
+log nodes), never replicas x nodes.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from edgefleet_protocol import Unplaced
@@ -36,33 +36,15 @@ from edgefleet_protocol import Unplaced
 from edgefleet_orchestrator.manifest import AppManifest, replica_index, replica_name
 from edgefleet_orchestrator.placement.filters import (
     DYNAMIC_FILTERS,
-    LOST,
-    MAX_PER_NODE,
-    RESOURCES,
     STATIC_FILTERS,
-    Filter,
     FilterContext,
     active,
     first_rejection,
     millicores,
 )
-from edgefleet_orchestrator.placement.model import (
-    AppPlacement,
-    Assignment,
-    NodeView,
-    Rejection,
-    group_reasons,
-)
-from edgefleet_orchestrator.placement.scorers import (
-    WEIGHTS,
-    latency_score,
-    spread_score,
-    tie_break,
-    weighted_score,
-)
-
-NODE_GONE = Rejection("gone", "node gone")
-NO_NODES = "no nodes in the fleet"
+from edgefleet_orchestrator.placement.model import AppPlacement, Assignment, NodeView
+from edgefleet_orchestrator.placement.ranking import Ranker
+from edgefleet_orchestrator.placement.state import PassState, StaticCache
 
 
 def place_app(
@@ -91,7 +73,8 @@ def place_app(
             used_cpu[a.node] = used_cpu.get(a.node, 0) + millicores(a.cpu)
             used_memory[a.node] = used_memory.get(a.node, 0) + a.memory_mb
     lost = _lost_for(app, lost_nodes, offline_for_s)
-    return _place(app, by_name, mine, _Usage(used_cpu, used_memory), seed, lost)
+    usage = _Usage(used_cpu, used_memory)
+    return _place(app, by_name, mine, usage, seed, lost, StaticCache())
 
 
 def place_all(
@@ -120,6 +103,7 @@ def place_all(
         if a.node in by_name:
             usage.add(a.node, millicores(a.cpu), a.memory_mb)
     results: dict[str, AppPlacement] = {}
+    static_cache = StaticCache()
     for app in ordered:
         mine = per_app.get(app.name, [])
         for a in mine:
@@ -127,7 +111,7 @@ def place_all(
                 usage.add(a.node, -millicores(a.cpu), -a.memory_mb)
         # The pass charges the app's new set into ``usage``, ready for the next app.
         lost = _lost_for(app, lost_nodes, offline_for_s)
-        results[app.name] = _place(app, by_name, mine, usage, seed, lost)
+        results[app.name] = _place(app, by_name, mine, usage, seed, lost, static_cache)
     return results
 
 
@@ -157,68 +141,6 @@ def _lost_for(
     return lost_nodes | {node for node, gone in offline_for_s.items() if gone >= grace}
 
 
-@dataclass(slots=True)
-class _Pass:
-    """The working state of one app's pass (mutated only by :func:`_place` and helpers)."""
-
-    app: AppManifest
-    nodes: Mapping[str, NodeView]
-    ctx: FilterContext
-    static: tuple[Filter, ...]
-    evicting: tuple[Filter, ...]
-    dynamic: tuple[Filter, ...]
-    rejections: dict[str, Rejection] = field(default_factory=dict)
-    static_checked: set[str] = field(default_factory=set)
-    site_counts: dict[str, int] = field(default_factory=dict)
-    taken: dict[str, Assignment] = field(default_factory=dict)
-
-    def static_rejection(self, node: NodeView) -> Rejection | None:
-        if node.node not in self.static_checked:
-            self.static_checked.add(node.node)
-            rejection = first_rejection(node, self.ctx, self.static)
-            if rejection is not None:
-                self.rejections[node.node] = rejection
-        return self.rejections.get(node.node)
-
-    def why_not_keep(self, a: Assignment) -> Rejection | None:
-        """Why an existing replica must leave its node, or ``None`` if it may stay."""
-        node = self.nodes.get(a.node)
-        if node is None:
-            return NODE_GONE
-        if a.node in self.ctx.lost and self.app.disconnect.replace:
-            return LOST
-        rejection = first_rejection(node, self.ctx, self.evicting)
-        if rejection is None and MAX_PER_NODE in self.dynamic:
-            rejection = MAX_PER_NODE.check(node, self.ctx)
-        grew = self.ctx.cpu_m > millicores(a.cpu) or self.ctx.memory_mb > a.memory_mb
-        if rejection is None and grew:
-            # Unchanged replicas are never evicted for resources (they already run there);
-            # a grown one must fit, or the pass would overcommit the node.
-            rejection = RESOURCES.check(node, self.ctx)
-        return rejection
-
-    def take(self, replica: str, node: NodeView) -> Assignment:
-        """Bind ``replica`` to ``node`` and charge it to the running totals."""
-        resources = self.app.workload.resources
-        assignment = Assignment(
-            replica=replica,
-            app=self.app.name,
-            node=node.node,
-            site=node.site,
-            cpu=resources.cpu,
-            memory_mb=resources.memory_mb,
-        )
-        self.ctx.charge(node.node, self.ctx.cpu_m, self.ctx.memory_mb)
-        self.ctx.replicas_on[node.node] = self.ctx.replicas_on.get(node.node, 0) + 1
-        self.site_counts[node.site] = self.site_counts.get(node.site, 0) + 1
-        self.taken[replica] = assignment
-        return assignment
-
-    def unplaced_reasons(self, nodes: Iterable[str]) -> list[str]:
-        reasons = [self.rejections[n] for n in nodes if n in self.rejections]
-        return group_reasons(reasons) if reasons else [NO_NODES]
-
-
 def _place(
     app: AppManifest,
     by_name: Mapping[str, NodeView],
@@ -226,25 +148,27 @@ def _place(
     usage: _Usage,
     seed: int,
     lost: frozenset[str],
+    static_cache: StaticCache,
 ) -> AppPlacement:
     ctx = FilterContext.for_app(
         app, lost=lost, used_cpu_m=usage.cpu_m, used_memory_mb=usage.memory_mb
     )
     static = active(STATIC_FILTERS, app)
-    state = _Pass(
+    state = PassState(
         app=app,
         nodes=by_name,
         ctx=ctx,
         static=static,
         evicting=tuple(f for f in static if f.evicts),
         dynamic=active(DYNAMIC_FILTERS, app),
+        static_results=static_cache.results_for(app, lost),
     )
     if app.is_daemon:
         return _place_daemon(state, mine)
     return _place_replicated(state, mine, seed)
 
 
-def _place_replicated(state: _Pass, mine: Sequence[Assignment], seed: int) -> AppPlacement:
+def _place_replicated(state: PassState, mine: Sequence[Assignment], seed: int) -> AppPlacement:
     app = state.app
     desired = app.replicas or 0
     stopped: list[str] = []
@@ -273,7 +197,7 @@ def _place_replicated(state: _Pass, mine: Sequence[Assignment], seed: int) -> Ap
     unplaced: list[Unplaced] = []
     missing = [i for i in range(desired) if replica_name(app.name, index=i) not in state.taken]
     if missing:
-        ranker = _Ranker(state, seed)
+        ranker = Ranker(state, seed)
         for position, index in enumerate(missing):
             node = ranker.best()
             if node is None:
@@ -301,11 +225,11 @@ def _place_replicated(state: _Pass, mine: Sequence[Assignment], seed: int) -> Ap
         moved=tuple(sorted(moves, key=lambda r: replica_index(app.name, r) or 0)),
         moves=MappingProxyType(moves),
         unplaced=tuple(unplaced),
-        rejections=MappingProxyType(dict(sorted(state.rejections.items()))),
+        rejections=MappingProxyType(state.rejections()),
     )
 
 
-def _place_daemon(state: _Pass, mine: Sequence[Assignment]) -> AppPlacement:
+def _place_daemon(state: PassState, mine: Sequence[Assignment]) -> AppPlacement:
     app = state.app
     stopped: list[str] = []
     kept: list[str] = []
@@ -327,7 +251,7 @@ def _place_daemon(state: _Pass, mine: Sequence[Assignment]) -> AppPlacement:
             continue
         rejection = first_rejection(node, state.ctx, state.dynamic)
         if rejection is not None:
-            state.rejections[name] = rejection
+            state.dynamic_rejections[name] = rejection
             short.append(name)
             continue
         replica = replica_name(app.name, node=name)
@@ -344,84 +268,5 @@ def _place_daemon(state: _Pass, mine: Sequence[Assignment]) -> AppPlacement:
         placed=tuple(placed),
         stopped=tuple(sorted(stopped)),
         unplaced=unplaced,
-        rejections=MappingProxyType(dict(sorted(state.rejections.items()))),
+        rejections=MappingProxyType(state.rejections()),
     )
-
-
-_Entry = tuple[float, float, int, str, int, int]
-
-
-class _Ranker:
-    """The feasible nodes of one pass in a heap, best first, re-scored lazily.
-
-    Invariant: every entry's key is at least as good as its node's true key, because adding
-    a replica only lowers the scores of the chosen node's spread domain, and the chosen node
-    itself (whose bin-pack score may rise) is re-pushed with a fresh key at once. So when
-    the top entry is fresh, it is the true best; when stale, it is re-scored and pushed back.
-    Nodes failing a dynamic filter are dropped for the rest of the pass, since resources
-    only shrink and replica counts only grow while it runs.
-    """
-
-    def __init__(self, state: _Pass, seed: int) -> None:
-        self._state = state
-        app = state.app
-        self._domain = app.placement.effective_spread
-        self._weights = WEIGHTS[app.placement.strategy]
-        self._node_version: dict[str, int] = {}
-        self._site_version: dict[str, int] = {}
-        self._latency: dict[str, float] = {}
-        self._tie: dict[str, int] = {}
-        heap: list[_Entry] = []
-        for node in state.nodes.values():
-            if state.static_rejection(node) is not None:
-                continue
-            self._latency[node.node] = latency_score(node, app)
-            self._tie[node.node] = tie_break(seed, app.name, node.node)
-            heap.append(self._entry(node))
-        heapq.heapify(heap)
-        self._heap = heap
-
-    def _entry(self, node: NodeView) -> _Entry:
-        state = self._state
-        if self._domain == "node":
-            spread = spread_score(state.ctx.replicas_on.get(node.node, 0))
-        elif self._domain == "site":
-            spread = spread_score(state.site_counts.get(node.site, 0))
-        else:
-            spread = 0.0
-        score = weighted_score(node, state.ctx, self._weights, self._latency[node.node])
-        return (
-            -spread,
-            -score,
-            self._tie[node.node],
-            node.node,
-            self._node_version.get(node.node, 0),
-            self._site_version.get(node.site, 0),
-        )
-
-    def _is_fresh(self, entry: _Entry, node: NodeView) -> bool:
-        if entry[4] != self._node_version.get(node.node, 0):
-            return False
-        return self._domain != "site" or entry[5] == self._site_version.get(node.site, 0)
-
-    def best(self) -> NodeView | None:
-        """The best node that can take one more replica now (left on top of the heap)."""
-        heap = self._heap
-        state = self._state
-        while heap:
-            node = state.nodes[heap[0][3]]
-            if not self._is_fresh(heap[0], node):
-                heapq.heapreplace(heap, self._entry(node))
-                continue
-            rejection = first_rejection(node, state.ctx, state.dynamic)
-            if rejection is None:
-                return node
-            state.rejections[node.node] = rejection
-            heapq.heappop(heap)
-        return None
-
-    def took(self, node: NodeView) -> None:
-        """Record that ``node`` (the current top) took a replica, and re-rank it."""
-        self._node_version[node.node] = self._node_version.get(node.node, 0) + 1
-        self._site_version[node.site] = self._site_version.get(node.site, 0) + 1
-        heapq.heapreplace(self._heap, self._entry(node))

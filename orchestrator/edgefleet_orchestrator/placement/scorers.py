@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from edgefleet_orchestrator.manifest import AppManifest, Strategy
-from edgefleet_orchestrator.placement.filters import FilterContext, millicores
+from edgefleet_orchestrator.placement.filters import FilterContext
 from edgefleet_orchestrator.placement.model import NodeView
 
 
@@ -50,12 +51,15 @@ def spread_score(replicas_in_domain: int) -> float:
 
 def least_allocated_score(node: NodeView, ctx: FilterContext) -> float:
     """Share of the node left free after this replica, averaged over cpu and memory."""
-    cpu_cap = millicores(node.cpu_cores)
-    cpu_free = (ctx.free_cpu_m(node) - ctx.cpu_m) / cpu_cap if cpu_cap > 0 else 0.0
-    mem_free = (
-        (ctx.free_memory_mb(node) - ctx.memory_mb) / node.memory_mb if node.memory_mb > 0 else 0.0
-    )
-    return 100.0 * (_unit(cpu_free) + _unit(mem_free)) / 2
+    # Runs once per feasible node per app and pass: plain arithmetic, no helper calls.
+    name = node.node
+    cpu_cap = round(node.cpu_cores * 1000)
+    mem_cap = node.memory_mb
+    cpu = (cpu_cap - ctx.used_cpu_m.get(name, 0) - ctx.cpu_m) / cpu_cap if cpu_cap > 0 else 0.0
+    mem = (mem_cap - ctx.used_memory_mb.get(name, 0) - ctx.memory_mb) / mem_cap if mem_cap else 0.0
+    cpu = 0.0 if cpu < 0.0 else 1.0 if cpu > 1.0 else cpu
+    mem = 0.0 if mem < 0.0 else 1.0 if mem > 1.0 else mem
+    return 50.0 * (cpu + mem)
 
 
 def most_allocated_score(node: NodeView, ctx: FilterContext) -> float:
@@ -87,10 +91,32 @@ def weighted_score(
     return score
 
 
+_MASK64 = (1 << 64) - 1
+
+
+@lru_cache(maxsize=1 << 16)
+def name_hash(name: str) -> int:
+    """A stable 64-bit hash of a name (cached: node names recur in every pass)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big")
+
+
+def app_salt(seed: int, app: str) -> int:
+    """The per-pass, per-app part of the tie-break, computed once per app."""
+    return name_hash(f"{seed}/{app}")
+
+
+def salted_tie_break(salt: int, node: str) -> int:
+    """:func:`tie_break` from a precomputed :func:`app_salt`: a splitmix64 finaliser over
+    the salt and the node's hash, so every (seed, app) orders the nodes differently."""
+    x = salt ^ name_hash(node)
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
 def tie_break(seed: int, app: str, node: str) -> int:
     """A stable pseudo-random rank for (seed, app, node): same input, same value, anywhere."""
-    digest = hashlib.blake2b(f"{seed}/{app}/{node}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    return salted_tie_break(app_salt(seed, app), node)
 
 
 def _unit(value: float) -> float:

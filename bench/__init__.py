@@ -1,0 +1,1 @@
+"""Benchmark scenarios (run as ``python -m bench.<scenario>``) and their recorded results."""

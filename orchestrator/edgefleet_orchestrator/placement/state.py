@@ -1,0 +1,154 @@
+"""The working state of one app's placement pass, and the static-filter cache a fleet
+pass shares between apps.
+
+Owned by :mod:`.pipeline` (which creates one :class:`PassState` per app and pass) and read by
+:mod:`.ranking`; nothing outside the placement package uses these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from edgefleet_orchestrator.manifest import AppManifest
+from edgefleet_orchestrator.placement.filters import (
+    LOST,
+    MAX_PER_NODE,
+    RESOURCES,
+    Filter,
+    FilterContext,
+    first_rejection,
+    millicores,
+)
+from edgefleet_orchestrator.placement.model import (
+    Assignment,
+    NodeView,
+    Rejection,
+    group_reasons,
+)
+
+NODE_GONE = Rejection("gone", "node gone")
+NO_NODES = "no nodes in the fleet"
+
+
+STATIC_FIELDS = {
+    "sites",
+    "selector",
+    "selector_not",
+    "regions",
+    "max_latency_ms",
+    "min_bandwidth_mbps",
+    "sensors",
+    "accelerators",
+    "arch",
+}
+
+
+class StaticCache:
+    """Static filter outcomes per node, shared by the apps of one pass that constrain
+    nodes identically (most apps constrain little, so a fleet pass evaluates each node
+    against a handful of distinct constraint sets instead of once per app)."""
+
+    def __init__(self) -> None:
+        self._by_signature: dict[_Signature, StaticResults] = {}
+
+    def results_for(self, app: AppManifest, lost: frozenset[str]) -> StaticResults:
+        constraints = app.placement.model_dump_json(include=STATIC_FIELDS)
+        key = (app.workload.runtime, constraints, lost)
+        found = self._by_signature.get(key)
+        if found is None:
+            found = self._by_signature[key] = StaticResults()
+        return found
+
+
+_Signature = tuple[str, str, frozenset[str]]
+
+
+@dataclass(slots=True)
+class StaticResults:
+    """Static outcomes per node for one constraint signature, filled as nodes are asked
+    about; ``feasible`` is the full list of passing nodes once some pass needed it."""
+
+    by_node: dict[str, Rejection | None] = field(default_factory=dict)
+    feasible: list[NodeView] | None = None
+
+
+@dataclass(slots=True)
+class PassState:
+    """The working state of one app's pass: its filters, the running totals (in ``ctx``),
+    the replicas taken so far and every rejection found. Mutated only by the pipeline and
+    the ranker of that pass; a new one is made for every app and pass."""
+
+    app: AppManifest
+    nodes: Mapping[str, NodeView]
+    ctx: FilterContext
+    static: tuple[Filter, ...]
+    evicting: tuple[Filter, ...]
+    dynamic: tuple[Filter, ...]
+    static_results: StaticResults = field(default_factory=StaticResults)
+    dynamic_rejections: dict[str, Rejection] = field(default_factory=dict)
+    site_counts: dict[str, int] = field(default_factory=dict)
+    taken: dict[str, Assignment] = field(default_factory=dict)
+
+    def static_rejection(self, node: NodeView) -> Rejection | None:
+        by_node = self.static_results.by_node
+        name = node.node
+        if name in by_node:
+            return by_node[name]
+        rejection = first_rejection(node, self.ctx, self.static)
+        by_node[name] = rejection
+        return rejection
+
+    def feasible_nodes(self) -> list[NodeView]:
+        """Every node that passes the static filters (computed once per signature)."""
+        results = self.static_results
+        if results.feasible is None:
+            results.feasible = [n for n in self.nodes.values() if self.static_rejection(n) is None]
+        return results.feasible
+
+    def why_not_keep(self, a: Assignment) -> Rejection | None:
+        """Why an existing replica must leave its node, or ``None`` if it may stay."""
+        node = self.nodes.get(a.node)
+        if node is None:
+            return NODE_GONE
+        if a.node in self.ctx.lost and self.app.disconnect.replace:
+            return LOST
+        rejection = first_rejection(node, self.ctx, self.evicting)
+        if rejection is None and MAX_PER_NODE in self.dynamic:
+            rejection = MAX_PER_NODE.check(node, self.ctx)
+        grew = self.ctx.cpu_m > millicores(a.cpu) or self.ctx.memory_mb > a.memory_mb
+        if rejection is None and grew:
+            # Unchanged replicas are never evicted for resources (they already run there);
+            # a grown one must fit, or the pass would overcommit the node.
+            rejection = RESOURCES.check(node, self.ctx)
+        return rejection
+
+    def take(self, replica: str, node: NodeView) -> Assignment:
+        """Bind ``replica`` to ``node`` and charge it to the running totals."""
+        resources = self.app.workload.resources
+        assignment = Assignment(
+            replica=replica,
+            app=self.app.name,
+            node=node.node,
+            site=node.site,
+            cpu=resources.cpu,
+            memory_mb=resources.memory_mb,
+        )
+        self.ctx.charge(node.node, self.ctx.cpu_m, self.ctx.memory_mb)
+        self.ctx.replicas_on[node.node] = self.ctx.replicas_on.get(node.node, 0) + 1
+        self.site_counts[node.site] = self.site_counts.get(node.site, 0) + 1
+        self.taken[replica] = assignment
+        return assignment
+
+    def unplaced_reasons(self, nodes: Iterable[str]) -> list[str]:
+        """The grouped reasons of ``nodes`` (every node, or a daemon's short ones)."""
+        rejections = self.rejections()
+        reasons = [rejections[n] for n in nodes if n in rejections]
+        return group_reasons(reasons) if reasons else [NO_NODES]
+
+    def rejections(self) -> dict[str, Rejection]:
+        """Each node's first known rejection, in node-name order."""
+        static = self.static_results.by_node.items()
+        known = {n: r for n, r in static if r is not None and n in self.nodes}
+        known.update(self.dynamic_rejections)
+        return dict(sorted(known.items()))
