@@ -1,0 +1,63 @@
+"""``processes.json``: what the process runtime started, so a restarted agent adopts it.
+
+Written atomically (temp file, fsync, rename, fsync of the directory), so a power cut
+leaves either the old or the new registry, never half of one. A registry that cannot be
+read is moved aside (``processes.json.corrupt-<time>``) and reported, not silently lost:
+its processes keep running and an operator can still find them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from edgefleet_agent.runtimes.process_policy import ProcessRecord
+
+log = logging.getLogger(__name__)
+
+
+class RegistryFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: int = 1
+    node: str
+    processes: dict[str, ProcessRecord]
+
+
+def load_registry(path: Path, node: str) -> dict[str, ProcessRecord]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        registry = RegistryFile.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as exc:
+        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+        os.replace(path, aside)
+        log.error("process registry %s is unreadable (%s); moved to %s", path, exc, aside)
+        return {}
+    if registry.node != node:
+        # Same state dir, other node id: those processes belong to another identity.
+        log.warning("process registry %s belongs to node %s, not %s", path, registry.node, node)
+        return {}
+    return dict(registry.processes)
+
+
+def save_registry(path: Path, node: str, records: dict[str, ProcessRecord]) -> None:
+    data = RegistryFile(node=node, processes=records).model_dump_json(indent=1)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
