@@ -227,6 +227,13 @@ class AppManifest(StrictSpec):
         return self.mode == "daemon"
 
 
+def with_replicas(app: AppManifest, replicas: int) -> AppManifest:
+    """``app`` scaled to ``replicas``, validated again (``model_copy`` would skip the checks
+    that a daemon has no count and that the new replica names still fit 63 characters).
+    Raises :class:`ProtocolError` naming ``replicas`` or ``name``."""
+    return validate(AppManifest, {**app.model_dump(), "replicas": replicas})
+
+
 def _longest_replica_name(app: str, mode: Mode, replicas: int) -> str:
     if mode == "daemon":
         # Node names that do not fit are replaced by a fixed-length hash, so that form is

@@ -15,6 +15,7 @@ from edgefleet_orchestrator.manifest import (
     load_manifests,
     replica_index,
     replica_name,
+    with_replicas,
 )
 from edgefleet_protocol import ProtocolError, validate
 
@@ -353,3 +354,19 @@ def test_replica_index_reads_back_only_canonical_replicated_names(
     replica: str, index: int | None
 ) -> None:
     assert replica_index("web", replica) == index
+
+
+def test_scaling_a_manifest_revalidates_it() -> None:
+    manifest = load_manifest(json.dumps(GOOD))
+    assert with_replicas(manifest, 7).replicas == 7
+    assert with_replicas(manifest, 7).workload == manifest.workload
+    with pytest.raises(ProtocolError) as negative:
+        with_replicas(manifest, -1)
+    assert negative.value.field == "replicas"
+    long_name = load_manifest(json.dumps(with_changes(name="a" * 61, replicas=10)))
+    with pytest.raises(ProtocolError) as too_long:
+        with_replicas(long_name, 11)
+    assert too_long.value.field == "name"
+    daemon = load_manifest(json.dumps(with_changes(mode="daemon", replicas=None)))
+    with pytest.raises(ProtocolError, match="must be left out with mode: daemon"):
+        with_replicas(daemon, 2)
