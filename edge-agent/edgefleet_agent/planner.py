@@ -15,7 +15,9 @@ The rules, in the order they matter:
   then Remove the old one, then Start the new one.
 * Owned workloads that are not desired (or live in a runtime the spec no longer names) are
   removed; those removals come first, so they free ports and memory for the rest.
-* A workload with a pending backoff entry for the hash in question gets no steps now.
+* A workload with a pending backoff entry gets no steps now: for a desired workload the
+  entry is keyed by the *desired* hash (whatever step failed on the way to it), for an
+  undesired one by its running hash.
 """
 
 from __future__ import annotations
@@ -80,28 +82,24 @@ def plan_steps(
     ]
     changes: list[Step] = []
     for d in desired:
+        if _blocked(backoff, d.name, d.spec_hash, now):
+            continue  # every failure on the way to this spec backs off the whole workload
         mine = [o for o in owned if o.name == d.name]
         runtime = d.spec.runtime
         for stray in mine:
-            if stray.runtime != runtime and not _blocked(backoff, d.name, stray.spec_hash, now):
+            if stray.runtime != runtime:
                 reason = f"runtime changed from {stray.runtime} to {runtime}"
                 removals.append(_remove(stray, reason, known_specs))
         current = next((o for o in mine if o.runtime == runtime), None)
-        changes.extend(_converge_one(d, current, now, backoff, known_specs))
+        changes.extend(_converge_one(d, current, known_specs))
     return removals + changes
 
 
 def _converge_one(
-    d: DesiredWorkload,
-    current: OwnedWorkload | None,
-    now: float,
-    backoff: Mapping[str, BackoffEntry],
-    known_specs: Mapping[str, WorkloadSpec],
+    d: DesiredWorkload, current: OwnedWorkload | None, known_specs: Mapping[str, WorkloadSpec]
 ) -> list[Step]:
     runtime = d.spec.runtime
     ref = WorkloadRef(name=d.name, app=d.app, spec=d.spec, spec_hash=d.spec_hash)
-    if _blocked(backoff, d.name, d.spec_hash, now):
-        return []
     if current is None:
         return [Prepare(runtime, ref), Start(runtime, ref)]
     if current.spec_hash == d.spec_hash:

@@ -1,0 +1,151 @@
+"""``edgefleet-agent``: the gateway agent's command line (argparse, to stay small).
+
+``edgefleet-agent run`` resolves the settings (flags > ``EDGEFLEET_*`` environment >
+``--config`` file > defaults), fails fast with exit code 2 and a message naming the
+setting when anything is invalid, then runs the agent until SIGTERM/SIGINT. A clean stop
+publishes ``offline`` and leaves the workloads running. ``edgefleet-agent config`` prints
+the resolved settings (password redacted) without starting anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from edgefleet_agent import __version__
+from edgefleet_agent.service import Prepared, prepare
+from edgefleet_agent.settings import (
+    AgentSettings,
+    SettingsError,
+    env_name,
+    read_config_file,
+    resolve_settings,
+)
+
+EXIT_BAD_SETTINGS = 2
+
+# Flags that may repeat map onto one plural setting.
+REPEATABLE = {
+    "label": ("labels", "KEY=VALUE", "a node label (repeatable)"),
+    "probe": ("probes", "NAME=HOST:PORT", "a TCP latency probe target (repeatable)"),
+    "sensor": ("sensors", "NAME", "a sensor this gateway has (repeatable)"),
+    "address": ("addresses", "ADDR", "an address to advertise instead of detected ones"),
+    "deadband": ("deadbands", "KIND=VALUE", "a telemetry deadband, e.g. cpu=5 (repeatable)"),
+}
+SINGLE = {
+    "node": "this gateway's node id",
+    "site": "the site the node belongs to",
+    "profile": "device profile id (resolved in --profiles-dir) or a path to a profile YAML",
+    "profiles_dir": "where profile ids are looked up",
+    "broker": "broker URL: mqtt[s]://user:pass@host:port?ca=...&cert=...&key=...",
+    "state_dir": "where the local store, process records and metrics files live",
+    "runtime": "auto, docker, process or simulated",
+    "region": "region label for data-sovereignty placement",
+    "root": "topic root (default edgefleet/v1)",
+    "heartbeat_s": "full telemetry at least this often (default 60)",
+    "keepalive_s": "MQTT keepalive (default 60; a keepalive= in the URL wins)",
+    "sample_interval_s": "telemetry sampling period (default 10)",
+    "probe_interval_s": "latency probe period (default 60)",
+    "reconcile_interval_s": "converge pass period when nothing happens (default 10)",
+    "capabilities_interval_s": "capabilities re-check period (default 300)",
+    "max_payload_bytes": "largest desired document accepted (default 262144)",
+    "sim_seed": "simulated runtime: RNG seed",
+    "sim_start_delay_s": "simulated runtime: seconds a workload spends starting",
+    "sim_failure_rate": "simulated runtime: probability a start fails (0-1)",
+    "log_level": "debug, info, warning or error",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgefleet-agent", description="edgefleet gateway agent")
+    parser.add_argument("--version", action="version", version=f"edgefleet-agent {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("run", "run the agent until SIGTERM/SIGINT"),
+        ("config", "print the resolved settings and exit"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--config", metavar="PATH", help="YAML or TOML settings file")
+        for setting, help_text in SINGLE.items():
+            sub.add_argument(
+                "--" + setting.replace("_", "-"),
+                dest=setting,
+                help=f"{help_text} [{env_name(setting)}]",
+            )
+        for flag, (setting, metavar, help_text) in REPEATABLE.items():
+            sub.add_argument(
+                f"--{flag}",
+                dest=setting,
+                action="append",
+                metavar=metavar,
+                help=f"{help_text} [{env_name(setting)}]",
+            )
+    return parser
+
+
+def load_settings(args: argparse.Namespace, environ: dict[str, str]) -> AgentSettings:
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    config = args.config or environ.get("EDGEFLEET_CONFIG")
+    file_values: dict[str, Any] = {}
+    if config:
+        file_values = read_config_file(Path(config))
+    return resolve_settings(flags, environ, file_values, file_name=str(config or "config file"))
+
+
+def describe(settings: AgentSettings) -> dict[str, Any]:
+    data = asdict(settings)
+    data["broker"] = settings.broker.redacted()
+    return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args, dict(os.environ))
+        if args.command == "config":
+            print(json.dumps(describe(settings), indent=2, sort_keys=True))
+            return 0
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        prepared = prepare(settings)
+    except SettingsError as exc:
+        print(f"edgefleet-agent: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    return run_until_signalled(prepared)
+
+
+def run_until_signalled(prepared: Prepared) -> int:
+    """Run the agent on a fresh loop; SIGTERM/SIGINT stop it cleanly.
+
+    The loop is closed without waiting for the default thread pool: a Docker pull stuck in
+    a worker thread must not hold the process past the shutdown deadline.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        loop.run_until_complete(prepared.build().run(stop))
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
