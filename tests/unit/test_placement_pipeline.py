@@ -193,6 +193,26 @@ def test_a_replica_on_a_node_that_left_the_fleet_moves() -> None:
     assert after.moved == ("web-0",)
 
 
+def test_a_replica_on_a_node_missing_from_the_pass_waits_if_the_caller_reports_it_offline() -> None:
+    # After an orchestrator restart a node may hold replicas before it has been heard of.
+    app = make_app(replicas=1, disconnect={"grace_s": 30})
+    unheard = make_node("gw-9", "far")
+    running = [assign(app, "web-0", unheard)]
+    nodes = fleet(2)
+    within = place_app(app, nodes=nodes, assignments=running, offline_for_s={"gw-9": 10.0})
+    assert within.kept == ("web-0",)
+    assert within.assignments == (assign(app, "web-0", unheard),)
+    beyond = place_app(app, nodes=nodes, assignments=running, offline_for_s={"gw-9": 30.0})
+    assert beyond.moves["web-0"][0] == "gw-9"
+    daemon = make_app(replicas=None, mode="daemon", disconnect={"grace_s": 30})
+    daemon_running = [assign(daemon, "web-gw-9", unheard)]
+    waiting = place_app(
+        daemon, nodes=nodes, assignments=daemon_running, offline_for_s={"gw-9": 10.0}
+    )
+    assert waiting.kept == ("web-gw-9",)
+    assert waiting.placed == ("web-gw-0", "web-gw-1")
+
+
 def test_cordon_stops_new_placements_but_keeps_what_runs() -> None:
     app = make_app(replicas=1)
     nodes = [make_node("gw-0"), make_node("gw-1", cordoned=True)]

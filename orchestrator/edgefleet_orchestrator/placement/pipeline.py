@@ -7,8 +7,9 @@ only randomness is the ``seed`` of the tie-break, so a pass is reproducible.
 
 The rules, in the order a pass applies them:
 
-1. **Keep first.** A running replica stays on its node unless the node is gone, lost beyond
-   the app's disconnect grace (and ``disconnect.replace`` is on), fails an evicting filter
+1. **Keep first.** A running replica stays on its node unless the node is gone (missing
+   from ``nodes`` and not reported offline by the caller), lost beyond the app's disconnect
+   grace (and ``disconnect.replace`` is on), fails an evicting filter
    (see :mod:`.filters`), holds more than ``max_per_node`` of the app, or cannot fit the
    replica's grown resources. Nothing is ever moved to improve a score.
 2. **Scale down** stops the highest indexes (names ``<app>-<i>`` keep i in 0..N-1); **scale
@@ -60,7 +61,9 @@ def place_app(
     count against node resources, this app's are the replicas to keep if they may stay.
 
     A node is lost for this app if it is in ``lost_nodes`` or has been offline for at least
-    ``app.disconnect.grace_s`` according to ``offline_for_s`` (seconds per node).
+    ``app.disconnect.grace_s`` according to ``offline_for_s`` (seconds per node). A node
+    missing from ``nodes`` counts as gone at once, unless ``offline_for_s`` or
+    ``lost_nodes`` names it: then its replicas wait out the grace like an offline node's.
     """
     by_name = _index_nodes(nodes)
     used_cpu: dict[str, int] = {}
@@ -72,9 +75,9 @@ def place_app(
         elif a.node in by_name:
             used_cpu[a.node] = used_cpu.get(a.node, 0) + millicores(a.cpu)
             used_memory[a.node] = used_memory.get(a.node, 0) + a.memory_mb
-    lost = _lost_for(app, lost_nodes, offline_for_s)
     usage = _Usage(used_cpu, used_memory)
-    return _place(app, by_name, mine, usage, seed, lost, StaticCache())
+    presence = _Presence.of(app, lost_nodes, offline_for_s)
+    return _place(app, by_name, mine, usage, seed, presence, StaticCache())
 
 
 def place_all(
@@ -110,8 +113,8 @@ def place_all(
             if a.node in by_name:
                 usage.add(a.node, -millicores(a.cpu), -a.memory_mb)
         # The pass charges the app's new set into ``usage``, ready for the next app.
-        lost = _lost_for(app, lost_nodes, offline_for_s)
-        results[app.name] = _place(app, by_name, mine, usage, seed, lost, static_cache)
+        presence = _Presence.of(app, lost_nodes, offline_for_s)
+        results[app.name] = _place(app, by_name, mine, usage, seed, presence, static_cache)
     return results
 
 
@@ -132,13 +135,31 @@ def _index_nodes(nodes: Sequence[NodeView]) -> dict[str, NodeView]:
     return by_name
 
 
-def _lost_for(
-    app: AppManifest, lost_nodes: frozenset[str], offline_for_s: Mapping[str, float] | None
-) -> frozenset[str]:
-    if not offline_for_s:
-        return lost_nodes
-    grace = app.disconnect.grace_s
-    return lost_nodes | {node for node, gone in offline_for_s.items() if gone >= grace}
+@dataclass(frozen=True, slots=True)
+class _Presence:
+    """What the caller said about nodes that are not answering, for one app.
+
+    ``lost``: beyond the app's grace (or named lost outright). ``known``: every node the
+    caller accounts for as offline or lost, so a replica on a node missing from ``nodes``
+    (e.g. not heard of since an orchestrator restart) waits out its grace like one on an
+    offline node, instead of being moved as if the node had left the fleet.
+    """
+
+    lost: frozenset[str]
+    known: frozenset[str]
+
+    @classmethod
+    def of(
+        cls,
+        app: AppManifest,
+        lost_nodes: frozenset[str],
+        offline_for_s: Mapping[str, float] | None,
+    ) -> _Presence:
+        if not offline_for_s:
+            return cls(lost=lost_nodes, known=lost_nodes)
+        grace = app.disconnect.grace_s
+        beyond = {node for node, gone in offline_for_s.items() if gone >= grace}
+        return cls(lost=lost_nodes | beyond, known=lost_nodes | frozenset(offline_for_s))
 
 
 def _place(
@@ -147,9 +168,10 @@ def _place(
     mine: Sequence[Assignment],
     usage: _Usage,
     seed: int,
-    lost: frozenset[str],
+    presence: _Presence,
     static_cache: StaticCache,
 ) -> AppPlacement:
+    lost = presence.lost
     ctx = FilterContext.for_app(
         app, lost=lost, used_cpu_m=usage.cpu_m, used_memory_mb=usage.memory_mb
     )
@@ -162,6 +184,7 @@ def _place(
         evicting=tuple(f for f in static if f.evicts),
         dynamic=active(DYNAMIC_FILTERS, app),
         static_results=static_cache.results_for(app, lost),
+        absent_but_known=presence.known,
     )
     if app.is_daemon:
         return _place_daemon(state, mine)
@@ -188,7 +211,7 @@ def _place_replicated(state: PassState, mine: Sequence[Assignment], seed: int) -
         if staying is None:
             left[index] = copies[0].node
             continue
-        state.take(staying.replica, state.nodes[staying.node])
+        state.keep(staying)
         kept.append(staying.replica)
         stopped.extend(a.replica for a in copies if a is not staying)
 
@@ -239,7 +262,7 @@ def _place_daemon(state: PassState, mine: Sequence[Assignment]) -> AppPlacement:
         if wrong_name or a.node in kept_on or state.why_not_keep(a) is not None:
             stopped.append(a.replica)
             continue
-        state.take(a.replica, state.nodes[a.node])
+        state.keep(a)
         kept.append(a.replica)
         kept_on.add(a.node)
 

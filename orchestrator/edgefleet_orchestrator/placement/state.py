@@ -89,6 +89,7 @@ class PassState:
     dynamic_rejections: dict[str, Rejection] = field(default_factory=dict)
     site_counts: dict[str, int] = field(default_factory=dict)
     taken: dict[str, Assignment] = field(default_factory=dict)
+    absent_but_known: frozenset[str] = frozenset()
 
     def static_rejection(self, node: NodeView) -> Rejection | None:
         by_node = self.static_results.by_node
@@ -108,11 +109,13 @@ class PassState:
 
     def why_not_keep(self, a: Assignment) -> Rejection | None:
         """Why an existing replica must leave its node, or ``None`` if it may stay."""
-        node = self.nodes.get(a.node)
-        if node is None:
-            return NODE_GONE
         if a.node in self.ctx.lost and self.app.disconnect.replace:
             return LOST
+        node = self.nodes.get(a.node)
+        if node is None:
+            # Unknown to this pass: wait if the caller accounts for it as offline (within
+            # grace, or lost with replace off); otherwise it has left the fleet.
+            return None if a.node in self.absent_but_known else NODE_GONE
         rejection = first_rejection(node, self.ctx, self.evicting)
         if rejection is None and MAX_PER_NODE in self.dynamic:
             rejection = MAX_PER_NODE.check(node, self.ctx)
@@ -125,18 +128,28 @@ class PassState:
 
     def take(self, replica: str, node: NodeView) -> Assignment:
         """Bind ``replica`` to ``node`` and charge it to the running totals."""
+        return self._bind(replica, node.node, node.site)
+
+    def keep(self, a: Assignment) -> Assignment:
+        """Keep a running replica where it is (with the app's current resources); its
+        node may be missing from this pass (see :meth:`why_not_keep`), so the site comes
+        from the node view when there is one, else from the assignment."""
+        node = self.nodes.get(a.node)
+        return self._bind(a.replica, a.node, a.site if node is None else node.site)
+
+    def _bind(self, replica: str, node: str, site: str) -> Assignment:
         resources = self.app.workload.resources
         assignment = Assignment(
             replica=replica,
             app=self.app.name,
-            node=node.node,
-            site=node.site,
+            node=node,
+            site=site,
             cpu=resources.cpu,
             memory_mb=resources.memory_mb,
         )
-        self.ctx.charge(node.node, self.ctx.cpu_m, self.ctx.memory_mb)
-        self.ctx.replicas_on[node.node] = self.ctx.replicas_on.get(node.node, 0) + 1
-        self.site_counts[node.site] = self.site_counts.get(node.site, 0) + 1
+        self.ctx.charge(node, self.ctx.cpu_m, self.ctx.memory_mb)
+        self.ctx.replicas_on[node] = self.ctx.replicas_on.get(node, 0) + 1
+        self.site_counts[site] = self.site_counts.get(site, 0) + 1
         self.taken[replica] = assignment
         return assignment
 
