@@ -1,0 +1,140 @@
+"""Admission of desired documents: every bad kind is rejected with its field and reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from edgefleet_agent.admission import Accept, Reject, Stale, Unchanged, admit
+from edgefleet_protocol import Desired
+
+
+def doc(generation: int = 2, node: str = "n1", **extra: Any) -> bytes:
+    body: dict[str, Any] = {
+        "v": 1,
+        "node": node,
+        "generation": generation,
+        "issued_at": 1.0,
+        "workloads": [
+            {
+                "name": "w1",
+                "app": "a",
+                "spec_hash": "sha256:x",
+                "spec": {"runtime": "process", "command": ["true"]},
+            }
+        ],
+    }
+    body.update(extra)
+    return json.dumps(body).encode()
+
+
+def check(payload: bytes, current: int | None = 1, runtimes: tuple[str, ...] = ("process",)) -> Any:
+    return admit(
+        payload, node="n1", site="s1", runtimes=runtimes, current_generation=current, max_bytes=4096
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "words"),
+    [
+        (b"", "payload", "is empty"),
+        (b"[1, 2]", "payload", "must be a JSON object"),
+        (b"{oops", "payload", "not valid JSON"),
+        (b"\xff\xfe", "payload", "not UTF-8"),
+        (doc(extra="x" * 5000), "payload", "exceeds the limit of 4096"),
+        (json.dumps({"v": 1, "node": "n1", "issued_at": 1}).encode(), "generation", "is required"),
+        (
+            json.dumps({"v": 2, "node": "n1", "generation": 1, "issued_at": 1}).encode(),
+            "v",
+            "unsupported protocol version",
+        ),
+        (doc(node="n2"), "node", "for node 'n2'; this is node 'n1'"),
+        (doc(site="s9"), "site", "for site 's9'"),
+        (doc(node="N#1"), "node", "not a valid"),
+        (
+            doc(
+                workloads=[
+                    {
+                        "name": "w1",
+                        "app": "a",
+                        "spec_hash": "h",
+                        "spec": {"runtime": "docker", "image": "x"},
+                    }
+                ]
+            ),
+            "workloads.0.spec.runtime",
+            "needs runtime 'docker'",
+        ),
+        (
+            doc(
+                workloads=[
+                    {"name": "w1", "app": "a", "spec_hash": "h", "spec": {"runtime": "podman"}}
+                ]
+            ),
+            "workloads.0.spec.runtime",
+            "",
+        ),
+        (
+            doc(
+                workloads=[
+                    {
+                        "name": "w/1",
+                        "app": "a",
+                        "spec_hash": "h",
+                        "spec": {"runtime": "process", "command": ["x"]},
+                    }
+                ]
+            ),
+            "workloads.0.name",
+            "not a valid",
+        ),
+    ],
+    ids=[
+        "empty",
+        "array",
+        "not json",
+        "not utf8",
+        "oversized",
+        "schema",
+        "version",
+        "other node",
+        "other site",
+        "bad node id",
+        "runtime not enabled",
+        "unknown runtime",
+        "bad workload id",
+    ],
+)
+def test_bad_documents_are_rejected_naming_field_and_reason(
+    payload: bytes, field: str, words: str
+) -> None:
+    verdict = check(payload)
+    assert isinstance(verdict, Reject)
+    assert verdict.field == field
+    assert words in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("generation", "current", "expected"),
+    [(2, 1, Accept), (2, None, Accept), (0, None, Accept), (2, 2, Unchanged), (1, 2, Stale)],
+)
+def test_generation_decides_between_apply_noop_and_ignore(
+    generation: int, current: int | None, expected: type
+) -> None:
+    assert isinstance(check(doc(generation), current), expected)
+
+
+def test_an_accepted_document_is_the_validated_model() -> None:
+    verdict = check(doc(3))
+    assert isinstance(verdict, Accept)
+    assert isinstance(verdict.desired, Desired)
+    assert verdict.desired.workloads[0].spec.command == ["true"]
+
+
+def test_a_stale_document_says_both_generations() -> None:
+    assert check(doc(1), 4) == Stale(generation=1, current=4)
+
+
+def test_the_node_is_checked_before_the_generation() -> None:
+    assert isinstance(check(doc(1, node="n2"), 4), Reject)
