@@ -131,6 +131,20 @@ CASES: list[
         ["Prepare w2", "Start w2"],
     ),
     (
+        "a failed move to another runtime backs off the whole workload, old copy included",
+        [want("w1", A_ON_DOCKER)],
+        [have("w1", A)],
+        {"w1": blocked(A_ON_DOCKER)},
+        [],
+    ),
+    (
+        "an undesired workload whose removal failed waits for its backoff",
+        [],
+        [have("old", A)],
+        {"old": blocked(A)},
+        [],
+    ),
+    (
         "removals come before starts so they free resources first",
         [want("new", A)],
         [have("old", A)],
