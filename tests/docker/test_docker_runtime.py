@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import psutil
 import pytest
 from edgefleet_agent.runtimes.base import (
     Observed,
@@ -272,12 +273,18 @@ async def test_exec_runs_inside_the_container_and_a_hung_command_times_out(
 
     said = await runtime.exec(name, ["sh", "-c", "echo $GREETING; exit 7"], timeout_s=10)
     began = time.monotonic()
-    hung = await runtime.exec(name, ["sleep", "60"], timeout_s=0.5)
+    hung = await runtime.exec(name, ["sleep", "59"], timeout_s=0.5)
+    took = time.monotonic() - began
+
+    def hung_sleeps() -> list[int]:
+        found = psutil.process_iter(["cmdline"])
+        return [p.pid for p in found if p.info["cmdline"] == ["sleep", "59"]]
 
     assert (said.exit_code, said.output.strip()) == (7, "hello")
     assert hung.exit_code == 124
     assert "timed out after 0.5 s" in hung.output
-    assert time.monotonic() - began < 5
+    assert took < 5
+    assert hung_sleeps() == []  # killed, not left running in the container
 
 
 async def test_restart_restarts_the_same_container_in_place(runtime: DockerRuntime) -> None:
@@ -328,3 +335,17 @@ async def test_available_is_true_with_a_daemon_and_false_without_one(
             await gone.list_owned()
     finally:
         await gone.close()
+
+
+async def test_starting_over_a_leftover_container_of_ours_replaces_it(
+    runtime: DockerRuntime, docker_client: Any
+) -> None:
+    name = unique("again")
+    ref = ref_for(name, command=["sleep", "600"])
+    first = await runtime.start(ref)
+
+    second = await runtime.start(ref)
+
+    assert second.runtime_id != first.runtime_id
+    assert docker_client.containers.list(all=True, filters={"id": first.runtime_id}) == []
+    assert [o.runtime_id for o in await runtime.list_owned()] == [second.runtime_id]

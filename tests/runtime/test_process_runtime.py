@@ -416,3 +416,30 @@ async def test_the_memory_limit_is_enforced_on_allocation(make_runtime: MakeRunt
     seen = await eventually(ended, what="the allocation to fail")
     assert (seen.state, seen.exit_code) == ("failed", 1)
     assert "MemoryError" in rt.log_path(name).read_text()
+
+
+async def test_restart_replaces_the_process_and_counts_it(make_runtime: MakeRuntime) -> None:
+    rt = make_runtime()
+    name = unique("again")
+    first = await rt.start(ref_for(name, ["sleep", "600"], stop_timeout_s=1))
+
+    await rt.restart(name)
+    seen = await observed(rt, name)
+
+    assert (seen.state, seen.restarts) == ("running", 1)
+    assert seen.runtime_id not in ("", first.runtime_id)
+    assert gone(int(first.runtime_id))
+
+
+async def test_starting_a_workload_that_exists_never_leaves_two_running(
+    make_runtime: MakeRuntime,
+) -> None:
+    rt = make_runtime()
+    name = unique("twice")
+    ref = ref_for(name, ["sleep", "600"], stop_timeout_s=1)
+    first = await rt.start(ref)
+
+    second = await rt.start(ref)
+
+    assert gone(int(first.runtime_id))
+    assert [o.runtime_id for o in await rt.list_owned()] == [second.runtime_id]

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import docker
+import psutil
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.utils import parse_repository_tag
 from edgefleet_protocol import Resources, WorkloadUsage
@@ -275,7 +276,7 @@ class DockerRuntime:
     async def exec(self, name: str, command: list[str], *, timeout_s: float) -> ExecResult:
         """Run ``command`` in the container; a command that outlives ``timeout_s`` is killed
         (best effort: by its host pid, which needs the agent in the host pid namespace) and
-        reported as exit code 124."""
+        reported as exit code 124; a stopped container gives exit code 126."""
         container = await self._require(name)
         api = self._docker().api
         try:
@@ -291,7 +292,7 @@ class DockerRuntime:
                 asyncio.to_thread(api.exec_start, exec_id), timeout=timeout_s
             )
         except TimeoutError:
-            await self._call(f"killing exec in {name}", lambda: self._kill_exec(exec_id))
+            await self._call(f"killing exec in {name}", lambda: self._kill_exec(exec_id, command))
             return ExecResult(
                 exit_code=EXEC_TIMED_OUT, output=f"timed out after {timeout_s:g} s: {command}"
             )
@@ -301,13 +302,17 @@ class DockerRuntime:
             exit_code=int(inspected.get("ExitCode") or 0), output=output[-MAX_EXEC_OUTPUT:]
         )
 
-    def _kill_exec(self, exec_id: str) -> None:
+    def _kill_exec(self, exec_id: str, command: list[str]) -> None:
+        # Docker reports the host pid. In another pid namespace (agent in a container) that
+        # number means some other process, so kill only if its command line is ours.
         pid = int(self._docker().api.exec_inspect(exec_id).get("Pid") or 0)
-        if pid > 0:
-            try:
+        try:
+            if pid > 0 and psutil.Process(pid).cmdline() == command:
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError) as exc:
-                log.debug("could not kill timed-out exec pid %s: %s", pid, exc)
+                return
+        except (psutil.Error, ProcessLookupError, PermissionError) as exc:
+            log.debug("could not kill timed-out exec pid %s: %s", pid, exc)
+        log.info("timed-out exec %s left to finish on its own (pid %s not visible)", command, pid)
 
     async def update_resources(self, name: str, resources: Resources) -> ResourceUpdate:
         container = await self._require(name)

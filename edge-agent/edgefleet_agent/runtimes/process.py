@@ -66,6 +66,7 @@ from edgefleet_agent.runtimes.process_control import (
     Identity,
     WorkloadGroup,
     cap_log,
+    is_alive,
     kill_leftovers,
     matching,
     peek_child_exit,
@@ -143,8 +144,7 @@ class ProcessRuntime:
             if record.phase != "running" or record.pid is None or record.create_time is None:
                 continue
             group = WorkloadGroup(record.pid, record.create_time)
-            proc = matching(record.pid, record.create_time)
-            if proc is not None and proc.status() != psutil.STATUS_ZOMBIE:
+            if is_alive(record.pid, record.create_time):
                 group.remember()
                 self._groups[name] = group
                 log.info("adopted %s (pid %s)", name, record.pid)
@@ -417,7 +417,10 @@ class ProcessRuntime:
             # Still our unreaped child, so its group id is certainly ours.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            await proc.communicate()
+            try:
+                await asyncio.wait_for(proc.communicate(), timeout=5.0)
+            except TimeoutError:  # a descendant left the group and holds the pipe open
+                log.warning("exec in %s: output pipe still open after the kill", name)
             return ExecResult(
                 exit_code=EXEC_TIMED_OUT, output=f"timed out after {timeout_s:g} s: {command}"
             )
