@@ -27,7 +27,7 @@ from edgefleet_orchestrator.placement.model import (
     NodeView,
     node_view_from,
 )
-from edgefleet_orchestrator.placement.pipeline import place_app
+from edgefleet_orchestrator.placement.pipeline import place_all
 from edgefleet_orchestrator.registry import NodeRecord
 
 
@@ -98,15 +98,10 @@ def reconcile(view: FleetView) -> PassResult:
         for a in view.assignments
         if a.app not in view.apps
     ]
-    placements: dict[str, AppPlacement] = {}
-    for name in sorted(view.apps):
-        app = view.apps[name]
-        result = place_app(
-            app, nodes=nodes, assignments=current, seed=view.seed, offline_for_s=gone
-        )
-        placements[name] = result
-        current = [a for a in current if a.app != name] + list(result.assignments)
-        events.extend(_describe(result))
+    placements = place_all(view.apps.values(), nodes, current, seed=view.seed, offline_for_s=gone)
+    current = [a for name in sorted(placements) for a in placements[name].assignments]
+    for name in sorted(placements):
+        events.extend(_describe(placements[name]))
     placed = _placed_workloads(current, view.apps)
     documents = plan_documents(placed, view.published, now=view.now)
     return PassResult(

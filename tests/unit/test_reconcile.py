@@ -201,6 +201,7 @@ def test_assignments_to_unknown_nodes_survive_an_orchestrator_restart_within_gra
         assignments=fleet.assignments,
         published=dict(fleet.published),
         now=fleet.now,
+        started_at=fleet.now,
     )
     restarted.join("n2")
     restarted.step(1)

@@ -1,0 +1,187 @@
+"""Shared plumbing for benchmarks that run the real processes: a broker, the orchestrator,
+agents, a status watcher and an operator connection.
+
+Benchmarks fail with a message, never with a figure, when something cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgefleet_protocol.broker import BrokerSettings
+from edgefleet_protocol.session import Publication, Session
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from harness.mosquitto import Mosquitto, start_mosquitto  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+__all__ = ["BIN", "BenchError", "Mosquitto", "Operator", "Processes", "Watcher", "start_mosquitto"]
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not run; the message says why."""
+
+
+class Processes:
+    """Subprocesses started by a benchmark, stopped (TERM, then KILL) on close."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        with open(self.workdir / f"{name}.log", "wb") as out:
+            proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.procs[name] = proc
+        return proc
+
+    def orchestrator(self, url: str, root: str, *, tick_s: float = 0.2) -> subprocess.Popen[bytes]:
+        return self.spawn(
+            "orchestrator",
+            [
+                str(BIN / "edgefleet"),
+                "orchestrator",
+                "run",
+                "--broker",
+                url,
+                "--root",
+                root,
+                "--data-dir",
+                str(self.workdir / "orch"),
+                "--tick",
+                str(tick_s),
+            ],
+        )
+
+    def agent(
+        self, url: str, root: str, node: str, site: str, *extra: str
+    ) -> subprocess.Popen[bytes]:
+        return self.spawn(
+            node,
+            [
+                str(BIN / "edgefleet-agent"),
+                "run",
+                "--node",
+                node,
+                "--site",
+                site,
+                "--broker",
+                url,
+                "--root",
+                root,
+                "--runtime",
+                "simulated",
+                "--state-dir",
+                str(self.workdir / node),
+                *extra,
+            ],
+        )
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+class Watcher:
+    """Keeps the latest payload of every topic under some filters, with arrival hooks."""
+
+    def __init__(self, url: str, filters: list[str]) -> None:
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.hooks: list[Callable[[str, dict[str, Any]], None]] = []
+        self.session = Session(
+            BrokerSettings.from_url(url),
+            client_id=f"bench-w-{uuid.uuid4().hex[:6]}",
+            subscriptions=filters,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.session.start()
+        if not await self.session.wait_connected(5):
+            raise BenchError(f"cannot reach the broker at {self.session.settings.redacted()}")
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        async for msg in self.session.messages():
+            if msg.payload:
+                body = json.loads(msg.payload)
+                self.latest[msg.topic] = body
+                for hook in self.hooks:
+                    hook(msg.topic, body)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        await self.session.close()
+
+
+class Operator:
+    """Sends commands and awaits replies; retries while the orchestrator is not listening."""
+
+    def __init__(self, url: str, root: str) -> None:
+        self.root = root
+        self.inbox = f"{root}/replies/bench"
+        self.session = Session(
+            BrokerSettings.from_url(url),
+            client_id=f"bench-op-{uuid.uuid4().hex[:6]}",
+            subscriptions=[f"{self.inbox}/#"],
+        )
+
+    async def __aenter__(self) -> Operator:
+        self.session.start()
+        if not await self.session.wait_connected(5):
+            raise BenchError("cannot reach the broker")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+
+    async def call(self, verb: str, *, attempts: int = 30, **args: Any) -> dict[str, Any]:
+        for _ in range(attempts):
+            rid = uuid.uuid4().hex
+            body = {"v": 1, "request_id": rid, "reply_to": f"{self.inbox}/{rid}", **args}
+            await self.session.publish(
+                Publication(topic=f"{self.root}/commands/{verb}", payload=json.dumps(body).encode())
+            )
+            try:
+                async with asyncio.timeout(1.0):
+                    async for msg in self.session.messages():
+                        if msg.topic.endswith(rid):
+                            reply: dict[str, Any] = json.loads(msg.payload)
+                            return reply
+            except TimeoutError:
+                continue
+        raise BenchError(f"the orchestrator did not answer {verb!r} (is it running?)")
+
+
+async def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise BenchError(f"timed out after {timeout_s} s waiting for {what}")
