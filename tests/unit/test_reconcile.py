@@ -77,7 +77,7 @@ class Fleet:
                 assignments=self.assignments,
                 published=self.published,
                 now=self.now,
-                started_at=900.0,
+                started_at=self.started_at,
             )
         )
         self.assignments = result.assignments
