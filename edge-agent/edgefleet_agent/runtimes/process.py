@@ -45,7 +45,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,7 +62,6 @@ from edgefleet_agent.runtimes.base import (
     WorkloadRef,
 )
 from edgefleet_agent.runtimes.process_control import (
-    Identity,
     WorkloadGroup,
     cap_log,
     is_alive,
@@ -86,14 +84,13 @@ from edgefleet_agent.runtimes.process_policy import (
     due_for_restart,
     observed_from_record,
 )
+from edgefleet_agent.runtimes.process_probe import UsageSampler, run_probe
 from edgefleet_agent.runtimes.process_registry import load_registry, save_registry
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-EXEC_TIMED_OUT = 124
-MAX_EXEC_OUTPUT = 4096
 
 
 class ProcessRuntime:
@@ -126,7 +123,7 @@ class ProcessRuntime:
         self._busy: set[str] = set()
         self._own: set[str] = set()
         self._groups: dict[str, WorkloadGroup] = {}
-        self._samplers: dict[Identity, psutil.Process] = {}
+        self._sampler = UsageSampler()
         self._task: asyncio.Task[None] | None = None
         self._records = load_registry(self._registry_path, node)
         self._adopt()
@@ -394,38 +391,11 @@ class ProcessRuntime:
         return record
 
     async def exec(self, name: str, command: list[str], *, timeout_s: float) -> ExecResult:
-        """Run ``command`` with the workload's env and cwd; past ``timeout_s`` its whole
-        process group is killed and the result is exit code 124."""
+        """Run ``command`` with the workload's env and cwd (see :func:`run_probe`)."""
         record = self._require(name)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=self._env(record),
-                cwd=record.spec.cwd,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            return ExecResult(exit_code=127, output=f"command not found: {command[0]}")
-        except PermissionError:
-            return ExecResult(exit_code=126, output=f"permission denied: {command[0]}")
-        try:
-            output, _ = await asyncio.wait_for(proc.communicate(), timeout=timeout_s)
-        except TimeoutError:
-            # Still our unreaped child, so its group id is certainly ours.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            try:
-                await asyncio.wait_for(proc.communicate(), timeout=5.0)
-            except TimeoutError:  # a descendant left the group and holds the pipe open
-                log.warning("exec in %s: output pipe still open after the kill", name)
-            return ExecResult(
-                exit_code=EXEC_TIMED_OUT, output=f"timed out after {timeout_s:g} s: {command}"
-            )
-        text = output.decode(errors="replace") if output else ""
-        return ExecResult(exit_code=proc.returncode or 0, output=text[-MAX_EXEC_OUTPUT:])
+        return await run_probe(
+            command, env=self._env(record), cwd=record.spec.cwd, timeout_s=timeout_s
+        )
 
     async def update_resources(self, name: str, resources: Resources) -> ResourceUpdate:
         async with self._lock:
@@ -445,43 +415,12 @@ class ProcessRuntime:
         return ResourceUpdate(applied=True)
 
     async def usage(self) -> dict[str, WorkloadUsage]:
-        """CPU (percent of one core, as ``docker stats``) and RSS of each running workload,
-        its descendants included. A workload's first sample has no cpu figure yet."""
-        usage: dict[str, WorkloadUsage] = {}
-        seen: set[Identity] = set()
-        for name, record in list(self._records.items()):
-            if record.phase != "running" or record.pid is None or record.create_time is None:
-                continue
-            leader = matching(record.pid, record.create_time)
-            if leader is None:
-                continue
-            try:
-                procs = [leader, *leader.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            cpu: float | None = 0.0
-            rss = 0
-            for proc in procs:
-                try:
-                    key = (proc.pid, proc.create_time())
-                    # cpu_percent measures since the previous call on the same object.
-                    unsampled = key not in self._samplers
-                    sampler = self._samplers.setdefault(key, proc)
-                    percent = sampler.cpu_percent(None)
-                    rss += sampler.memory_info().rss
-                except psutil.NoSuchProcess:
-                    continue
-                seen.add(key)
-                if unsampled and proc is leader:
-                    cpu = None
-                elif cpu is not None:
-                    cpu += percent
-            limit = record.spec.resources.memory_mb * MIB
-            usage[name] = WorkloadUsage(
-                cpu_pct=cpu, memory_mb=rss / MIB, memory_pct=rss / limit * 100.0
-            )
-        self._samplers = {k: v for k, v in self._samplers.items() if k in seen}
-        return usage
+        running = {
+            name: (record.pid, record.create_time, record.spec.resources.memory_mb)
+            for name, record in self._records.items()
+            if record.phase == "running" and record.pid and record.create_time
+        }
+        return self._sampler.sample(running)
 
     async def close(self) -> None:
         """Stop supervising; the workloads keep running and are adopted at the next start."""
