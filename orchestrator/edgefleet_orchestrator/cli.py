@@ -35,8 +35,9 @@ def _root(
 
 def _mount() -> None:
     # Imported here so a missing optional group never breaks the others.
-    from edgefleet_orchestrator import cli_broker, cli_orchestrator, cli_profiles
+    from edgefleet_orchestrator import cli_broker, cli_operator, cli_orchestrator, cli_profiles
 
+    cli_operator.register(app)
     app.add_typer(cli_broker.app, name="broker")
     app.add_typer(cli_profiles.app, name="profiles")
     app.add_typer(cli_orchestrator.app, name="orchestrator")
