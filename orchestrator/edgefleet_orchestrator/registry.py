@@ -40,8 +40,10 @@ from pydantic import BaseModel
 
 NodeState = Literal["unknown", "online", "offline", "stale"]
 
-DEFAULT_STALE_AFTER_S = 90.0
-"""Three missed heartbeats at the agent's default 30 s heartbeat."""
+DEFAULT_STALE_AFTER_S = 180.0
+"""Three missed heartbeats at the agent's default 60 s heartbeat. A silently cut link is
+noticed sooner by the broker (keepalive expiry publishes the agent's will); staleness is
+the backstop for an agent that hangs with its connection still up."""
 
 LATENCY_CHANGE_RATIO = 0.10
 """A latency probe must move by more than this fraction to matter to placement; smaller

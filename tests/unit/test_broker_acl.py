@@ -296,7 +296,7 @@ def test_each_env_file_holds_a_broker_url_the_protocol_package_parses() -> None:
         for line in files["clients/s1.n1.env"].decode().splitlines()
         if line and not line.startswith("#")
     )
-    settings = BrokerSettings.from_url(env["EDGEFLEET_BROKER_URL"])
+    settings = BrokerSettings.from_url(env["EDGEFLEET_BROKER"])
     assert (settings.host, settings.port, settings.tls) == ("broker.example.net", 8883, True)
     assert (settings.username, settings.password) == ("s1.n1", env["EDGEFLEET_BROKER_PASSWORD"])
     assert settings.ca_file == "/etc/edgefleet/ca.crt"

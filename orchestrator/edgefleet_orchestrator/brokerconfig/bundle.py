@@ -11,7 +11,7 @@ What the set holds (paths relative to the output directory):
 * ``server.crt`` / ``server.key`` — the broker's TLS identity;
 * ``passwd`` / ``acl`` — what the broker enforces;
 * ``clients/<user>.crt|.key|.env`` — per-user client certificate, key and a ready
-  ``EDGEFLEET_BROKER_URL``;
+  ``EDGEFLEET_BROKER`` (the variable the agent, the orchestrator and the CLI read);
 * ``credentials.json`` — every user's plaintext password, for handing out once.
 """
 
@@ -82,7 +82,7 @@ def _env_file(request: ConfigRequest, user: BrokerUser, password: str) -> bytes:
         f"# edgefleet broker credentials for {user.username} (role: {user.role.value}).",
         f"# Secret. Copy with ca.crt, {user.username}.crt and {user.username}.key to "
         f"{request.client_dir}/ on the client.",
-        f"EDGEFLEET_BROKER_URL={broker_url(request, user, password)}",
+        f"EDGEFLEET_BROKER={broker_url(request, user, password)}",
         f"EDGEFLEET_BROKER_USERNAME={user.username}",
         f"EDGEFLEET_BROKER_PASSWORD={password}",
         "",
