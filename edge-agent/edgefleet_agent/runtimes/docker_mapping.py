@@ -232,7 +232,12 @@ def effective_spec_hash(labels: dict[str, str], host_config: dict[str, Any]) -> 
 
 
 def observed_from_inspect(attrs: dict[str, Any]) -> Observed:
-    """``docker inspect`` of an owned container as an :class:`Observed`."""
+    """``docker inspect`` of an owned container as an :class:`Observed`.
+
+    ``restarts`` is Docker's RestartCount (restarts by its policy; a ``docker restart`` or
+    :meth:`DockerRuntime.restart` does not count). ``since`` is StartedAt while running or
+    restarting and FinishedAt once stopped/failed, i.e. since when the state holds.
+    """
     labels: dict[str, str] = (attrs.get("Config") or {}).get("Labels") or {}
     state_block: dict[str, Any] = attrs.get("State") or {}
     state, message, exit_code = state_from_inspect(state_block)
