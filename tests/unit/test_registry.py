@@ -460,7 +460,7 @@ def test_offline_and_unknown_nodes_never_go_stale() -> None:
 
 
 def test_the_stale_limit_must_be_positive_and_defaults_to_three_heartbeats() -> None:
-    assert Registry().stale_after_s == DEFAULT_STALE_AFTER_S == 90.0
+    assert Registry().stale_after_s == DEFAULT_STALE_AFTER_S == 180.0
     with pytest.raises(ValueError, match="stale_after_s must be positive"):
         Registry(stale_after_s=0)
 
