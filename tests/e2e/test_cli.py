@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -191,6 +193,13 @@ def test_deploy_wait_scale_and_delete_through_the_cli(fleet: Fleet) -> None:
         what="web to run 3 replicas",
     )
     assert ok_json(fleet, "scale", "web", "1") == {"app": "web", "replicas": 1, "previous": 3}
+
+    # An update: the retained status of the old version must not end the wait early, and a
+    # status that does not change must not keep it waiting.
+    path.write_text(simple_app("web", 2, "labels: {tier: front}\n"))
+    out = run(fleet, "deploy", str(path), "--wait", "--timeout", "30")
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    assert "updated app web (version " in out.stdout and "running 2/2" in out.stdout
 
     deleted = run(fleet, "delete", "web")
     assert (deleted.returncode, deleted.stdout.strip()) == (0, "deleted app web")
@@ -400,6 +409,57 @@ def test_watch_follows_changes_live_until_interrupted(fleet: Fleet) -> None:
             if stream is not None:
                 stream.close()
         run(fleet, "delete", "live")
+
+
+def test_watch_redraws_a_live_table_in_a_terminal(fleet: Fleet) -> None:
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [EDGEFLEET, "watch"],
+        env={**fleet.env, "TERM": "xterm"},
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = bytearray()
+
+    def read_some(timeout_s: float) -> bool:
+        """Append what the terminal shows; False once the child closed it."""
+        ready, _, _ = select.select([leader], [], [], timeout_s)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return False
+            seen.extend(chunk)
+            return bool(chunk)
+        return True
+
+    def screen_shows(text: str, timeout_s: float = 15) -> None:
+        deadline = time.monotonic() + timeout_s
+        while text.encode() not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"the terminal never showed {text!r}: {bytes(seen)[-2000:]!r}"
+            assert read_some(min(left, 0.5)), f"watch ended early: {bytes(seen)[-2000:]!r}"
+
+    try:
+        screen_shows("orchestrator")
+        screen_shows("online")
+        path = manifest_file(fleet, "tty", simple_app("tty", 1))
+        assert run(fleet, "deploy", str(path)).returncode == 0
+        screen_shows("tty")  # drawn by an update, not the first frame
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        drained_by = time.monotonic() + 5
+        while time.monotonic() < drained_by and read_some(0.2):  # the last frame and after
+            pass
+        assert b"Traceback" not in seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+        run(fleet, "delete", "tty")
 
 
 # -- the same API through the real mosquitto_pub / mosquitto_sub ------------------------------
