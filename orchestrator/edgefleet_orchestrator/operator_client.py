@@ -188,8 +188,8 @@ class OperatorClient:
             if not await self.session.wait_connected(self.settings.timeout_s):
                 why = self.session.stats.last_error or "no answer to CONNECT"
                 raise Unreachable(
-                    f"error: the broker at {self.settings.broker.redacted()} refused the MQTT "
-                    f"session ({why}): check the user, password and TLS options of --broker"
+                    f"error: no MQTT session with {self.settings.broker.redacted()} ({why}): "
+                    "is it an MQTT broker? check the user, password and TLS options of --broker"
                 )
         except BaseException:
             await self.session.close()

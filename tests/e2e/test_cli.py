@@ -15,6 +15,7 @@ import pty
 import queue
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -326,6 +327,13 @@ def test_an_unreachable_broker_exits_4_and_says_what_to_check(fleet: Fleet) -> N
         "is it running? check --broker, EDGEFLEET_BROKER or the config file"
     )
     assert time.monotonic() - started < 5  # no reconnect loop into the timeout
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts TCP, speaks no MQTT
+        port = silent.getsockname()[1]
+        out = run(fleet, "apps", "--broker", f"mqtt://127.0.0.1:{port}", "--timeout", "1")
+    assert out.returncode == 4
+    assert out.stderr.startswith(f"error: no MQTT session with mqtt://127.0.0.1:{port} (")
+    assert "is it an MQTT broker?" in out.stderr
 
 
 def test_no_orchestrator_exits_4_and_says_what_to_run(fleet: Fleet) -> None:
