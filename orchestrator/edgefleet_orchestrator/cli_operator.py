@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -119,14 +119,10 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def _execute(work: Callable[[], Awaitable[None]], *, interrupted: int = 130) -> None:
+def _execute(work: Callable[[], Coroutine[Any, Any, None]], *, interrupted: int = 130) -> None:
     """Run one command's coroutine; turn every expected failure into its line and code."""
-
-    async def main() -> None:
-        await work()
-
     try:
-        asyncio.run(main())
+        asyncio.run(work())
     except CliError as exc:
         for line in exc.lines:
             typer.echo(line, err=True)

@@ -33,7 +33,7 @@ def status(
 ) -> AppStatus:
     return AppStatus(
         app="cam",
-        state=state,  # type: ignore[arg-type]
+        state=state,
         desired=desired,
         placed=desired - sum(u.count for u in unplaced or []),
         running=running,
