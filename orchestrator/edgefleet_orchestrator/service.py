@@ -43,6 +43,7 @@ from edgefleet_protocol import (
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.commands import (
     ErrorCode,
+    check_reply_to,
     error_reply,
     parse_command,
     parse_envelope,
@@ -306,7 +307,13 @@ class Orchestrator:
             reply = error_reply(
                 "unknown", ErrorCode.BAD_REQUEST, str(exc), verb=verb, details=exc.as_dict()
             )
-            await self._answer(reply, None, message.correlation_data, verb)
+            # No envelope means no reply_to; an MQTT 5 response topic still names one.
+            await self._answer(
+                reply,
+                self._safe_reply_topic(message.response_topic),
+                message.correlation_data,
+                verb,
+            )
             return
         try:
             reply_to = resolve_reply_to(self.config.root, envelope, message.response_topic)
@@ -328,6 +335,14 @@ class Orchestrator:
         stored = self.store.remember_reply(envelope.request_id, verb, encode(reply).decode())
         await self._answer_raw(stored.encode(), reply_to, message.correlation_data)
         await self._audit(reply, verb)
+
+    def _safe_reply_topic(self, topic: str | None) -> str | None:
+        if topic is None:
+            return None
+        try:
+            return check_reply_to(self.config.root, topic)
+        except ProtocolError:
+            return None
 
     def _execute(self, verb: str, request_id: str, payload: bytes) -> CommandReply:
         try:
