@@ -167,6 +167,13 @@ def mosquitto_conf(port: int, workdir: Path) -> str:
     )
 
 
+def _sbin_hint() -> str:
+    for directory in ("/usr/sbin", "/usr/local/sbin"):
+        if os.access(os.path.join(directory, "mosquitto"), os.X_OK):
+            return f" (it is in {directory}: add that to PATH to use it)"
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerInfo:
     kind: str  # "mosquitto" or "amqtt"
@@ -195,7 +202,9 @@ def start_broker(book: ProcessBook, python: str, *, prefer: str = "auto") -> Bro
     else:
         argv = [python, "-m", "edgefleet_orchestrator.embedded_broker", "--port", str(port)]
         child = book.spawn("broker", "broker", argv)
-        kind, description = "amqtt", "embedded amqtt broker (mosquitto is not on PATH)"
+        kind, description = "amqtt", "embedded amqtt broker (MQTT 3.1.1)"
+        if prefer == "auto":
+            description += f" because mosquitto is not on PATH{_sbin_hint()}"
     wait_listening(child.process, LOOPBACK, port, timeout_s=20, log=child.log_path)
     return BrokerInfo(kind, description, port)
 

@@ -54,7 +54,8 @@ def print_summary(steps: Sequence[Step], view: FleetView, elapsed_s: float) -> N
     table.add_column("took", justify="right")
     table.add_column("note")
     for step in steps:
-        table.add_row(step.label, f"{step.seconds:.1f} s", step.note)
+        took = f"{step.seconds * 1000:.0f} ms" if step.seconds < 1 else f"{step.seconds:.1f} s"
+        table.add_row(step.label, took, step.note)
     _console.print(table)
     statuses = list(view.apps.values())
     _console.print(
