@@ -46,7 +46,7 @@ result_path, interrupt_on = sys.argv[1], sys.argv[2]
 demo = subprocess.Popen(
     [sys.executable, "-m", "edgefleet_orchestrator.demo"], stdout=subprocess.PIPE, text=True
 )
-lines = []
+lines, explored = [], None
 for line in demo.stdout:
     sys.stdout.write(line)
     sys.stdout.flush()
@@ -54,6 +54,11 @@ for line in demo.stdout:
     if interrupt_on and interrupt_on in line:
         demo.send_signal(signal.SIGINT)
         interrupt_on = ""
+    if line.startswith("Stop it"):  # DEMO_KEEP: try a printed command, then stop as told
+        command = next(l for l in lines if " apps --broker " in l).split()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        explored = {"argv": command, "code": done.returncode, "output": done.stdout + done.stderr}
+        os.kill(int(line.split("kill ")[1].split()[0]), signal.SIGTERM)
 code = demo.wait()
 time.sleep(1.0)  # let anything orphaned at the very end be re-parented to us
 left = []
@@ -71,7 +76,7 @@ while True:  # reap every orphan we inherited
     except ChildProcessError:
         break
 with open(result_path, "w") as out:
-    json.dump({"code": code, "left": left, "output": "".join(lines)}, out)
+    json.dump({"code": code, "left": left, "output": "".join(lines), "explored": explored}, out)
 """
 
 
@@ -110,10 +115,14 @@ def path_without_mosquitto(path: str, shadow_root: Path) -> str:
     return os.pathsep.join(entries)
 
 
-def run_demo(tmp_path: Path, path: str, *, interrupt_on: str = "") -> dict[str, Any]:
+def run_demo(
+    tmp_path: Path, path: str, *, interrupt_on: str = "", keep: bool = False
+) -> dict[str, Any]:
     result_path = tmp_path / "result.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGEFLEET_", "DEMO_KEEP"))}
     env["PATH"] = path
+    if keep:
+        env["DEMO_KEEP"] = "1"
     started = time.monotonic()
     reaper = subprocess.Popen(
         [sys.executable, "-c", REAPER, str(result_path), interrupt_on],
@@ -206,4 +215,20 @@ def test_ctrl_c_in_the_middle_of_the_story_stops_everything(tmp_path: Path) -> N
     assert result["code"] == 130, output[-4000:]
     assert "stopping (signal received)" in output
     assert "what happened" not in output  # the story did not go on
+    assert_nothing_left(result)
+
+
+def test_demo_keep_leaves_a_fleet_the_printed_commands_work_on_until_killed(
+    tmp_path: Path,
+) -> None:
+    result = run_demo(tmp_path, os.environ.get("PATH", ""), keep=True)
+    output = result["output"]
+    explored = result["explored"]
+    assert explored is not None, output[-3000:]
+    assert explored["code"] == 0, explored
+    for app in ("video-analytics", "sensor-gateway-eu", "log-shipper", "batch-job"):
+        assert app in explored["output"]
+    assert "--broker mqtt://127.0.0.1:" in " ".join(explored["argv"])
+    assert result["code"] == 0, output[-3000:]  # `kill <pid>` as printed is a clean stop
+    assert "stopping (signal received)" in output
     assert_nothing_left(result)
