@@ -209,6 +209,8 @@ def _deadbands(raw: Any) -> Deadbands:
             raise ValueError(f"unknown deadband {key!r}; known: {', '.join(Deadbands.names())}")
         try:
             bands = replace(bands, **{name: float(positive(value))})
+            if name == "confirm_samples" and bands.confirm_samples < 1:
+                raise ValueError(f"must be >= 1, got {value!r}")
         except ValueError as exc:
             raise ValueError(f"deadband {key!r} {exc}") from None
     return bands

@@ -41,6 +41,10 @@ class Deadbands:
     """Latency must move by both ``latency_pct`` percent and ``latency_ms`` milliseconds."""
     metric_pct: float = 5.0
     """Custom metrics: percent of the last sent value (any change when that was 0)."""
+    confirm_samples: float = 2
+    """CPU and load are noisy: they must stay past their deadband for this many samples
+    in a row before they are sent (1 = at once). A one-sample spike is not news; a real
+    change costs one sample interval of delay."""
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -62,10 +66,12 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class SentState:
-    """What receivers know: the last value sent per path, and when the last full went."""
+    """What receivers know: the last value sent per path, and when the last full went;
+    plus, per noisy path, how many samples in a row it has been past its deadband."""
 
     sent: Mapping[str, float] = field(default_factory=dict)
     last_full_at: float | None = None
+    streaks: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,11 @@ def moved(path: str, new: float, last: float, bands: Deadbands) -> bool:
     return True
 
 
+def is_noisy(path: str) -> bool:
+    """CPU and load readings jitter with whatever else the gateway does."""
+    return path.endswith("cpu_pct") or path == "load1"
+
+
 def decide(
     sample: Sample, state: SentState, *, now: float, heartbeat_s: float, bands: Deadbands
 ) -> tuple[Decision | None, SentState]:
@@ -134,15 +145,21 @@ def decide(
     flat = flatten(sample)
     if state.last_full_at is None or now - state.last_full_at >= heartbeat_s:
         return Decision(values=flat, full=True), SentState(sent=flat, last_full_at=now)
-    changed = {
-        path: value
-        for path, value in flat.items()
-        if path not in state.sent or moved(path, value, state.sent[path], bands)
-    }
+    changed: dict[str, float] = {}
+    streaks: dict[str, int] = {}
+    for path, value in flat.items():
+        if path in state.sent and not moved(path, value, state.sent[path], bands):
+            continue
+        if path in state.sent and is_noisy(path):
+            streak = state.streaks.get(path, 0) + 1
+            if streak < bands.confirm_samples:
+                streaks[path] = streak
+                continue
+        changed[path] = value
     # Paths that vanished (a removed workload) are forgotten, so a reappearance is news.
     sent = {path: state.sent[path] for path in flat if path in state.sent}
     sent.update(changed)
-    new_state = SentState(sent=sent, last_full_at=state.last_full_at)
+    new_state = SentState(sent=sent, last_full_at=state.last_full_at, streaks=streaks)
     if not changed:
         return None, new_state
     return Decision(values=changed, full=False), new_state

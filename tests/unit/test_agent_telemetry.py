@@ -17,7 +17,7 @@ from edgefleet_agent.telemetry import (
 )
 from edgefleet_protocol import Telemetry, WorkloadUsage, decode
 
-BANDS = Deadbands()
+BANDS = Deadbands(confirm_samples=1)  # pure deadband behaviour; confirmation is tested below
 
 
 @pytest.mark.parametrize(
@@ -179,3 +179,46 @@ def test_an_idle_node_heartbeat_stays_small() -> None:
     assert decision is not None
     raw = compact_json(to_telemetry(decision, node="gw-0042", site="plant-7", ts=1_760_000_000.123))
     assert len(raw) < 200, raw
+
+
+CONFIRMING = Deadbands()  # the default: cpu and load must stay out of band for 2 samples
+
+
+def run_cpu(values: list[float], bands: Deadbands = CONFIRMING) -> list[float | None]:
+    """cpu_pct per sample after a first full send at 10 %; what each tick sent."""
+    _, state = decide(Sample(cpu_pct=10.0), SentState(), now=0.0, heartbeat_s=600, bands=bands)
+    sent: list[float | None] = []
+    for i, cpu in enumerate(values):
+        decision, state = decide(
+            Sample(cpu_pct=cpu), state, now=1.0 + i, heartbeat_s=600, bands=bands
+        )
+        sent.append(decision.values.get("cpu_pct") if decision else None)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([40.0, 10.0, 12.0], [None, None, None]),  # a one-sample spike is not news
+        ([40.0, 42.0], [None, 42.0]),  # a change that lasts is sent on its second sample
+        ([40.0, 11.0, 40.0, 41.0], [None, None, None, 41.0]),  # the streak starts over
+        ([40.0, 42.0, 43.0], [None, 42.0, None]),  # and once sent, 43 is inside the band
+    ],
+)
+def test_noisy_values_must_stay_out_of_band_before_they_are_sent(
+    values: list[float], expected: list[float | None]
+) -> None:
+    assert run_cpu(values) == expected
+
+
+def test_confirmation_can_be_turned_off() -> None:
+    assert run_cpu([40.0, 10.0], bands=Deadbands(confirm_samples=1)) == [40.0, 10.0]
+
+
+def test_steady_values_like_memory_are_sent_at_once() -> None:
+    _, state = decide(
+        Sample(memory_pct=40.0), SentState(), now=0, heartbeat_s=600, bands=CONFIRMING
+    )
+    decision, _ = decide(Sample(memory_pct=45.0), state, now=1, heartbeat_s=600, bands=CONFIRMING)
+    assert decision is not None
+    assert decision.values == {"memory_pct": 45.0}
