@@ -178,3 +178,12 @@ def test_unreadable_config_files_are_errors_of_the_config_setting(
 def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="cannot read"):
         read_config_file(tmp_path / "missing.yaml")
+
+
+def test_the_shipped_example_config_is_valid() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    values = read_config_file(repo / "edge-agent" / "agent.example.yaml")
+    settings = resolve_settings({"profiles_dir": str(repo / "device-profiles")}, {}, values)
+    assert (settings.node, settings.site, settings.broker.tls) == ("gw-0042", "plant-7", True)
+    assert settings.profile_path == repo / "device-profiles" / "raspberry-pi-4b-4gb.yaml"
+    assert settings.deadbands.confirm_samples == 2
