@@ -131,6 +131,7 @@ class Session:
         self.stats = SessionStats()
         self._fallback_to_311 = settings.protocol == "3.1.1"
         self._just_fell_back = False
+        self._v5_worked = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -267,6 +268,10 @@ class Session:
 
     # -- the connection loop --------------------------------------------------------------
 
+    def _connect_timeout(self, protocol: ProtocolVersion) -> float:
+        probing = self.settings.protocol == "auto" and protocol == "5" and not self._v5_worked
+        return 3.0 if probing else 15.0
+
     def _next_protocol(self) -> ProtocolVersion:
         return "3.1.1" if self._fallback_to_311 else "5"
 
@@ -306,10 +311,15 @@ class Session:
             protocol = self._next_protocol()
             client = self._make_client(protocol)
             try:
-                async with client:
+                async with contextlib.AsyncExitStack() as stack:
+                    # A 3.1.1-only broker may hang on a v5 CONNECT instead of refusing it;
+                    # in auto mode a short first attempt keeps the fallback fast.
+                    async with asyncio.timeout(self._connect_timeout(protocol)):
+                        await stack.enter_async_context(client)
                     self._client = client
                     self.stats.protocol = protocol
                     self.stats.connects += 1
+                    self._v5_worked = self._v5_worked or protocol == "5"
                     attempt = 0
                     for topic_filter in self._subscriptions:
                         await client.subscribe(topic_filter, qos=1)
@@ -321,8 +331,8 @@ class Session:
                         )
                     async for message in client.messages:
                         await self._enqueue(message)
-            except aiomqtt.MqttError as exc:
-                self.stats.last_error = str(exc)
+            except (aiomqtt.MqttError, TimeoutError) as exc:
+                self.stats.last_error = str(exc) or type(exc).__name__
                 if not self.connected.is_set():
                     self._maybe_fall_back(protocol, exc)
                 log.info("MQTT connection to %s lost or refused: %s", self.settings.redacted(), exc)
@@ -340,7 +350,7 @@ class Session:
                 async with asyncio.timeout(delay):
                     await self._closing.wait()
 
-    def _maybe_fall_back(self, protocol: ProtocolVersion, exc: aiomqtt.MqttError) -> None:
+    def _maybe_fall_back(self, protocol: ProtocolVersion, exc: Exception) -> None:
         """``auto`` mode: a failed MQTT 5 connect is followed at once by a 3.1.1 attempt (an
         embedded 3.1.1-only broker refuses or drops a v5 CONNECT); a failed 3.1.1 attempt
         returns to 5 after the usual backoff. Whichever connects is kept while it works."""

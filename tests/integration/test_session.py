@@ -139,3 +139,25 @@ async def test_full_queue_drops_qos0_but_keeps_qos1(broker_url: str, topic_root:
 
 def test_unused_fixture_type(mosquitto: Mosquitto) -> None:
     assert mosquitto.url.startswith("mqtt://127.0.0.1:")
+
+
+async def test_auto_mode_gives_up_on_a_silent_v5_connect_quickly() -> None:
+    """A 3.1.1-only broker that hangs on an MQTT 5 CONNECT must not stall auto mode."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    port = silent.getsockname()[1]
+    try:
+        session = Session(BrokerSettings.from_url(f"mqtt://127.0.0.1:{port}"), client_id="probe")
+        session.start()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while not session._fallback_to_311 and loop.time() - started < 8:
+            await asyncio.sleep(0.05)
+        assert session._fallback_to_311, "auto mode never tried 3.1.1"
+        assert loop.time() - started < 5
+        await session.close()
+    finally:
+        silent.close()
