@@ -136,7 +136,7 @@ async def refused(settings: BrokerSettings) -> str:
     async with session:
         async with asyncio.timeout(5):
             # No event marks a refusal, so poll (under the deadline above).
-            while session.stats.last_error is None and not session.connected.is_set():  # noqa: ASYNC110
+            while session.stats.last_error is None and not session.connected.is_set():
                 await asyncio.sleep(0.02)
         assert session.stats.connects == 0, "the broker accepted a client it should refuse"
         return session.stats.last_error or ""
