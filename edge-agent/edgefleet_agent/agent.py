@@ -28,11 +28,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from edgefleet_protocol import Capabilities, Event, NodeStatus, Reported, TopicKind, Topics
 from edgefleet_protocol.node_messages import Level, NodeState
-from edgefleet_protocol.profiles import Profile
 from edgefleet_protocol.session import Publication, Session
 
 from edgefleet_agent import __version__
@@ -48,6 +47,9 @@ from edgefleet_agent.runtimes.base import Runtime
 from edgefleet_agent.settings import AgentSettings
 from edgefleet_agent.store import LocalStore
 from edgefleet_agent.telemetry import SentState, compact_json, decide, to_telemetry
+
+if TYPE_CHECKING:
+    from edgefleet_protocol.profiles import Profile
 
 log = logging.getLogger("edgefleet.agent")
 

@@ -15,13 +15,15 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import psutil
 from edgefleet_protocol import Capabilities, NetworkInfo
-from edgefleet_protocol.profiles import Profile, load_profile
 
 from edgefleet_agent import __version__
+
+if TYPE_CHECKING:
+    from edgefleet_protocol.profiles import Profile
 
 RuntimeName = Literal["docker", "process", "simulated"]
 
@@ -69,7 +71,10 @@ def gather_host_facts(state_dir: Path) -> HostFacts:
 
 
 def load_device_profile(path: Path) -> Profile:
-    """The profile file named by the settings; raises ``ProfileError`` naming file and field."""
+    """The profile file named by the settings; raises ``ProfileError`` naming file and field.
+    Imported here, not at the top: the profile module pulls in a YAML parser."""
+    from edgefleet_protocol.profiles import load_profile
+
     return load_profile(path)
 
 

@@ -57,7 +57,7 @@ SINGLE = {
     "sample_interval_s": "telemetry sampling period (default 10)",
     "probe_interval_s": "latency probe period (default 60)",
     "reconcile_interval_s": "converge pass period when nothing happens (default 10)",
-    "capabilities_interval_s": "capabilities re-check period (default 300)",
+    "capabilities_interval_s": "capabilities re-check period (default 60)",
     "max_payload_bytes": "largest desired document accepted (default 262144)",
     "sim_seed": "simulated runtime: RNG seed",
     "sim_start_delay_s": "simulated runtime: seconds a workload spends starting",

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-from edgefleet_protocol.profiles import Profile, ProfileError
+from typing import TYPE_CHECKING
 
 from edgefleet_agent.agent import Agent
 from edgefleet_agent.capabilities import load_device_profile
@@ -18,6 +17,9 @@ from edgefleet_agent.runtime_factory import build_runtimes
 from edgefleet_agent.runtimes.base import Runtime
 from edgefleet_agent.settings import AgentSettings, SettingsError
 from edgefleet_agent.store import LocalStore
+
+if TYPE_CHECKING:
+    from edgefleet_protocol.profiles import Profile
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Prepared:
 def prepare(settings: AgentSettings) -> Prepared:
     profile = None
     if settings.profile_path is not None:
+        from edgefleet_protocol.profiles import ProfileError
+
         try:
             profile = load_device_profile(settings.profile_path)
         except ProfileError as exc:

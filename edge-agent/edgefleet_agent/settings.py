@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from edgefleet_protocol import ProtocolError, validate_id
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.codec import MAX_PAYLOAD_BYTES
@@ -79,7 +78,7 @@ class AgentSettings:
     sample_interval_s: float = 10.0
     probe_interval_s: float = 60.0
     reconcile_interval_s: float = 10.0
-    capabilities_interval_s: float = 300.0
+    capabilities_interval_s: float = 60.0
     deadbands: Deadbands = field(default_factory=Deadbands)
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     sim_seed: int = 0
@@ -386,6 +385,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise SettingsError("config", f"cannot read {path}: {exc.strerror}") from None
+    import yaml  # only when a file is read: every megabyte of RSS counts on a gateway
+
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)

@@ -4,10 +4,13 @@ that leaves processes running, and telemetry with a workload's own metrics file.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 from harness.mosquitto import free_port, start_mosquitto
 from test_agent_harness import (
@@ -175,3 +178,52 @@ async def test_telemetry_carries_latency_usage_and_the_workloads_own_metrics(
             assert telemetry["cpu_pct"] >= 0 and 0 < telemetry["memory_pct"] <= 100
     finally:
         agent.stop()
+
+
+async def test_an_http_health_check_marks_a_process_unhealthy_and_restarts_it(
+    tmp_path: Path, broker_url: str, topic_root: str
+) -> None:
+    ok_port, bad_port = free_port(), free_port()
+    (tmp_path / "www").mkdir()
+
+    def server(port: int, path: str) -> Any:
+        return workload(
+            f"web-{port}", runtime="process", cwd=str(tmp_path / "www"),
+            command=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+            health={"kind": "http", "port": port, "path": path, "interval_s": 0.3,
+                    "failure_threshold": 2, "timeout_s": 1},
+        )  # fmt: skip
+
+    good, sick = server(ok_port, "/"), server(bad_port, "/missing")
+    agent = AgentProcess(tmp_path / "state", broker_url, topic_root, runtime="process")
+    try:
+        async with Watcher(broker_url, topic_root) as watcher:
+            await watcher.publish(agent.topic("desired"), desired_doc(agent.node, 1, good, sick))
+            agent.start()
+            unhealthy = await watcher.wait_for(
+                agent.topic("reported"),
+                lambda b: b.get("workloads", {}).get(sick.name, {}).get("state") == "unhealthy",
+                timeout=20,
+            )
+            message = unhealthy["workloads"][sick.name]["message"]
+            assert f"GET http://127.0.0.1:{bad_port}/missing: HTTP 404" in message
+            event = await watcher.wait_for(
+                agent.topic("events"), lambda b: b["kind"] == "workload-restarted", timeout=20
+            )
+            assert event["details"]["workload"] == sick.name
+            healthy = await watcher.wait_for(
+                agent.topic("reported"),
+                lambda b: (
+                    b["workloads"][sick.name]["restarts"] >= 1
+                    and b["workloads"][good.name]["health"] == "healthy"
+                ),
+                timeout=20,
+            )
+            assert healthy["workloads"][good.name]["state"] == "running"
+            assert healthy["workloads"][good.name]["restarts"] == 0
+    finally:
+        agent.stop()
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if "http.server" in cmdline and (str(bad_port) in cmdline or str(ok_port) in cmdline):
+                proc.kill()
