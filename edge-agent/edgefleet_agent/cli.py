@@ -138,8 +138,12 @@ def run_until_signalled(prepared: Prepared) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+
+    async def serve() -> None:
+        await prepared.build().run(stop)  # built inside the loop that runs it
+
     try:
-        loop.run_until_complete(prepared.build().run(stop))
+        loop.run_until_complete(serve())
     finally:
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())

@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
-from edgefleet_protocol.node_messages import WorkloadState
-
 from edgefleet_agent.runtimes.base import (
     Observed,
     PermanentRuntimeError,
@@ -30,7 +28,6 @@ from edgefleet_agent.steps import Prepare, Remove, Restart, Start, Step, UpdateR
 
 log = logging.getLogger("edgefleet.agent.executor")
 
-Progress = Callable[[str, WorkloadState], None]
 Decorate = Callable[[str, WorkloadRef], WorkloadRef]
 
 
@@ -67,13 +64,11 @@ class Executor:
         runtimes: Mapping[str, Runtime],
         *,
         decorate: Decorate = _identity,
-        on_progress: Progress | None = None,
         concurrency: int = 4,
         timeouts: Timeouts | None = None,
     ) -> None:
         self._runtimes = runtimes
         self._decorate = decorate
-        self._on_progress = on_progress
         self._limit = asyncio.Semaphore(concurrency)
         self._timeouts = timeouts or Timeouts()
 
@@ -126,11 +121,9 @@ class Executor:
     async def _execute(self, runtime: Runtime, step: Step) -> Outcome:
         match step:
             case Prepare(ref=ref):
-                self._progress(ref.name, "pulling" if step.runtime == "docker" else "starting")
                 await runtime.prepare(self._decorate(step.runtime, ref))
                 return Outcome(step, ok=True)
             case Start(ref=ref):
-                self._progress(ref.name, "starting")
                 observed = await runtime.start(self._decorate(step.runtime, ref))
                 return Outcome(step, ok=True, observed=observed)
             case Remove(name=name, timeout_s=timeout_s):
@@ -144,7 +137,3 @@ class Executor:
                 return Outcome(step, ok=True, message=update.message, resource_update=update)
             case _:
                 assert_never(step)
-
-    def _progress(self, name: str, state: WorkloadState) -> None:
-        if self._on_progress is not None:
-            self._on_progress(name, state)
