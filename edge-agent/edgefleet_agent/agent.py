@@ -25,12 +25,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, assert_never
 
-from edgefleet_protocol import Capabilities, Event, NodeStatus, Reported, TopicKind, Topics
+from edgefleet_protocol import (
+    Capabilities,
+    Event,
+    NodeStatus,
+    OrchestratorStatus,
+    ProtocolError,
+    Reported,
+    TopicKind,
+    Topics,
+    decode,
+)
 from edgefleet_protocol.node_messages import Level, NodeState
 from edgefleet_protocol.session import Publication, Session
 
@@ -123,13 +134,17 @@ class Agent:
         self._last_reported: dict[str, Any] | None = None
         self._last_capabilities: Capabilities | None = None
         self._telemetry = SentState()
+        self._orchestrator_topic = Topics(settings.root).orchestrator_status()
         self.session = Session(
             settings.broker,
             client_id=f"edgefleet-agent-{settings.site}-{settings.node}",
             will=self._status_publication("offline", self.started_at),
-            subscriptions=[self._topics[TopicKind.NODE_DESIRED]],
+            subscriptions=[self._topics[TopicKind.NODE_DESIRED], self._orchestrator_topic],
             on_connect=self._on_connect,
         )
+        self._orchestrator_since: float | None = None
+        self._rng = random.Random()
+        self._hello: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -303,12 +318,38 @@ class Agent:
 
     async def _inbound_loop(self) -> None:
         async for message in self.session.messages():
+            if message.topic == self._orchestrator_topic:
+                self._on_orchestrator_status(message.payload)
+                continue
             if message.topic != self._topics[TopicKind.NODE_DESIRED]:
                 continue
             try:
                 await self.on_desired(message.payload)
             except Exception:
                 log.exception("handling a desired document failed")
+
+    def _on_orchestrator_status(self, payload: bytes) -> None:
+        """A newly started orchestrator knows nothing live about this node (telemetry is not
+        retained, and a retained ``online`` proves nothing). When ``orchestrator/status``
+        turns ``online`` with a new ``since``, say hello: a live status and a full
+        telemetry message, after a random 0-1 s so a large fleet does not answer at once."""
+        try:
+            status = decode(OrchestratorStatus, payload)
+        except ProtocolError:
+            return
+        first = self._orchestrator_since is None
+        if status.state != "online" or status.since == self._orchestrator_since:
+            return
+        self._orchestrator_since = status.since
+        if first or (self._hello is not None and not self._hello.done()):
+            return  # on (re)connect, _on_connect already republishes everything
+        self._hello = asyncio.create_task(self._say_hello(), name="agent-hello")
+
+    async def _say_hello(self) -> None:
+        await asyncio.sleep(self._rng.uniform(0.0, 1.0))
+        await self.session.publish(self._status_publication("online", self.started_at))
+        self._telemetry = SentState()
+        await self.telemetry_once()
 
     async def on_desired(self, payload: bytes) -> None:
         """Admit one desired document; an accepted one is persisted before converging."""
