@@ -89,3 +89,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per tier, so a CI log shows at a glance that the real parts ran."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            keywords = getattr(report, "keywords", {})
+            tier = (
+                "docker" if "docker" in keywords else "broker" if "broker" in keywords else "unit"
+            )
+            counts.setdefault(tier, {}).setdefault(outcome, 0)
+            counts[tier][outcome] += 1
+    for tier in ("unit", "broker", "docker"):
+        if tier in counts:
+            parts = ", ".join(f"{n} {k}" for k, n in sorted(counts[tier].items()))
+            terminalreporter.write_line(f"tier {tier}: {parts}")
