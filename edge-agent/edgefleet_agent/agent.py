@@ -28,8 +28,9 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, assert_never
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 from edgefleet_protocol import (
     Capabilities,
@@ -48,7 +49,7 @@ from edgefleet_protocol.session import Publication, Session
 from edgefleet_agent import __version__
 from edgefleet_agent.admission import Accept, Reject, Stale, Unchanged, admit
 from edgefleet_agent.backoff import BackoffPolicy
-from edgefleet_agent.capabilities import build_capabilities, gather_host_facts
+from edgefleet_agent.capabilities import HostFacts, build_capabilities, gather_host_facts
 from edgefleet_agent.collector import Collector, Target
 from edgefleet_agent.converge import Converger
 from edgefleet_agent.health_watch import HealthWatch
@@ -57,7 +58,7 @@ from edgefleet_agent.prober import ProbeResult
 from edgefleet_agent.runtimes.base import Runtime
 from edgefleet_agent.settings import AgentSettings
 from edgefleet_agent.store import LocalStore
-from edgefleet_agent.telemetry import SentState, compact_json, decide, to_telemetry
+from edgefleet_agent.telemetry import Sample, SentState, compact_json, decide, to_telemetry
 
 if TYPE_CHECKING:
     from edgefleet_protocol.profiles import Profile
@@ -68,6 +69,13 @@ LOOP_ERROR_PAUSE_S = 5.0
 MAX_QUEUED_EVENTS = 100
 STOP_PUBLISH_TIMEOUT_S = 2.0
 SUPERVISE_FALLBACK_S = 1.0
+
+
+class Sampler(Protocol):
+    """Where telemetry samples come from: the host's :class:`Collector`, or the fleet
+    simulator's model of a device (many simulated gateways share one real host)."""
+
+    async def sample(self, runtimes: Iterable[Runtime], running: Iterable[str]) -> Sample: ...
 
 
 class _Stopping(Exception):
@@ -85,6 +93,8 @@ class Agent:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         backoff_policy: BackoffPolicy | None = None,
+        sampler: Sampler | None = None,
+        host_facts: Callable[[Path], HostFacts] = gather_host_facts,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -92,6 +102,7 @@ class Agent:
         self.profile = profile
         self._clock = clock
         self._monotonic = monotonic
+        self._host_facts = host_facts
         topics = Topics(settings.root)
         self._topics = {
             kind: topics.node(settings.site, settings.node, kind)
@@ -121,7 +132,7 @@ class Agent:
         )
         targets = {"broker": Target(settings.broker.host, settings.broker.port)}
         targets.update({n: Target(t.host, t.port) for n, t in settings.probes.items()})
-        self.collector = Collector(
+        self.collector: Sampler = sampler or Collector(
             state_dir=settings.state_dir,
             targets=targets,
             probe_interval_s=settings.probe_interval_s,
@@ -295,7 +306,7 @@ class Agent:
         return build_capabilities(
             node=s.node,
             site=s.site,
-            facts=gather_host_facts(s.state_dir),
+            facts=self._host_facts(s.state_dir),
             profile=self.profile,
             # Capabilities need one runtime at least; with none answering right now, list the
             # configured ones (their workloads then report why they are pending).
