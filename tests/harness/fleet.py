@@ -203,6 +203,40 @@ class Operator:
         raise AssertionError("unreachable")
 
 
+class Watcher:
+    """Keeps the latest payload of every topic under some filters; ``hooks`` see each
+    arrival as it happens (for timing)."""
+
+    def __init__(self, url: str, filters: list[str]) -> None:
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.hooks: list[Callable[[str, dict[str, Any]], None]] = []
+        self.session = Session(
+            BrokerSettings.from_url(url),
+            client_id=f"w-{uuid.uuid4().hex[:6]}",
+            subscriptions=filters,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.session.start()
+        if not await self.session.wait_connected(5):
+            raise RuntimeError(f"cannot reach the broker at {self.session.settings.redacted()}")
+        self._task = asyncio.create_task(self._pump(), name="watcher")
+
+    async def _pump(self) -> None:
+        async for msg in self.session.messages():
+            if msg.payload:
+                body = json.loads(msg.payload)
+                self.latest[msg.topic] = body
+                for hook in self.hooks:
+                    hook(msg.topic, body)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        await self.session.close()
+
+
 async def eventually(
     check: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition"
 ) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -24,40 +23,10 @@ from typing import Any
 
 import psutil
 import pytest
-from edgefleet_protocol.broker import BrokerSettings
-from edgefleet_protocol.session import Session
-from harness.fleet import Operator, eventually
+from harness.fleet import Operator, Watcher, eventually
 from harness.mosquitto import free_port
 
 BIN = Path(sys.executable).parent
-
-
-class Watcher:
-    """Keeps the latest retained/live payload of every topic under a filter."""
-
-    def __init__(self, url: str, filters: list[str]) -> None:
-        self.latest: dict[str, dict[str, Any]] = {}
-        self.session = Session(
-            BrokerSettings.from_url(url),
-            client_id=f"w-{uuid.uuid4().hex[:6]}",
-            subscriptions=filters,
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.session.start()
-        assert await self.session.wait_connected(5)
-        self._task = asyncio.create_task(self._pump())
-
-    async def _pump(self) -> None:
-        async for msg in self.session.messages():
-            if msg.payload:
-                self.latest[msg.topic] = json.loads(msg.payload)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-        await self.session.close()
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
