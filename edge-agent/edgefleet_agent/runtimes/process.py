@@ -146,7 +146,14 @@ class ProcessRuntime:
                 self._groups[name] = group
                 log.info("adopted %s (pid %s)", name, record.pid)
                 continue
-            self._records[name] = after_exit(record, exit_code=None, now=now, backoff=self.backoff)
+            exited = after_exit(record, exit_code=None, now=now, backoff=self.backoff)
+            if exited.phase == "backoff":
+                # Gone while no agent ran (most often a gateway reboot): bring it back now,
+                # not after a restart backoff meant for crash loops.
+                exited = exited.model_copy(
+                    update={"next_start_at": now, "message": "gone since the last agent run"}
+                )
+            self._records[name] = exited
             changed = True
             log.warning("%s (pid %s) is gone since the last agent run", name, record.pid)
         if changed:
