@@ -10,8 +10,9 @@ nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgefleet_protocol import AppStatus, ProtocolError
@@ -26,8 +27,11 @@ from edgefleet_protocol.commands import (
 )
 from pydantic import BaseModel
 
-from edgefleet_orchestrator.manifest import AppManifest, load_manifest
+from edgefleet_orchestrator.control_store import drain_record
+from edgefleet_orchestrator.drain import DrainRequest
+from edgefleet_orchestrator.manifest import AppManifest, load_manifest, with_replicas
 from edgefleet_orchestrator.placement.model import Assignment
+from edgefleet_orchestrator.reconcile import Control
 from edgefleet_orchestrator.registry import NodeRecord, Registry
 from edgefleet_orchestrator.store import Store
 
@@ -42,12 +46,19 @@ class CommandFailed(Exception):
 
 @dataclass
 class ControlState:
-    """The orchestrator's live state, owned by the service's single event-loop task."""
+    """The orchestrator's live state, owned by the service's single event-loop task.
+
+    ``control`` is what the reconcile passes carry from one to the next (drains, moves in
+    flight, autoscale memory); ``drains`` is the last pass's progress per draining node.
+    """
 
     apps: dict[str, AppManifest]
     registry: Registry
     assignments: list[Assignment]
     statuses: dict[str, AppStatus] = field(default_factory=dict)
+    control: Control = field(default_factory=Control)
+    drains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,11 @@ def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
             {"field": f"manifest.{exc.field}", "reason": exc.reason},
         ) from None
     previous = state.apps.get(app.name)
+    if previous is not None and app.autoscale is not None and "replicas" not in args.manifest:
+        # The count of an autoscaled app is the autoscaler's: a redeploy that does not name
+        # one keeps the current count (within the new bounds) instead of resetting to min.
+        low, high = app.autoscale.min, app.autoscale.max
+        app = with_replicas(app, min(max(previous.replicas or low, low), high))
     if previous == app:
         version = store.put_app(app.name, manifest_json(app))
         return Outcome({"app": app.name, "action": "unchanged", "version": version})
@@ -105,6 +121,15 @@ def _scale(args: BaseModel, state: ControlState, store: Store) -> Outcome:
             f"app {app.name} runs in daemon mode (one replica per matching node); "
             "change its placement instead of scaling it",
             {"app": app.name, "mode": "daemon"},
+        )
+    if app.autoscale is not None:
+        auto = app.autoscale
+        raise CommandFailed(
+            ErrorCode.CONFLICT,
+            f"app {app.name} is autoscaled on {auto.metric} between {auto.min} and "
+            f"{auto.max} replicas; deploy it with other autoscale bounds (or without "
+            "autoscale) to set its count",
+            {"app": app.name, "autoscale": auto.model_dump(mode="json")},
         )
     previous = app.replicas or 0
     try:
@@ -170,10 +195,22 @@ def node_row(record: NodeRecord, assignments: list[Assignment]) -> dict[str, Any
     }
 
 
+def _drain_state(node: str, state: ControlState) -> str | None:
+    if node not in state.control.drains:
+        return None
+    progress = state.drains.get(node)
+    return str(progress["state"]) if progress else "draining"
+
+
 def _nodes(args: BaseModel, state: ControlState, store: Store) -> Outcome:
     assert isinstance(args, NoArgs)
     records = sorted(state.registry.nodes.values(), key=lambda r: (r.site, r.node))
-    return Outcome({"nodes": [node_row(r, state.assignments) for r in records]})
+    rows = []
+    for r in records:
+        row = node_row(r, state.assignments)
+        row["drain"] = _drain_state(r.node, state)
+        rows.append(row)
+    return Outcome({"nodes": rows})
 
 
 def _node(args: BaseModel, state: ControlState, store: Store) -> Outcome:
@@ -202,6 +239,7 @@ def _node(args: BaseModel, state: ControlState, store: Store) -> Outcome:
         else {}
     )
     row["assigned"] = sorted(a.replica for a in state.assignments if a.node == record.node)
+    row["drain"] = _progress(args.node, state)
     return Outcome(row)
 
 
@@ -219,18 +257,64 @@ def _set_cordon(node: str, cordoned: bool, state: ControlState, store: Store) ->
     _require_node(node, state)
     store.set_cordon(node, cordoned)
     changed = state.registry.set_cordon(node, cordoned)
-    return Outcome({"node": node, "cordoned": cordoned, "changed": changed}, changed)
+    result: dict[str, Any] = {"node": node, "cordoned": cordoned, "changed": changed}
+    if not cordoned and node in state.control.drains:
+        # Uncordon ends a drain: moves under way finish, nothing new is moved.
+        store.delete_drain(node)
+        drains = {n: d for n, d in state.control.drains.items() if n != node}
+        state.control = replace(state.control, drains=drains)
+        state.drains.pop(node, None)
+        result["drain_cancelled"] = True
+        changed = True
+    return Outcome(result, changed)
 
 
 def _drain(args: BaseModel, state: ControlState, store: Store) -> Outcome:
+    """Cordon the node and move its replicas away (the passes do the moving; see drain.py).
+    A repeat while draining is answered with the progress so far (``action:
+    unchanged``), or ``updated`` when it changes ``max_unavailable``."""
     assert isinstance(args, DrainArgs)
     _require_node(args.node, state)
-    raise CommandFailed(
-        ErrorCode.CONFLICT,
-        "drain is not available in this version; cordon the node and scale or redeploy "
-        "the apps on it instead",
-        {"node": args.node, "supported": False},
+    existing = state.control.drains.get(args.node)
+    if existing is not None and existing.max_unavailable == args.max_unavailable:
+        return Outcome({"node": args.node, "action": "unchanged", **_progress_of(args.node, state)})
+    request = DrainRequest(
+        node=args.node,
+        started_at=existing.started_at if existing else state.clock(),
+        max_unavailable=args.max_unavailable,
     )
+    store.set_cordon(args.node, True)
+    state.registry.set_cordon(args.node, True)
+    store.put_drain(drain_record(request))
+    state.control = replace(state.control, drains={**state.control.drains, args.node: request})
+    action = "started" if existing is None else "updated"
+    return Outcome({"node": args.node, "action": action, **_progress_of(args.node, state)}, True)
+
+
+def _progress(node: str, state: ControlState) -> dict[str, Any] | None:
+    """The node's drain progress, or ``None`` when it is not draining."""
+    return _progress_of(node, state) if node in state.control.drains else None
+
+
+def _progress_of(node: str, state: ControlState) -> dict[str, Any]:
+    known = state.drains.get(node)
+    if known is not None:
+        return dict(known)
+    # Not through a pass yet: what is there to move, as far as the assignments say.
+    request = state.control.drains[node]
+    daemon = {name for name, app in state.apps.items() if app.is_daemon}
+    here = [a for a in state.assignments if a.node == node]
+    return {
+        "node": node,
+        "state": "draining",
+        "started_at": request.started_at,
+        "max_unavailable": request.max_unavailable,
+        "remaining": sum(1 for a in here if a.app not in daemon),
+        "moving": [],
+        "waiting": [],
+        "stuck": [],
+        "daemons": sorted(a.replica for a in here if a.app in daemon),
+    }
 
 
 def _require_app(name: str, state: ControlState) -> AppManifest:

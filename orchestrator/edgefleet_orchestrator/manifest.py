@@ -179,8 +179,59 @@ class Disconnect(StrictSpec):
     replace: bool = True
 
 
+BUILTIN_METRICS = ("cpu_pct", "memory_pct")
+"""Per-workload telemetry values an autoscaler may follow besides custom ``metrics``."""
+
+
+class Autoscale(StrictSpec):
+    """Horizontal autoscaling on one per-workload metric, averaged over running replicas.
+
+    ``metric`` is ``cpu_pct`` (percent of one core), ``memory_pct`` (percent of the
+    replica's memory limit) or the name of a custom workload metric in telemetry. The count
+    moves to ``ceil(replicas x observed / target)`` when the ratio leaves the
+    ``1 ± tolerance`` band, within ``min``..``max``; a scale-up waits
+    ``scale_up_cooldown_s`` and a scale-down ``scale_down_cooldown_s`` after the last
+    change (so a burst is followed quickly and a lull slowly, without flapping).
+    """
+
+    metric: str = Field(min_length=1, max_length=63)
+    target: float = Field(gt=0, le=1e12)
+    min: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    max: int = Field(ge=1, le=MAX_REPLICAS)
+    tolerance: float = Field(default=0.1, ge=0, lt=1)
+    scale_up_cooldown_s: float = Field(default=30.0, ge=0, le=24 * 3600)
+    scale_down_cooldown_s: float = Field(default=300.0, ge=0, le=24 * 3600)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_shape(cls, metric: str) -> str:
+        _check_tokens([metric], "metric")
+        return metric
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Autoscale:
+        if self.min > self.max:
+            raise _field_error(
+                "Autoscale", ("min",), f"{self.min} is above max {self.max}", self.min
+            )
+        return self
+
+
+class Disruption(StrictSpec):
+    """How much voluntary disruption the app tolerates: ``drain`` and rebalancing move at
+    most ``max_unavailable`` of its replicas at a time (make-before-break), and
+    ``rebalance: false`` keeps its replicas where they run when nodes join."""
+
+    max_unavailable: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    rebalance: bool = True
+
+
 class AppManifest(StrictSpec):
-    """One application: a workload run as ``replicas`` copies or once per matching node."""
+    """One application: a workload run as ``replicas`` copies or once per matching node.
+
+    With ``autoscale`` the replica count is the autoscaler's to change (it rewrites
+    ``replicas`` within ``min``..``max``); leaving ``replicas`` out starts at ``min``.
+    """
 
     name: Identifier
     workload: WorkloadSpec
@@ -188,12 +239,26 @@ class AppManifest(StrictSpec):
     replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
     placement: Placement = Field(default_factory=Placement)
     disconnect: Disconnect = Field(default_factory=Disconnect)
+    autoscale: Autoscale | None = None
+    disruption: Disruption = Field(default_factory=Disruption)
     labels: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("labels")
     @classmethod
     def _labels_shape(cls, labels: dict[str, str]) -> dict[str, str]:
         return _check_labels(labels)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _autoscale_starts_at_min(cls, data: Any) -> Any:
+        # An autoscaled app may leave its count out: it starts at the autoscaler's minimum.
+        if isinstance(data, dict) and data.get("replicas") is None:
+            auto = data.get("autoscale")
+            if isinstance(auto, dict) and data.get("mode", "replicated") == "replicated":
+                low = auto.get("min", 1)
+                if isinstance(low, int) and not isinstance(low, bool):
+                    return {**data, "replicas": low}
+        return data
 
     @model_validator(mode="after")
     def _mode_and_names(self) -> AppManifest:
@@ -204,6 +269,13 @@ class AppManifest(StrictSpec):
                 "must be left out with mode: daemon (one replica runs on each matching node)",
                 self.replicas,
             )
+        if self.mode == "daemon" and self.autoscale is not None:
+            raise _field_error(
+                "AppManifest",
+                ("autoscale",),
+                "cannot be used with mode: daemon (its count follows the matching nodes)",
+                None,
+            )
         if self.mode == "replicated" and self.replicas is None:
             raise _field_error(
                 "AppManifest",
@@ -211,7 +283,17 @@ class AppManifest(StrictSpec):
                 "is required with mode: replicated (use 0 to keep the app but run nothing)",
                 None,
             )
-        longest = _longest_replica_name(self.name, self.mode, self.replicas or 0)
+        auto = self.autoscale
+        if auto is not None and not auto.min <= (self.replicas or 0) <= auto.max:
+            raise _field_error(
+                "AppManifest",
+                ("replicas",),
+                f"{self.replicas} is outside autoscale bounds {auto.min}..{auto.max} (leave "
+                "it out to start at min)",
+                self.replicas,
+            )
+        most = max(self.replicas or 0, auto.max if auto is not None else 0)
+        longest = _longest_replica_name(self.name, self.mode, most)
         if len(longest) > MAX_ID_LENGTH:
             raise _field_error(
                 "AppManifest",

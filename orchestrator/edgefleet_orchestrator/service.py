@@ -13,6 +13,11 @@ Invariants:
   published, so a crash can never make a published generation go backwards.
 * A bad message never stops a loop: it is dropped, counted, and (rate-limited) reported on
   ``orchestrator/events``.
+* Scaling state that outlives a pass (:class:`~edgefleet_orchestrator.reconcile.Control`)
+  lives in ``state.control``; a pass's manifests rescaled by the autoscaler, its control
+  state and its assignments are stored in the pass's transaction, before anything of it
+  is published. Autoscaling and sizing read telemetry, which does not wake the loop by
+  itself: the tick runs a pass every ``scaling_interval_s`` while any app scales.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgefleet_protocol import (
-    AppStatus,
     CommandReply,
     Desired,
     Event,
@@ -55,13 +59,15 @@ from edgefleet_protocol.topics import DEFAULT_ROOT
 
 from edgefleet_orchestrator import __version__
 from edgefleet_orchestrator.command_handlers import CommandFailed, ControlState, handle
+from edgefleet_orchestrator.control_store import control_from_snapshot, documents
 from edgefleet_orchestrator.desired import Published
+from edgefleet_orchestrator.drain import milestones
 from edgefleet_orchestrator.manifest import load_manifest
-from edgefleet_orchestrator.placement.model import Assignment
-from edgefleet_orchestrator.reconcile import FleetView, PassResult, reconcile
+from edgefleet_orchestrator.pass_store import from_stored, persist_pass
+from edgefleet_orchestrator.rebalance import RebalanceGate
+from edgefleet_orchestrator.reconcile import Control, FleetView, Knobs, PassResult, reconcile
 from edgefleet_orchestrator.registry import DEFAULT_STALE_AFTER_S, Registry
-from edgefleet_orchestrator.status import app_status, fleet_summary, same_status
-from edgefleet_orchestrator.store import Assignment as StoredAssignment
+from edgefleet_orchestrator.status import app_statuses, fleet_summary, same_status
 from edgefleet_orchestrator.store import Store
 from edgefleet_orchestrator.store_sqlite import open_store
 
@@ -80,6 +86,14 @@ class OrchestratorConfig:
     settle_s: float = 1.0
     seed: int = 0
     max_events_per_s: float = 20.0
+    scaling_interval_s: float = 15.0
+    """How often autoscaling and sizing look at telemetry again (a pass every interval
+    while any app has ``autoscale`` or ``resources.auto``)."""
+    resize_cooldown_s: float = 60.0
+    rebalance_max_moves: int = 2
+    """Rebalancing's churn budget: at most this many moves per ``rebalance_interval_s``
+    (0 turns rebalancing off)."""
+    rebalance_interval_s: float = 60.0
 
 
 @dataclass
@@ -127,14 +141,24 @@ class Orchestrator:
         self.stats = ServiceStats()
         self.started_at = clock()
         snapshot = self.store.load()
+        control, skipped = control_from_snapshot(snapshot)
+        for line in skipped:
+            log.warning("skipped unreadable control state %s", line)
         self.state = ControlState(
             apps={
                 name: load_manifest(rec.manifest_json, source=f"stored app {name}")
                 for name, rec in snapshot.apps.items()
             },
             registry=Registry(stale_after_s=config.stale_after_s, cordoned=snapshot.cordoned),
-            assignments=[_from_stored(a) for a in snapshot.assignments.values()],
+            assignments=[from_stored(a) for a in snapshot.assignments.values()],
+            control=control,
+            clock=clock,
         )
+        self._stored_control = documents(control)
+        self._last_result: PassResult | None = None
+        self._last_scaling_pass = float("-inf")
+        self._rebalance = RebalanceGate(config.rebalance_max_moves, config.rebalance_interval_s)
+        self._drain_milestones: list[tuple[str, str, str]] = []
         self.published: dict[str, Published] = {
             g.node: Published(site=g.site, generation=g.generation, doc_hash=g.doc_hash)
             for g in snapshot.generations.values()
@@ -256,6 +280,8 @@ class Orchestrator:
             await self._event("info", "node", result.event, node=parsed.node, site=parsed.site)
         if result.scheduling_relevant:
             self._dirty.set()
+        elif result.status_relevant and self._moves_wait_on_reports():
+            self._dirty.set()  # a replacement may run now: its old copy can stop
         if result.status_relevant or result.scheduling_relevant:
             self._status_dirty.set()
 
@@ -410,18 +436,63 @@ class Orchestrator:
 
     def _pass(self) -> PassResult:
         started = time.perf_counter()
+        now = self.clock()
+        online = frozenset(
+            n
+            for n, r in self.state.registry.nodes.items()
+            if r.state == "online" and r.capabilities is not None
+        )
+        rebalance, budget = self._rebalance.budget(online, now)
+        knobs = Knobs(
+            resize_cooldown_s=self.config.resize_cooldown_s,
+            rebalance=rebalance,
+            rebalance_budget=budget,
+        )
         view = FleetView(
             apps=dict(self.state.apps),
             nodes=self.state.registry.nodes,
             assignments=list(self.state.assignments),
             published=dict(self.published),
-            now=self.clock(),
+            now=now,
             started_at=self.started_at,
             seed=self.config.seed,
+            control=self.state.control,
+            knobs=knobs,
         )
         result = reconcile(view)
-        self._persist(result)
+        self._stored_control = persist_pass(
+            self.store,
+            result,
+            apps=self.state.apps,
+            assignments_before=self.state.assignments,
+            retiring_before=self.state.control.retiring,
+            control_docs_before=self._stored_control,
+        )
         self.state.assignments = list(result.assignments)
+        self.state.apps.update(result.rescaled)
+        # Drains come and go by command between passes: keep the command's view of them.
+        self.state.control = Control(
+            autoscale=result.control.autoscale,
+            resized_at=result.control.resized_at,
+            drains=self.state.control.drains,
+            retiring=result.control.retiring,
+        )
+        previous = self.state.drains
+        self.state.drains = result.drains
+        self._drain_milestones = list(milestones(previous, result.drains))
+        self._rebalance.after(
+            asked=rebalance,
+            budget=budget,
+            started=sum(
+                1 for r in result.control.retiring if r.cause == "rebalance" and r.since == now
+            ),
+            settled=result.rebalance.settled,
+            in_flight=any(r.cause == "rebalance" for r in result.control.retiring),
+            now=now,
+        )
+        self._last_result = result
+        if self._scales():
+            self._last_scaling_pass = now
         self._placements = result.placements
         for change in result.documents:
             self.published[change.node] = Published(change.site, change.generation, change.doc_hash)
@@ -433,31 +504,17 @@ class Orchestrator:
 
     _placements: dict[str, Any] = {}
 
-    def _persist(self, result: PassResult) -> None:
-        before: dict[str, set[Assignment]] = {}
-        for a in self.state.assignments:
-            before.setdefault(a.app, set()).add(a)
-        after: dict[str, set[Assignment]] = {}
-        for a in result.assignments:
-            after.setdefault(a.app, set()).add(a)
-        with self.store.transaction():
-            for app in sorted(set(before) | set(after)):
-                if before.get(app) != after.get(app) and app in self.state.apps:
-                    self.store.replace_assignments(
-                        app,
-                        [
-                            _to_stored(a)
-                            for a in sorted(after.get(app, ()), key=lambda a: a.replica)
-                        ],
-                    )
-            for change in result.documents:
-                self.store.put_generation(
-                    change.node,
-                    change.site,
-                    change.generation,
-                    change.doc_hash,
-                    encode(change.document).decode(),
-                )
+    def _moves_wait_on_reports(self) -> bool:
+        """Whether a report can let a move go on (finish a copy, free a drain's budget)."""
+        control = self.state.control
+        return bool(control.retiring or control.drains or self._rebalance.wanted)
+
+    def _scales(self) -> bool:
+        """Whether any app follows telemetry (autoscale or sized limits)."""
+        return any(
+            app.autoscale is not None or app.workload.resources.auto is not None
+            for app in self.state.apps.values()
+        )
 
     async def _publish_pass(self, result: PassResult) -> None:
         docs = [
@@ -470,17 +527,34 @@ class Orchestrator:
         self.stats.documents_published += len(docs)
         for text in result.events:
             await self._event("info", "placement", text)
+        for note in result.notes:
+            await self._event(
+                note.level,
+                note.kind,
+                note.message,
+                app=note.app,
+                node=note.node,
+                details=dict(note.details),
+            )
+        for node, state, text in self._drain_milestones:
+            level: Literal["info", "warning"] = "warning" if state == "stuck" else "info"
+            await self._event(level, "drain", text, node=node, details={"state": state})
+        self._drain_milestones = []
 
     async def _publish_statuses(self) -> None:
         self._status_dirty.clear()
         now = self.clock()
         nodes = self.state.registry.nodes
-        statuses: dict[str, AppStatus] = {}
-        for name, app in sorted(self.state.apps.items()):
-            placement = self._placements.get(name)
-            unplaced = list(placement.unplaced) if placement is not None else []
-            mine = [a for a in self.state.assignments if a.app == name]
-            statuses[name] = app_status(app, mine, unplaced, nodes, now=now)
+        last = self._last_result
+        statuses = app_statuses(
+            self.state.apps,
+            self.state.assignments,
+            nodes,
+            placements=self._placements,
+            verdicts=last.verdicts if last is not None else {},
+            control=self.state.control,
+            now=now,
+        )
         pubs = []
         for name, status in statuses.items():
             if not same_status(self.state.statuses.get(name), status):
@@ -520,6 +594,10 @@ class Orchestrator:
                 self._dirty.set()
             if self._assigned_to_absent_nodes():
                 self._dirty.set()  # a grace may have run out; the pass decides
+            if self._scales() and now - self._last_scaling_pass >= self.config.scaling_interval_s:
+                self._dirty.set()  # telemetry moved on: autoscaling and sizing look again
+            if self._rebalance.due(now):
+                self._dirty.set()  # the churn budget has room again
             if self._status_dirty.is_set() and not self._dirty.is_set() and self._ready.is_set():
                 await self._publish_statuses()
 
@@ -544,14 +622,6 @@ async def _publish_all(session: Session, pubs: list[Publication], concurrency: i
             await session.publish(pub)
 
     await asyncio.gather(*(one(p) for p in pubs))
-
-
-def _from_stored(a: StoredAssignment) -> Assignment:
-    return Assignment(a.replica, a.app, a.node, a.site, a.cpu, a.memory_mb)
-
-
-def _to_stored(a: Assignment) -> StoredAssignment:
-    return StoredAssignment(a.replica, a.app, a.node, a.site, a.cpu, a.memory_mb)
 
 
 async def run_until_signalled(config: OrchestratorConfig) -> None:

@@ -4,17 +4,34 @@ Pure. Joins each app's assignments with what the hosting nodes report, so a repl
 state is the agent's word for it — or the reason the orchestrator cannot have that word
 (node offline, not reported yet, running an older spec). Recomputed after every placement
 pass and every ``reported`` change; published only when it changed.
+
+Each replica is compared with its *own* spec hash (apps sized by the orchestrator run
+different limits per replica). The old copy of a replica that moves make-before-break is
+listed as ``retiring``, and ``running`` counts each replica name once, whichever copy runs:
+that is the number a drain promises never to take below ``replicas - max_unavailable``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from edgefleet_protocol import AppStatus, FleetSummary, ReplicaStatus, Unplaced, spec_hash
+from edgefleet_protocol import (
+    AppStatus,
+    AutoscaleStatus,
+    FleetSummary,
+    ReplicaStatus,
+    Unplaced,
+    spec_hash,
+)
 
+from edgefleet_orchestrator.autoscale import Verdict
 from edgefleet_orchestrator.manifest import AppManifest
-from edgefleet_orchestrator.placement.model import Assignment
+from edgefleet_orchestrator.moves import Retiring
+from edgefleet_orchestrator.placement.model import AppPlacement, Assignment
+from edgefleet_orchestrator.reconcile import Control
 from edgefleet_orchestrator.registry import NodeRecord
+from edgefleet_orchestrator.replicas import replica_spec, reported_state
+from edgefleet_orchestrator.scaling import status_of
 
 TROUBLED = frozenset({"failed", "unhealthy", "node-offline", "node-stale"})
 
@@ -70,12 +87,36 @@ def app_status(
     nodes: Mapping[str, NodeRecord],
     *,
     now: float,
+    retiring: Sequence[Retiring] = (),
+    autoscale: AutoscaleStatus | None = None,
 ) -> AppStatus:
-    want = spec_hash(app.workload)
-    replicas = [
-        replica_status(a, want, nodes) for a in sorted(assignments, key=lambda a: a.replica)
-    ]
-    running = sum(1 for r in replicas if r.state == "running")
+    sized = app.workload.resources.auto is not None
+    hashes: dict[tuple[float, int], str] = {}
+    replicas = []
+    for a in sorted(assignments, key=lambda a: a.replica):
+        limits = (a.cpu, a.memory_mb)
+        if limits not in hashes:
+            hashes[limits] = spec_hash(replica_spec(app, a.cpu, a.memory_mb))
+        row = replica_status(a, hashes[limits], nodes)
+        if sized:
+            row = row.model_copy(update={"cpu": a.cpu, "memory_mb": a.memory_mb})
+        replicas.append(row)
+    running_names = {r.name for r in replicas if r.state == "running"}
+    for old in sorted(retiring, key=lambda r: r.replica):
+        state = reported_state(nodes, old.node, old.replica)
+        if state == "running":
+            running_names.add(old.replica)
+        replicas.append(
+            ReplicaStatus(
+                name=old.replica,
+                node=old.node,
+                site=old.copy.site,
+                state="retiring",
+                message=f"old copy ({state or 'not reported'}); stops once the replacement "
+                f"runs on {old.to_node} ({old.cause})",
+            )
+        )
+    running = len(running_names)
     missing = sum(u.count for u in unplaced)
     desired = len(assignments) + missing if app.is_daemon else (app.replicas or 0)
     if running == desired and not missing:
@@ -93,8 +134,42 @@ def app_status(
         running=running,
         replicas=replicas,
         unplaced=list(unplaced),
+        autoscale=autoscale,
         updated_at=now,
     )
+
+
+def app_statuses(
+    apps: Mapping[str, AppManifest],
+    assignments: Sequence[Assignment],
+    nodes: Mapping[str, NodeRecord],
+    *,
+    placements: Mapping[str, AppPlacement],
+    verdicts: Mapping[str, Verdict],
+    control: Control,
+    now: float,
+) -> dict[str, AppStatus]:
+    """Every app's status after a pass (or a ``reported`` change), by app name."""
+    per_app: dict[str, list[Assignment]] = {}
+    for a in assignments:
+        per_app.setdefault(a.app, []).append(a)
+    statuses: dict[str, AppStatus] = {}
+    for name, app in sorted(apps.items()):
+        placement = placements.get(name)
+        verdict = verdicts.get(name)
+        autoscale = None
+        if verdict is not None and app.autoscale is not None:
+            autoscale = status_of(app, verdict, control.autoscale.get(name))
+        statuses[name] = app_status(
+            app,
+            per_app.get(name, []),
+            list(placement.unplaced) if placement is not None else [],
+            nodes,
+            now=now,
+            retiring=[r for r in control.retiring if r.app == name],
+            autoscale=autoscale,
+        )
+    return statuses
 
 
 def fleet_summary(

@@ -19,6 +19,11 @@ What is durable, and why only this:
 - command replies by ``request_id`` — so a retried command gets its first reply again
   instead of running twice (bounded; the oldest are pruned).
 - cordon flags — an operator's decision outlives the orchestrator process.
+- drains — like cordons, an operator's decision; the node's drain goes on after a restart.
+- retiring copies — the old copy of each replica moving make-before-break, so a restart
+  neither stops it before its replacement runs nor forgets to stop it afterwards.
+- control state — small JSON documents by key: the autoscaler's last change per app (so a
+  restart does not reopen a cooldown) and when each sized replica was last resized.
 
 Live node state (presence, telemetry) is deliberately not stored: it is rebuilt from the
 broker within a heartbeat and would be stale on disk anyway.
@@ -69,6 +74,31 @@ class Assignment:
 
 
 @dataclass(frozen=True, slots=True)
+class RetiringCopy:
+    """The old copy of a replica that moves make-before-break: it stays in ``node``'s
+    desired document until the replacement runs on ``to_node``."""
+
+    replica: str
+    app: str
+    node: str
+    site: str
+    cpu: float
+    memory_mb: int
+    to_node: str
+    cause: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """An operator's drain of ``node`` (``max_unavailable`` ``None``: each app's own)."""
+
+    node: str
+    started_at: float
+    max_unavailable: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeGeneration:
     """The last desired document published to a node."""
 
@@ -87,6 +117,9 @@ class StoreSnapshot:
     assignments: Mapping[str, Assignment] = field(default_factory=lambda: MappingProxyType({}))
     generations: Mapping[str, NodeGeneration] = field(default_factory=lambda: MappingProxyType({}))
     cordoned: frozenset[str] = frozenset()
+    retiring: tuple[RetiringCopy, ...] = ()
+    drains: Mapping[str, Drain] = field(default_factory=lambda: MappingProxyType({}))
+    control: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def assignments_of(self, app: str) -> list[Assignment]:
         """The app's assignments, ordered by replica name."""
@@ -139,6 +172,26 @@ class Store(Protocol):
 
     def set_cordon(self, node: str, cordoned: bool) -> bool:
         """Set the node's cordon flag; return whether it changed."""
+        ...
+
+    def replace_retiring(self, copies: Iterable[RetiringCopy]) -> None:
+        """Make ``copies`` the complete set of retiring copies (every app's)."""
+        ...
+
+    def put_drain(self, drain: Drain) -> None:
+        """Record (or replace) the drain of ``drain.node``."""
+        ...
+
+    def delete_drain(self, node: str) -> bool:
+        """Forget the node's drain; return whether there was one."""
+        ...
+
+    def put_control(self, key: str, value_json: str) -> None:
+        """Store one control-state document (JSON text) under ``key``."""
+        ...
+
+    def delete_control(self, key: str) -> bool:
+        """Delete one control-state document; return whether it existed."""
         ...
 
     def transaction(self) -> AbstractContextManager[None]:

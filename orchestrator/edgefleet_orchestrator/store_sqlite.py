@@ -48,7 +48,9 @@ from edgefleet_orchestrator.store import (
     DEFAULT_MAX_REPLIES,
     AppRecord,
     Assignment,
+    Drain,
     NodeGeneration,
+    RetiringCopy,
     StoreError,
     StoreSnapshot,
 )
@@ -104,6 +106,30 @@ MIGRATIONS: tuple[Migration, ...] = (
                 reply_json TEXT NOT NULL,
                 created_at REAL NOT NULL)""",
             "CREATE TABLE cordons (node TEXT PRIMARY KEY)",
+        ),
+    ),
+    Migration(
+        2,
+        "scaling: retiring copies, drains, control state",
+        (
+            # A retiring copy shares its replica name with the moved assignment (on another
+            # node), so the key is (app, replica, node), not the replica alone.
+            """CREATE TABLE retiring (
+                app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+                replica TEXT NOT NULL,
+                node TEXT NOT NULL,
+                site TEXT NOT NULL,
+                cpu REAL NOT NULL,
+                memory_mb INTEGER NOT NULL,
+                to_node TEXT NOT NULL,
+                cause TEXT NOT NULL,
+                since REAL NOT NULL,
+                PRIMARY KEY (app, replica, node))""",
+            """CREATE TABLE drains (
+                node TEXT PRIMARY KEY,
+                started_at REAL NOT NULL,
+                max_unavailable INTEGER)""",
+            "CREATE TABLE control (key TEXT PRIMARY KEY, value_json TEXT NOT NULL)",
         ),
     ),
 )
@@ -182,11 +208,38 @@ class SqliteStore:
                 )
             }
             cordoned = frozenset(r[0] for r in conn.execute("SELECT node FROM cordons"))
+            retiring = tuple(
+                RetiringCopy(
+                    replica=r[0],
+                    app=r[1],
+                    node=r[2],
+                    site=r[3],
+                    cpu=r[4],
+                    memory_mb=r[5],
+                    to_node=r[6],
+                    cause=r[7],
+                    since=r[8],
+                )
+                for r in conn.execute(
+                    "SELECT replica, app, node, site, cpu, memory_mb, to_node, cause, since"
+                    " FROM retiring ORDER BY app, replica, node"
+                )
+            )
+            drains = {
+                r[0]: Drain(node=r[0], started_at=r[1], max_unavailable=r[2])
+                for r in conn.execute("SELECT node, started_at, max_unavailable FROM drains")
+            }
+            control = {
+                str(r[0]): str(r[1]) for r in conn.execute("SELECT key, value_json FROM control")
+            }
         return StoreSnapshot(
             apps=MappingProxyType(apps),
             assignments=MappingProxyType(assignments),
             generations=MappingProxyType(generations),
             cordoned=cordoned,
+            retiring=retiring,
+            drains=MappingProxyType(drains),
+            control=MappingProxyType(control),
         )
 
     def get_reply(self, request_id: str) -> str | None:
@@ -307,6 +360,60 @@ class SqliteStore:
             else:
                 sql = "DELETE FROM cordons WHERE node = ?"
             return conn.execute(sql, (node,)).rowcount > 0
+
+    def replace_retiring(self, copies: Iterable[RetiringCopy]) -> None:
+        batch = sorted(copies, key=lambda c: (c.app, c.replica, c.node))
+        keys = [(c.app, c.replica, c.node) for c in batch]
+        if len(set(keys)) != len(keys):
+            raise ValueError("retiring copies repeat an (app, replica, node)")
+        with self._write("replace_retiring") as conn:
+            conn.execute("DELETE FROM retiring")
+            conn.executemany(
+                "INSERT INTO retiring (replica, app, node, site, cpu, memory_mb, to_node, cause,"
+                " since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.replica,
+                        c.app,
+                        c.node,
+                        c.site,
+                        c.cpu,
+                        c.memory_mb,
+                        c.to_node,
+                        c.cause,
+                        c.since,
+                    )
+                    for c in batch
+                ],
+            )
+
+    def put_drain(self, drain: Drain) -> None:
+        if drain.max_unavailable is not None and drain.max_unavailable < 1:
+            raise ValueError(f"max_unavailable must be at least 1, got {drain.max_unavailable}")
+        with self._write("put_drain") as conn:
+            conn.execute(
+                "INSERT INTO drains (node, started_at, max_unavailable) VALUES (?, ?, ?)"
+                " ON CONFLICT(node) DO UPDATE SET started_at = excluded.started_at,"
+                " max_unavailable = excluded.max_unavailable",
+                (drain.node, drain.started_at, drain.max_unavailable),
+            )
+
+    def delete_drain(self, node: str) -> bool:
+        with self._write("delete_drain") as conn:
+            return conn.execute("DELETE FROM drains WHERE node = ?", (node,)).rowcount > 0
+
+    def put_control(self, key: str, value_json: str) -> None:
+        _require_json("value_json", value_json)
+        with self._write("put_control") as conn:
+            conn.execute(
+                "INSERT INTO control (key, value_json) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json",
+                (key, value_json),
+            )
+
+    def delete_control(self, key: str) -> bool:
+        with self._write("delete_control") as conn:
+            return conn.execute("DELETE FROM control WHERE key = ?", (key,)).rowcount > 0
 
     # -- transactions and lifetime ----------------------------------------------------------
 

@@ -7,6 +7,7 @@ from edgefleet_protocol.base import PROTOCOL_VERSION
 from edgefleet_protocol.codec import MAX_PAYLOAD_BYTES, decode, decode_for_kind, encode, validate
 from edgefleet_protocol.control_messages import (
     AppStatus,
+    AutoscaleStatus,
     CommandError,
     CommandReply,
     CommandRequest,
@@ -33,6 +34,7 @@ from edgefleet_protocol.node_messages import (
 )
 from edgefleet_protocol.topics import DEFAULT_ROOT, RULES, ParsedTopic, TopicKind, Topics
 from edgefleet_protocol.workload import (
+    AutoResources,
     HealthCheck,
     Port,
     Resources,
@@ -49,6 +51,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "RULES",
     "AppStatus",
+    "AutoResources",
+    "AutoscaleStatus",
     "Capabilities",
     "CommandError",
     "CommandReply",

@@ -50,16 +50,47 @@ class Desired(Envelope):
 
 
 class ReplicaStatus(WireModel):
+    """One replica's state. ``cpu``/``memory_mb`` (its current limits) are given for apps
+    whose limits the orchestrator sizes (``resources.auto``), where they differ per replica."""
+
     name: Identifier
     node: Identifier | None = None
     site: Identifier | None = None
     state: str = Field(max_length=32)
     message: str = Field(default="", max_length=2048)
+    cpu: float | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
 
 
 class Unplaced(WireModel):
     count: int = Field(ge=1)
     reasons: list[str] = Field(default_factory=list)
+
+
+class AutoscaleStatus(WireModel):
+    """Where an autoscaled app stands: what its metric says and why its count is what it is.
+
+    ``observed`` is the metric averaged over the ``samples`` running replicas that report it
+    (``None`` when none does: ``reason`` says so). ``wanted`` is the count the metric asks
+    for, within ``min``..``max``; ``limited_by`` holds the placement reasons when fewer could
+    be placed. ``state`` is the last verdict: ``steady`` (inside the tolerance band),
+    ``scaled-up``/``scaled-down`` (this evaluation changed the count), ``cooldown`` (a change
+    is due but its cooldown runs), ``limited`` (capacity stops a scale-up), ``no-data``.
+    """
+
+    metric: str = Field(max_length=128)
+    target: float
+    observed: float | None = None
+    samples: int = Field(default=0, ge=0)
+    tolerance: float = Field(default=0.1, ge=0)
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+    wanted: int = Field(ge=0)
+    replicas: int = Field(ge=0)
+    state: Literal["steady", "scaled-up", "scaled-down", "cooldown", "limited", "no-data"]
+    reason: str = Field(default="", max_length=2048)
+    limited_by: list[str] = Field(default_factory=list)
+    last_scaled_at: float | None = None
 
 
 class AppStatus(Envelope):
@@ -71,6 +102,7 @@ class AppStatus(Envelope):
     running: int = Field(ge=0)
     replicas: list[ReplicaStatus] = Field(default_factory=list)
     unplaced: list[Unplaced] = Field(default_factory=list)
+    autoscale: AutoscaleStatus | None = None
     updated_at: float
 
 

@@ -21,11 +21,84 @@ RuntimeName = Literal["docker", "process", "simulated"]
 RUNTIMES: tuple[str, ...] = ("docker", "process", "simulated")
 
 
-class Resources(StrictSpec):
-    """What a replica reserves on its node (placement) and is limited to (runtime)."""
+MAX_CPU = 1024
+MAX_MEMORY_MB = 4_194_304
 
-    cpu: float = Field(default=0.1, gt=0, le=1024, description="CPU cores, e.g. 0.5")
-    memory_mb: int = Field(default=64, gt=0, le=4_194_304)
+
+class AutoResources(StrictSpec):
+    """Bounds within which the orchestrator sizes each replica's limits from its observed
+    usage (vertical scaling). A dimension is sized only when both of its bounds are given.
+
+    Orchestrator-only: the spec an agent receives carries the sized ``cpu``/``memory_mb``
+    and no ``auto`` (agents apply limits; they do not choose them).
+    """
+
+    min_cpu: float | None = Field(default=None, gt=0, le=MAX_CPU)
+    max_cpu: float | None = Field(default=None, gt=0, le=MAX_CPU)
+    min_memory_mb: int | None = Field(default=None, gt=0, le=MAX_MEMORY_MB)
+    max_memory_mb: int | None = Field(default=None, gt=0, le=MAX_MEMORY_MB)
+
+    @model_validator(mode="after")
+    def _bounds_make_sense(self) -> AutoResources:
+        pairs = (("min_cpu", "max_cpu"), ("min_memory_mb", "max_memory_mb"))
+        given = 0
+        for low_name, high_name in pairs:
+            low, high = getattr(self, low_name), getattr(self, high_name)
+            if (low is None) != (high is None):
+                missing = high_name if high is None else low_name
+                raise ValueError(f"{missing} is required with {low_name if low else high_name}")
+            if low is not None and high is not None:
+                given += 1
+                if low > high:
+                    raise ValueError(f"{low_name} {low:g} is above {high_name} {high:g}")
+        if not given:
+            raise ValueError(
+                "needs min_cpu/max_cpu, min_memory_mb/max_memory_mb or both (leave auto out "
+                "for fixed limits)"
+            )
+        return self
+
+    @property
+    def sizes_cpu(self) -> bool:
+        return self.min_cpu is not None and self.max_cpu is not None
+
+    @property
+    def sizes_memory(self) -> bool:
+        return self.min_memory_mb is not None and self.max_memory_mb is not None
+
+
+class Resources(StrictSpec):
+    """What a replica reserves on its node (placement) and is limited to (runtime).
+
+    With ``auto`` the orchestrator adjusts ``cpu``/``memory_mb`` per replica within its
+    bounds; the values given here are then where every new replica starts.
+    """
+
+    cpu: float = Field(default=0.1, gt=0, le=MAX_CPU, description="CPU cores, e.g. 0.5")
+    memory_mb: int = Field(default=64, gt=0, le=MAX_MEMORY_MB)
+    auto: AutoResources | None = None
+
+    @model_validator(mode="after")
+    def _start_within_bounds(self) -> Resources:
+        auto = self.auto
+        if auto is None:
+            return self
+        if auto.min_cpu is not None and auto.max_cpu is not None:
+            if not auto.min_cpu <= self.cpu <= auto.max_cpu:
+                raise ValueError(
+                    f"cpu {self.cpu:g} is outside auto bounds {auto.min_cpu:g}..{auto.max_cpu:g}"
+                )
+        if auto.min_memory_mb is not None and auto.max_memory_mb is not None:
+            if not auto.min_memory_mb <= self.memory_mb <= auto.max_memory_mb:
+                raise ValueError(
+                    f"memory_mb {self.memory_mb} is outside auto bounds "
+                    f"{auto.min_memory_mb}..{auto.max_memory_mb}"
+                )
+        return self
+
+    def fixed(self) -> Resources:
+        """These limits without ``auto``: what an agent is given."""
+        return self if self.auto is None else Resources(cpu=self.cpu, memory_mb=self.memory_mb)
 
 
 class Port(StrictSpec):

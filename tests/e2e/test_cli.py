@@ -551,7 +551,9 @@ def test_every_verb_through_mosquitto_pub_and_sub(fleet: Fleet) -> None:
     r = mqtt_call(fleet, "uncordon", {"node": "gw1"}, f"u-{tag}")
     assert r["result"] == {"node": "gw1", "cordoned": False, "changed": True}
     r = mqtt_call(fleet, "drain", {"node": "gw1"}, f"r-{tag}")
-    assert (r["ok"], r["error"]["code"]) == (False, "conflict")
+    assert r["ok"] and (r["result"]["node"], r["result"]["action"]) == ("gw1", "started")
+    r = mqtt_call(fleet, "uncordon", {"node": "gw1"}, f"v-{tag}")
+    assert r["result"]["drain_cancelled"] is True
     r = mqtt_call(fleet, "delete", {"app": "shell"}, f"x-{tag}")
     assert r["result"] == {"app": "shell", "action": "deleted"}
 

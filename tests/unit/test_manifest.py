@@ -134,7 +134,7 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
             workload={"runtime": "process", "command": ["x"], "resources": {"memroy_mb": 1}}
         ),
         "workload.resources.memroy_mb",
-        "allowed: cpu, memory_mb",
+        "allowed: auto, cpu, memory_mb",
     ),
     ("bad app id", with_changes(name="Web_1"), "name", "not a valid id"),
     ("empty app id", with_changes(name=""), "name", "must not be empty"),

@@ -401,7 +401,8 @@ def test_a_database_from_a_newer_schema_is_refused(data_dir: Path) -> None:
 
 # -- migrations ------------------------------------------------------------------------------
 
-ADD_NOTES = Migration(2, "app notes", ("ALTER TABLE apps ADD COLUMN note TEXT",))
+NEXT = SCHEMA_VERSION + 1
+ADD_NOTES = Migration(NEXT, "app notes", ("ALTER TABLE apps ADD COLUMN note TEXT",))
 
 
 def test_an_older_database_is_migrated_in_order_and_keeps_its_data(data_dir: Path) -> None:
@@ -410,15 +411,15 @@ def test_an_older_database_is_migrated_in_order_and_keeps_its_data(data_dir: Pat
         before = store.load()
     path = data_dir / DB_FILE
     with SqliteStore(path, migrations=(*MIGRATIONS, ADD_NOTES)) as upgraded:
-        assert upgraded.schema_version == 2
+        assert upgraded.schema_version == NEXT
         assert upgraded.load() == before
     with sqlite3.connect(path) as raw:
         columns = [r[1] for r in raw.execute("PRAGMA table_info(apps)")]
         version = raw.execute("PRAGMA user_version").fetchone()[0]
     raw.close()
-    assert (version, columns[-1]) == (2, "note")
-    # ... and this code, which only knows schema 1, now refuses the upgraded file.
-    with pytest.raises(StoreError, match=r"newer edgefleet \(schema 2 > 1\)"):
+    assert (version, columns[-1]) == (NEXT, "note")
+    # ... and this code, which only knows the schema before it, now refuses the upgraded file.
+    with pytest.raises(StoreError, match=rf"newer edgefleet \(schema {NEXT} > {SCHEMA_VERSION}\)"):
         open_store(data_dir)
 
 
@@ -426,9 +427,10 @@ def test_a_failing_migration_step_leaves_the_previous_version_intact(data_dir: P
     with open_store(data_dir) as store:
         fill(store)
         before = store.load()
-    broken = Migration(2, "broken", ("ALTER TABLE apps ADD COLUMN note TEXT", "NOT SQL AT ALL"))
+    broken = Migration(NEXT, "broken", ("ALTER TABLE apps ADD COLUMN note TEXT", "NOT SQL AT ALL"))
     with pytest.raises(
-        StoreError, match=r"migration to 2 \(broken\) failed, the file is still at 1"
+        StoreError,
+        match=rf"migration to {NEXT} \(broken\) failed, the file is still at {SCHEMA_VERSION}",
     ):
         SqliteStore(data_dir / DB_FILE, migrations=(*MIGRATIONS, broken))
     with sqlite3.connect(data_dir / DB_FILE) as raw:
@@ -436,7 +438,7 @@ def test_a_failing_migration_step_leaves_the_previous_version_intact(data_dir: P
     raw.close()
     assert "note" not in columns
     with open_store(data_dir) as store:
-        assert (store.schema_version, store.load()) == (1, before)
+        assert (store.schema_version, store.load()) == (SCHEMA_VERSION, before)
 
 
 # -- one orchestrator per data dir -----------------------------------------------------------

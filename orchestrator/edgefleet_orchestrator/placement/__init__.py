@@ -12,6 +12,7 @@ from edgefleet_orchestrator.placement.model import (
     Assignment,
     NodeView,
     Rejection,
+    Size,
     group_reasons,
     node_view_from,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Assignment",
     "NodeView",
     "Rejection",
+    "Size",
     "group_reasons",
     "node_view_from",
     "place_all",

@@ -83,6 +83,14 @@ class Assignment:
 
 
 @dataclass(frozen=True, slots=True)
+class Size:
+    """One replica's limits: what it reserves on its node and is limited to there."""
+
+    cpu: float
+    memory_mb: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a node cannot take (another) replica: the filter that said no, and a reason.
 
@@ -114,7 +122,9 @@ class AppPlacement:
     ``kept`` stay where they run, ``placed`` are new, ``stopped`` are removed and not
     replaced, ``moved`` are removed from one node and placed on another (``moves`` says
     from where to where). ``unplaced`` counts replicas that fit nowhere, with grouped
-    reasons; ``rejections`` keeps every node's own reason, where one was found.
+    reasons; ``rejections`` keeps every node's own reason, where one was found. ``stuck``
+    names replicas that were asked to leave their node (drain, rebalancing) but fit nowhere
+    else: they stay where they run, kept, with the grouped reasons.
     """
 
     app: str
@@ -127,6 +137,7 @@ class AppPlacement:
     moves: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     unplaced: tuple[Unplaced, ...] = ()
     rejections: Mapping[str, Rejection] = field(default_factory=lambda: MappingProxyType({}))
+    stuck: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def unplaced_count(self) -> int:

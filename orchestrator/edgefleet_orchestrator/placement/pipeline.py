@@ -18,7 +18,13 @@ The rules, in the order a pass applies them:
 3. **Daemon** apps get one replica on each node that passes the static filters, named after
    the node; a matching node short of resources is counted as unplaced, with its reason.
 4. **Resources** are charged as the pass goes (capacity minus every assignment on the node,
-   other apps' included), so one pass never overcommits a node.
+   other apps' included), so one pass never overcommits a node. Apps sized by the
+   orchestrator (``resources.auto``) keep each replica's own size, or the new one asked for
+   in ``sizes`` when it fits the node; new replicas start at the manifest's resources.
+5. **Leaving** replicas (``leaving``: drain, rebalancing) are placed elsewhere before any
+   new replica, so a move wins over a scale-up; one that fits nowhere else (or whose best
+   node is its own) stays where it runs, and a stuck one is reported with its reasons in
+   ``stuck`` — a voluntary move never stops a replica.
 
 Cost: static filters run once per node and constraint set (apps with equal constraints share
 them within a fleet pass); ranking scores each feasible node once per app, then each
@@ -43,7 +49,13 @@ from edgefleet_orchestrator.placement.filters import (
     first_rejection,
     millicores,
 )
-from edgefleet_orchestrator.placement.model import AppPlacement, Assignment, NodeView
+from edgefleet_orchestrator.placement.model import (
+    AppPlacement,
+    Assignment,
+    NodeView,
+    Rejection,
+    Size,
+)
 from edgefleet_orchestrator.placement.ranking import Ranker
 from edgefleet_orchestrator.placement.state import PassState, StaticCache
 
@@ -56,6 +68,8 @@ def place_app(
     seed: int = 0,
     lost_nodes: frozenset[str] = frozenset(),
     offline_for_s: Mapping[str, float] | None = None,
+    sizes: Mapping[str, Size] | None = None,
+    leaving: Mapping[str, Rejection] | None = None,
 ) -> AppPlacement:
     """Place one app. ``assignments`` are all current assignments fleet-wide: other apps'
     count against node resources, this app's are the replicas to keep if they may stay.
@@ -64,6 +78,9 @@ def place_app(
     ``app.disconnect.grace_s`` according to ``offline_for_s`` (seconds per node). A node
     missing from ``nodes`` counts as gone at once, unless ``offline_for_s`` or
     ``lost_nodes`` names it: then its replicas wait out the grace like an offline node's.
+
+    ``sizes`` (replica -> :class:`Size`) and ``leaving`` (replica -> why it should move)
+    are this app's; see rules 4 and 5 of the module docstring.
     """
     by_name = _index_nodes(nodes)
     used_cpu: dict[str, int] = {}
@@ -77,7 +94,8 @@ def place_app(
             used_memory[a.node] = used_memory.get(a.node, 0) + a.memory_mb
     usage = _Usage(used_cpu, used_memory)
     presence = _Presence.of(app, lost_nodes, offline_for_s)
-    return _place(app, by_name, mine, usage, seed, presence, StaticCache())
+    moves = _Moves(sizes or {}, leaving or {})
+    return _place(app, by_name, mine, usage, seed, presence, StaticCache(), moves)
 
 
 def place_all(
@@ -87,11 +105,16 @@ def place_all(
     seed: int = 0,
     lost_nodes: frozenset[str] = frozenset(),
     offline_for_s: Mapping[str, float] | None = None,
+    sizes: Mapping[str, Mapping[str, Size]] | None = None,
+    leaving: Mapping[str, Mapping[str, Rejection]] | None = None,
+    reserved: Sequence[Assignment] = (),
 ) -> dict[str, AppPlacement]:
     """Place every app, in name order, each seeing the resources the ones before it took.
 
     Assignments of apps not in ``apps`` keep counting against their nodes (removing a
-    deleted app's replicas is the caller's decision, not placement's).
+    deleted app's replicas is the caller's decision, not placement's), and so do
+    ``reserved`` ones (old copies of moving replicas, which run until their replacement
+    does). ``sizes`` and ``leaving`` are per app, then per replica (see :func:`place_app`).
     """
     ordered = sorted(apps, key=lambda a: a.name)
     names = [a.name for a in ordered]
@@ -105,6 +128,9 @@ def place_all(
         per_app.setdefault(a.app, []).append(a)
         if a.node in by_name:
             usage.add(a.node, millicores(a.cpu), a.memory_mb)
+    for a in reserved:
+        if a.node in by_name:
+            usage.add(a.node, millicores(a.cpu), a.memory_mb)
     results: dict[str, AppPlacement] = {}
     static_cache = StaticCache()
     for app in ordered:
@@ -114,7 +140,8 @@ def place_all(
                 usage.add(a.node, -millicores(a.cpu), -a.memory_mb)
         # The pass charges the app's new set into ``usage``, ready for the next app.
         presence = _Presence.of(app, lost_nodes, offline_for_s)
-        results[app.name] = _place(app, by_name, mine, usage, seed, presence, static_cache)
+        moves = _Moves((sizes or {}).get(app.name, {}), (leaving or {}).get(app.name, {}))
+        results[app.name] = _place(app, by_name, mine, usage, seed, presence, static_cache, moves)
     return results
 
 
@@ -133,6 +160,14 @@ def _index_nodes(nodes: Sequence[NodeView]) -> dict[str, NodeView]:
     if len(by_name) != len(nodes):
         raise ValueError("placement got two views of the same node")
     return by_name
+
+
+@dataclass(frozen=True, slots=True)
+class _Moves:
+    """What the caller asks of one app's existing replicas: new sizes, and leaving."""
+
+    sizes: Mapping[str, Size]
+    leaving: Mapping[str, Rejection]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +205,7 @@ def _place(
     seed: int,
     presence: _Presence,
     static_cache: StaticCache,
+    moves: _Moves,
 ) -> AppPlacement:
     lost = presence.lost
     ctx = FilterContext.for_app(
@@ -185,13 +221,16 @@ def _place(
         dynamic=active(DYNAMIC_FILTERS, app),
         static_results=static_cache.results_for(app, lost),
         absent_but_known=presence.known,
+        sizes=moves.sizes,
     )
     if app.is_daemon:
         return _place_daemon(state, mine)
-    return _place_replicated(state, mine, seed)
+    return _place_replicated(state, mine, seed, moves.leaving)
 
 
-def _place_replicated(state: PassState, mine: Sequence[Assignment], seed: int) -> AppPlacement:
+def _place_replicated(
+    state: PassState, mine: Sequence[Assignment], seed: int, leaving: Mapping[str, Rejection]
+) -> AppPlacement:
     app = state.app
     desired = app.replicas or 0
     stopped: list[str] = []
@@ -205,22 +244,46 @@ def _place_replicated(state: PassState, mine: Sequence[Assignment], seed: int) -
 
     kept: list[str] = []
     left: dict[int, str] = {}  # index -> the node it had to leave
+    asked_to_leave: list[Assignment] = []
     for index in sorted(candidates):
         copies = candidates[index]  # more than one only if a caller duplicated a name
         staying = next((a for a in copies if state.why_not_keep(a) is None), None)
         if staying is None:
             left[index] = copies[0].node
             continue
+        stopped.extend(a.replica for a in copies if a is not staying)
+        if staying.replica in leaving:
+            asked_to_leave.append(staying)  # placed once everything else that stays is in
+            continue
         state.keep(staying)
         kept.append(staying.replica)
-        stopped.extend(a.replica for a in copies if a is not staying)
 
     placed: list[str] = []
     moves: dict[str, tuple[str, str]] = {}
     unplaced: list[Unplaced] = []
-    missing = [i for i in range(desired) if replica_name(app.name, index=i) not in state.taken]
-    if missing:
+    stuck: dict[str, tuple[str, ...]] = {}
+    leaving_names = {a.replica for a in asked_to_leave}
+    missing = [
+        i
+        for i in range(desired)
+        if (name := replica_name(app.name, index=i)) not in state.taken
+        and name not in leaving_names
+    ]
+    if asked_to_leave or missing:
         ranker = Ranker(state, seed)
+        for a in asked_to_leave:
+            node = ranker.best()
+            if node is None or node.node == a.node:
+                if node is None:
+                    stuck[a.replica] = tuple(state.unplaced_reasons(sorted(state.nodes)))
+                state.keep(a)
+                kept.append(a.replica)
+                if node is not None:
+                    ranker.took(node)
+                continue
+            state.take(a.replica, node)
+            ranker.took(node)
+            moves[a.replica] = (a.node, node.node)
         for position, index in enumerate(missing):
             node = ranker.best()
             if node is None:
@@ -249,6 +312,7 @@ def _place_replicated(state: PassState, mine: Sequence[Assignment], seed: int) -
         moves=MappingProxyType(moves),
         unplaced=tuple(unplaced),
         rejections=MappingProxyType(state.rejections()),
+        stuck=MappingProxyType(stuck),
     )
 
 

@@ -24,6 +24,7 @@ from edgefleet_orchestrator.placement.model import (
     Assignment,
     NodeView,
     Rejection,
+    Size,
     group_reasons,
 )
 
@@ -90,6 +91,13 @@ class PassState:
     site_counts: dict[str, int] = field(default_factory=dict)
     taken: dict[str, Assignment] = field(default_factory=dict)
     absent_but_known: frozenset[str] = frozenset()
+    sizes: Mapping[str, Size] = field(default_factory=dict)
+
+    @property
+    def sized(self) -> bool:
+        """Whether the orchestrator sizes this app's replicas one by one (``auto``): then
+        a kept replica keeps its own size, not the manifest's."""
+        return self.app.workload.resources.auto is not None
 
     def static_rejection(self, node: NodeView) -> Rejection | None:
         by_node = self.static_results.by_node
@@ -120,34 +128,56 @@ class PassState:
         if rejection is None and MAX_PER_NODE in self.dynamic:
             rejection = MAX_PER_NODE.check(node, self.ctx)
         grew = self.ctx.cpu_m > millicores(a.cpu) or self.ctx.memory_mb > a.memory_mb
-        if rejection is None and grew:
+        if rejection is None and grew and not self.sized:
             # Unchanged replicas are never evicted for resources (they already run there);
             # a grown one must fit, or the pass would overcommit the node.
             rejection = RESOURCES.check(node, self.ctx)
         return rejection
 
     def take(self, replica: str, node: NodeView) -> Assignment:
-        """Bind ``replica`` to ``node`` and charge it to the running totals."""
-        return self._bind(replica, node.node, node.site)
+        """Bind ``replica`` to ``node`` and charge it to the running totals (a new or
+        moved replica starts at the manifest's resources)."""
+        resources = self.app.workload.resources
+        return self._bind(replica, node.node, node.site, Size(resources.cpu, resources.memory_mb))
 
     def keep(self, a: Assignment) -> Assignment:
-        """Keep a running replica where it is (with the app's current resources); its
-        node may be missing from this pass (see :meth:`why_not_keep`), so the site comes
-        from the node view when there is one, else from the assignment."""
+        """Keep a running replica where it is; its node may be missing from this pass (see
+        :meth:`why_not_keep`), so the site comes from the node view when there is one,
+        else from the assignment."""
         node = self.nodes.get(a.node)
-        return self._bind(a.replica, a.node, a.site if node is None else node.site)
+        return self._bind(a.replica, a.node, a.site if node is None else node.site, self.size_of(a))
 
-    def _bind(self, replica: str, node: str, site: str) -> Assignment:
-        resources = self.app.workload.resources
+    def size_of(self, a: Assignment) -> Size:
+        """The size a kept replica runs with from this pass on.
+
+        Fixed apps: the manifest's resources. Sized apps: the size asked for in ``sizes``
+        when it fits the node (a grown size that does not fit is not applied: a resize
+        never evicts), else the replica's current size.
+        """
+        if not self.sized:
+            resources = self.app.workload.resources
+            return Size(resources.cpu, resources.memory_mb)
+        current = Size(a.cpu, a.memory_mb)
+        wanted = self.sizes.get(a.replica, current)
+        node = self.nodes.get(a.node)
+        if node is None:
+            return current
+        if wanted.cpu <= a.cpu and wanted.memory_mb <= a.memory_mb:
+            return wanted
+        fits_cpu = self.ctx.free_cpu_m(node) >= millicores(wanted.cpu)
+        fits_memory = self.ctx.free_memory_mb(node) >= wanted.memory_mb
+        return wanted if fits_cpu and fits_memory else current
+
+    def _bind(self, replica: str, node: str, site: str, size: Size) -> Assignment:
         assignment = Assignment(
             replica=replica,
             app=self.app.name,
             node=node,
             site=site,
-            cpu=resources.cpu,
-            memory_mb=resources.memory_mb,
+            cpu=size.cpu,
+            memory_mb=size.memory_mb,
         )
-        self.ctx.charge(node, self.ctx.cpu_m, self.ctx.memory_mb)
+        self.ctx.charge(node, millicores(size.cpu), size.memory_mb)
         self.ctx.replicas_on[node] = self.ctx.replicas_on.get(node, 0) + 1
         self.site_counts[site] = self.site_counts.get(site, 0) + 1
         self.taken[replica] = assignment

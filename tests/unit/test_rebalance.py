@@ -1,0 +1,133 @@
+"""Rebalancing, pure: a joining node gets replicas of uneven spread apps, within the churn
+budget, make-before-break, never for apps that opt out or pack — and never without being
+asked (placement alone never moves a running replica)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edgefleet_orchestrator.manifest import AppManifest, load_manifest
+from edgefleet_orchestrator.reconcile import Knobs
+from harness.scaling_sim import Sim
+
+
+def app(name: str, replicas: int, **extra: Any) -> AppManifest:
+    body: dict[str, Any] = {
+        "name": name,
+        "replicas": replicas,
+        "workload": {"runtime": "simulated", "resources": {"cpu": 0.25, "memory_mb": 64}},
+    }
+    body.update(extra)
+    return load_manifest(json.dumps(body))
+
+
+ON = Knobs(rebalance=True, rebalance_budget=2)
+
+
+def counts(sim: Sim, name: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for node in sim.where(name).values():
+        out[node] = out.get(node, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def fleet(*apps: AppManifest, nodes: int = 2) -> Sim:
+    sim = Sim(apps={a.name: a for a in apps})
+    for i in range(1, nodes + 1):
+        sim.join(f"n{i}")
+    sim.settle()
+    return sim
+
+
+def run_until_settled(sim: Sim, knobs: Knobs = ON, passes: int = 10) -> None:
+    for _ in range(passes):
+        sim.step(knobs)
+        sim.report(settle=True)
+        assert sim.last is not None
+        if sim.last.rebalance.settled and not sim.control.retiring:
+            return
+    raise AssertionError(f"not settled after {passes} passes: {counts}")
+
+
+def test_a_joining_node_gets_replicas_until_the_app_is_even() -> None:
+    sim = fleet(app("web", 4))
+    assert counts(sim, "web") == {"n1": 2, "n2": 2}
+    sim.join("n3")
+    run_until_settled(sim)
+    assert sorted(counts(sim, "web").values()) == [1, 1, 2]
+    assert "n3" in counts(sim, "web")
+
+
+def test_without_being_asked_nothing_moves() -> None:
+    sim = fleet(app("web", 4))
+    sim.join("n3")
+    sim.step(Knobs())
+    assert counts(sim, "web") == {"n1": 2, "n2": 2}
+
+
+def test_a_rebalance_move_is_make_before_break() -> None:
+    sim = fleet(app("web", 4))
+    sim.join("n3")
+    result = sim.step(ON)
+    (copy,) = sim.control.retiring
+    assert (copy.cause, copy.to_node) == ("rebalance", "n3")
+    assert copy.replica in {w.name for w in sim.docs[copy.node].workloads}, "old copy runs on"
+    assert sim.running("web") == 4
+    assert any(n.kind == "rebalance" and "rebalancing web" in n.message for n in result.notes)
+
+
+def test_the_churn_budget_bounds_the_moves_of_a_pass() -> None:
+    sim = fleet(app("a", 4), app("b", 4), app("c", 4))
+    sim.join("n3")
+    result = sim.step(Knobs(rebalance=True, rebalance_budget=1))
+    assert sum(len(r) for r in result.rebalance.leaving.values()) == 1
+    assert len(sim.control.retiring) == 1
+    assert not result.rebalance.settled, "more to do once the budget allows"
+    none = sim.step(Knobs(rebalance=True, rebalance_budget=0))
+    assert none.rebalance.leaving == {}
+
+
+def test_apps_that_opt_out_or_pack_are_left_where_they_run() -> None:
+    sim = fleet(
+        app("pinned", 4, disruption={"rebalance": False}),
+        app("packed", 4, placement={"strategy": "binpack"}),
+    )
+    before = {name: counts(sim, name) for name in ("pinned", "packed")}
+    sim.join("n3")
+    run_until_settled(sim)
+    assert {name: counts(sim, name) for name in ("pinned", "packed")} == before
+
+
+def test_a_full_joining_node_is_not_a_reason_to_keep_trying() -> None:
+    sim = fleet(app("web", 4))
+    sim.join("n3", cores=0.1)  # too small for even one replica
+    result = sim.step(ON)
+    assert result.rebalance.settled and result.rebalance.leaving == {}
+
+
+def test_site_spread_evens_out_sites_not_nodes() -> None:
+    sim = Sim(apps={"web": app("web", 4, placement={"spread": "site"})})
+    sim.join("a1", site="sa")
+    sim.join("a2", site="sa")
+    sim.settle()
+    sim.join("b1", site="sb")
+    run_until_settled(sim)
+    by_site: dict[str, int] = {}
+    for node in sim.where("web").values():
+        site = sim.registry.nodes[node].site
+        by_site[site] = by_site.get(site, 0) + 1
+    assert by_site == {"sa": 2, "sb": 2}
+
+
+def test_one_move_at_a_time_per_app() -> None:
+    sim = fleet(app("web", 6))
+    sim.join("n3")
+    sim.step(ON)  # the first move starts: 3/3/0 becomes 2/3/1, still uneven
+    sim.report(settle=False)  # its replacement is still starting
+    result = sim.step(ON)
+    assert result.rebalance.leaving == {}, "not while the first move is under way"
+    assert not result.rebalance.settled
+    sim.report(settle=True)
+    run_until_settled(sim)
+    assert counts(sim, "web") == {"n1": 2, "n2": 2, "n3": 2}
