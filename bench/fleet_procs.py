@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -41,14 +42,26 @@ class Processes:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}  # for `python -m bench.…` children
         with open(self.workdir / f"{name}.log", "wb") as out:
             proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
             )
         self.procs[name] = proc
         return proc
 
-    def orchestrator(self, url: str, root: str, *, tick_s: float = 0.2) -> subprocess.Popen[bytes]:
+    def orchestrator(
+        self, url: str, root: str, *, tick_s: float = 0.2, profile_to: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """``edgefleet orchestrator run``; with ``profile_to``, the same service under
+        pyinstrument (:mod:`bench.orchestrator_profiled`), its profile written there on stop."""
+        if profile_to is not None:
+            return self.spawn(
+                "orchestrator",
+                [sys.executable, "-m", "bench.orchestrator_profiled", "--broker", url,
+                 "--root", root, "--data-dir", str(self.workdir / "orch"),
+                 "--tick", str(tick_s), "--out", str(profile_to)],
+            )  # fmt: skip
         return self.spawn(
             "orchestrator",
             [
@@ -63,6 +76,8 @@ class Processes:
                 str(self.workdir / "orch"),
                 "--tick",
                 str(tick_s),
+                "--client-id",  # unique: two benchmark fleets may share one broker
+                f"bench-orch-{uuid.uuid4().hex[:8]}",
             ],
         )
 
@@ -159,7 +174,9 @@ class Operator:
     async def __aexit__(self, *exc: object) -> None:
         await self.session.close()
 
-    async def call(self, verb: str, *, attempts: int = 30, **args: Any) -> dict[str, Any]:
+    async def call(
+        self, verb: str, *, attempts: int = 30, timeout_s: float = 1.0, **args: Any
+    ) -> dict[str, Any]:
         for _ in range(attempts):
             rid = uuid.uuid4().hex
             body = {"v": 1, "request_id": rid, "reply_to": f"{self.inbox}/{rid}", **args}
@@ -167,7 +184,7 @@ class Operator:
                 Publication(topic=f"{self.root}/commands/{verb}", payload=json.dumps(body).encode())
             )
             try:
-                async with asyncio.timeout(1.0):
+                async with asyncio.timeout(timeout_s):
                     async for msg in self.session.messages():
                         if msg.topic.endswith(rid):
                             reply: dict[str, Any] = json.loads(msg.payload)

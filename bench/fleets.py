@@ -10,15 +10,15 @@ result names the fleet that ran, so figures from the two are never mixed up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import select
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bench.fleet_procs import BIN, REPO, BenchError
 
@@ -52,21 +52,49 @@ def choose(wanted: str) -> FleetKind:
     return "simulator" if simulator_available() else "lite"
 
 
-@dataclass
 class RunningFleet:
-    kind: FleetKind
-    count: int
-    process: subprocess.Popen[bytes]
-    log: Path
+    """A fleet child process; a thread reads its JSON lines (ready, faults, stopped) so
+    it can never block on a full stdout pipe."""
+
+    def __init__(self, kind: FleetKind, count: int, process: subprocess.Popen[bytes], log: Path):
+        self.kind, self.count, self.process, self.log = kind, count, process, log
+        self.lines: list[dict[str, Any]] = []
+        self.ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            with contextlib.suppress(ValueError):
+                body = json.loads(raw)
+                self.lines.append(body)
+                if "ready" in body:
+                    self.ready.set()
+
+    def wait_ready(self, timeout_s: float) -> float | None:
+        """Block until the fleet's ready line; returns the connect seconds it reported."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.wait(0.2):
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"the {self.kind} fleet of {self.count} did not connect within {timeout_s} s"
+                )
+        ready = next(line for line in self.lines if "ready" in line)
+        return float(ready["connect_s"]) if "connect_s" in ready else None
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(30)
+                self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        self._reader.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def check_alive(self) -> None:
         code = self.process.poll()
@@ -87,27 +115,9 @@ def start_fleet(
         args = [str(BIN / "edgefleet-agent"), "simulate", "--broker", url, "--root", root]
         args += ["--count", str(count), "--sites", str(sites), "--seed", str(seed)]
         args += ["--profiles", str(REPO / "device-profiles")]
-        args += ["--state-dir", str(workdir / f"sim-{count}")]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(log, "wb") as err:
-        # Only the lite fleet's stdout is read (its ready line); the simulator's goes to the
-        # log, so a chatty child can never block on a full pipe.
-        out = subprocess.PIPE if kind == "lite" else err
-        process = subprocess.Popen(args, stdout=out, stderr=err, env=env, start_new_session=True)
+        process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True
+        )
     return RunningFleet(kind, count, process, log)
-
-
-def wait_lite_ready(fleet: RunningFleet, timeout_s: float) -> float:
-    """Block until the lite fleet prints its ready line; returns its connect seconds."""
-    assert fleet.process.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        fleet.check_alive()
-        ready, _, _ = select.select([fleet.process.stdout], [], [], 0.2)
-        if ready:
-            line = fleet.process.stdout.readline()
-            if line:
-                body = json.loads(line)
-                if "ready" in body:
-                    return float(body["connect_s"])
-    raise BenchError(f"the lite fleet of {fleet.count} did not connect within {timeout_s} s")

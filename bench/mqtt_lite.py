@@ -87,7 +87,10 @@ class LiteClient(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._connack = loop.create_future()
         async with asyncio.timeout(timeout_s):
-            await loop.create_connection(lambda: self, host, port)
+            try:
+                await loop.create_connection(lambda: self, host, port)
+            except OSError as exc:
+                raise LiteError(f"cannot reach the broker at {host}:{port}: {exc}") from None
             assert self.transport is not None
             self.transport.write(
                 wire.connect(self.client_id, keepalive=self.keepalive, will=self.will)

@@ -1,10 +1,13 @@
 """`make bench`: run every scenario, record figures beside their targets and the machine.
 
-Writes ``bench/results/<date>-<host>.json`` and a markdown summary beside it. Each scenario
-measures on this machine in this run; a scenario that cannot run records its error (and
-the run exits non-zero) rather than a figure.
+Writes ``bench/results/<date>-<host>.json``, a markdown summary and PNG plots beside it
+(``BENCH_OUT=DIR`` writes elsewhere). Each scenario measures on this machine in this run,
+baselines included; a scenario that cannot run records its error — never a figure — and
+the run exits non-zero.
 
-``BENCH_SCALE=full`` runs the large sizes; the default finishes in a few minutes on 2 cores.
+``BENCH_SCALE=full`` runs the large sizes; the default finishes within 15 minutes on 2
+cores. ``python -m bench.run convergence ingest`` runs only the named scenarios.
+``BENCH_SCALE=smoke`` runs tiny sizes of everything (the test suite's smoke run).
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from typing import Any
 
 import psutil
 
+from bench import report, stats
+
 RESULTS = Path(__file__).resolve().parent / "results"
+SCALES = ("smoke", "default", "full")
 
 
 def machine() -> dict[str, Any]:
@@ -44,7 +50,12 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "mosquitto": mosquitto,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "load_start": load(),
     }
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _cpu_model() -> str:
@@ -57,95 +68,127 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def scenarios(full: bool) -> dict[str, Callable[[], dict[str, Any]]]:
-    from bench import failover, placement
+Scenario = Callable[[], dict[str, Any]]
 
-    runs: dict[str, Callable[[], dict[str, Any]]] = {
-        "placement_1000x1000": lambda: _target(placement.measure(1000, 1000), "seconds", "<=", 1.0),
-        "placement_1000x10000": lambda: _target(
-            placement.measure(1000, 10000, repeat=1), "placements_per_s", ">=", 10_000
+
+def scenarios(scale: str) -> dict[str, Scenario]:
+    """Every scenario at the given scale, in the order they run."""
+    from bench import agent_footprint, convergence, failover, fleets, ingest, throughput
+    from bench import quality as placement_quality
+
+    full, smoke = scale == "full", scale == "smoke"
+    grace = failover.DEFAULT_GRACE_S
+    sizes = [5, 10] if smoke else [100, 300, 1000]
+    # With the simulator (real agents) the figures include the agents' own cost; the lite
+    # fleet (protocol-level nodes) shows the control plane alone. Both run when both exist.
+    runs: dict[str, Scenario] = {
+        "placement_throughput": lambda: throughput.measure(smoke=smoke),
+        "placement_quality": lambda: placement_quality.measure(
+            per_family=1 if smoke else 10 if full else 5
         ),
-        "failover": lambda: failover.measure([0.0, 30.0] if full else [0.0, 5.0]),
+        "convergence": lambda: convergence.measure(sizes, fleet="auto", profile=not smoke),
+        "convergence_lite": lambda: convergence.measure(sizes, fleet="lite", profile=not smoke),
+        "fleet_size": lambda: convergence.fleet_size(
+            [20] if smoke else [500, 1000, 2000, 5000, 10000], fleet="auto", profile=not smoke
+        ),
+        "fleet_size_lite": lambda: convergence.fleet_size(
+            [20] if smoke else [2000, 5000, 10000], fleet="lite", profile=not smoke
+        ),
+        "failover": lambda: failover.measure(
+            [("kill", 0.0), ("cut", 0.0)]
+            if smoke
+            else [("kill", 0.0), ("cut", 0.0), ("kill", grace), ("cut", grace)],
+            agents=2 if smoke else 6,
+            concurrent=smoke,
+        ),
+        "ingest": lambda: ingest.measure(
+            nodes=50 if smoke else 1000,
+            window_s=1.5 if smoke else 10.0 if full else 6.0,
+            probe_s=0.6 if smoke else 1.5,
+            profile=not smoke,
+            concurrent=smoke,
+        ),
+        "agent_footprint": lambda: footprint_rows(
+            agent_footprint.measure(
+                **(
+                    {"seconds": 2.0, "workload_counts": (0,), "warm_up_s": 1.0, "min_window_s": 2.0}
+                    if smoke
+                    else {"seconds": 60.0 if full else 30.0}
+                )
+            )
+        ),
     }
-    try:
-        from bench import agent_footprint
-    except ImportError:
-        pass
-    else:
-        runs["agent_footprint"] = lambda: agent_footprint.measure(seconds=60 if full else 30)
+    if smoke or not fleets.simulator_available():
+        # Without the simulator "auto" is the lite fleet already; a smoke run needs each
+        # code path once, not twice.
+        del runs["convergence_lite"], runs["fleet_size_lite"]
     return runs
 
 
-def _target(result: dict[str, Any], key: str, op: str, target: float) -> dict[str, Any]:
-    value = float(result[key])
-    met = value <= target if op == "<=" else value >= target
-    return {**result, "target": {"figure": key, "op": op, "value": target, "met": met}}
+def footprint_rows(result: dict[str, Any]) -> dict[str, Any]:
+    """bench.agent_footprint writes rows as text (``"rss_mb = 31.2"``, ``"<= 45.0"``); the
+    summary wants them in :func:`bench.stats.row` form, numbers apart."""
+    rows = []
+    for old in result["rows"]:
+        figure, _, value = old["figure"].partition(" = ")
+        op, _, target = old["target"].partition(" ")
+        if op in ("<=", ">="):
+            rows.append(stats.row(old["case"], figure, float(value), op, float(target)))
+        else:
+            rows.append(stats.row(old["case"], figure, float(value)))
+    return {**result, "rows": rows, "rows_as_written": result["rows"]}
 
 
-def markdown(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    lines = [
-        f"# edgefleet benchmarks — {m['date']} on {m['host']}",
-        "",
-        f"{m['cores']} cores ({m['cpu_model']}), {m['memory_mb']} MB, Python {m['python']},"
-        f" {m['mosquitto']}.",
-        "",
-        "| scenario | figure | target | met |",
-        "|---|---|---|---|",
-    ]
-    for name, result in report["scenarios"].items():
-        if "error" in result:
-            lines.append(f"| {name} | **failed**: {result['error']} | | no |")
-            continue
-        target = result.get("target")
-        if target:
-            lines.append(
-                f"| {name} | {target['figure']} = {result[target['figure']]} |"
-                f" {target['op']} {target['value']} | {'yes' if target['met'] else '**no**'} |"
-            )
-        for run in result.get("runs", []):
-            lines.append(
-                f"| {name} (grace {run['grace_s']} s) | kill→replaced {run['replaced_s']} s,"
-                f" beyond grace after notice {run['over_grace_s']} s |"
-                f" ≤ grace + {run['target_over_grace_s']} s | {'yes' if run['met'] else '**no**'} |"
-            )
-        for row in result.get("rows", []):
-            lines.append(
-                f"| {name} ({row['case']}) | {row['figure']} | {row['target']} |"
-                f" {'yes' if row['met'] else '**no**'} |"
-            )
-    lines += ["", "Raw figures: the JSON file beside this one."]
-    return "\n".join(lines) + "\n"
-
-
-def main() -> int:
-    full = os.environ.get("BENCH_SCALE", "").lower() == "full"
-    only = set(sys.argv[1:])
-    report: dict[str, Any] = {
-        "machine": machine(),
-        "scale": "full" if full else "default",
-        "scenarios": {},
-    }
-    failed = False
-    for name, run in scenarios(full).items():
+def run_all(scale: str, only: set[str], out_dir: Path) -> tuple[dict[str, Any], Path]:
+    started = time.monotonic()
+    facts: dict[str, Any] = {"machine": machine(), "scale": scale, "scenarios": {}}
+    for name, run in scenarios(scale).items():
         if only and name not in only:
             continue
         print(f"bench: {name} ...", flush=True)
-        started = time.monotonic()
+        before = time.monotonic()
+        loadavg = load()
         try:
             result = run()
         except Exception as exc:
             traceback.print_exc()
             result = {"error": f"{type(exc).__name__}: {exc}"}
-            failed = True
-        result["wall_s"] = round(time.monotonic() - started, 1)
-        report["scenarios"][name] = result
-        print(json.dumps(result, indent=2), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    stem = f"{dt.date.today().isoformat()}-{report['machine']['host']}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(report))
-    print(f"bench: wrote {RESULTS / stem}.json and .md")
+        result["wall_s"] = round(time.monotonic() - before, 1)
+        result["load"] = loadavg
+        facts["scenarios"][name] = result
+        rows = result.get("rows", [])
+        print(f"bench: {name}: {result['wall_s']} s, {len(rows)} figures", flush=True)
+        for row in rows:
+            print(f"  {row['case']}: {row['figure']} = {row['value']}", flush=True)
+    facts["wall_s"] = round(time.monotonic() - started, 1)
+    facts["load_end"] = load()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"{dt.date.today().isoformat()}-{facts['machine']['host']}"
+    plots = report.plot_all(facts, stem)
+    facts["plots"] = plots
+    stem.with_suffix(".json").write_text(json.dumps(facts, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(report.markdown(facts, plots))
+    return facts, stem
+
+
+def main(argv: list[str] | None = None) -> int:
+    scale = os.environ.get("BENCH_SCALE", "default").lower() or "default"
+    if scale not in SCALES:
+        print(f"bench: BENCH_SCALE must be one of {', '.join(SCALES)}, got {scale!r}")
+        return 2
+    only = set(sys.argv[1:] if argv is None else argv)
+    unknown = only - set(scenarios(scale))
+    if unknown:
+        print(
+            f"bench: unknown scenario {sorted(unknown)[0]!r}; known: {', '.join(scenarios(scale))}"
+        )
+        return 2
+    out_dir = Path(os.environ.get("BENCH_OUT", RESULTS))
+    facts, stem = run_all(scale, only, out_dir)
+    print(f"bench: wrote {stem}.json, {stem}.md and {len(facts['plots'])} plots")
+    failed = [name for name, r in facts["scenarios"].items() if "error" in r]
+    if failed:
+        print(f"bench: failed to run: {', '.join(failed)}")
     return 1 if failed else 0
 
 

@@ -51,18 +51,25 @@ def cdf_points(values: Sequence[float], points: int = 200) -> list[float]:
     return [round(ordered[round(i * step)], 4) for i in range(points)]
 
 
+def count_at(samples: Sequence[tuple[float, int]], when: float) -> float:
+    """The cumulative count at ``when``, interpolated linearly between the samples either
+    side of it (samples are (time, cumulative count), in time order)."""
+    before = [(t, n) for t, n in samples if t <= when]
+    after = [(t, n) for t, n in samples if t >= when]
+    if not before or not after:
+        raise ValueError(f"no samples on both sides of {when:.2f}")
+    (t0, n0), (t1, n1) = before[-1], after[0]
+    if t1 == t0:
+        return float(n0)
+    return n0 + (n1 - n0) * (when - t0) / (t1 - t0)
+
+
 def rate(samples: Sequence[tuple[float, int]], start: float, end: float) -> float:
     """Events per second between ``start`` and ``end`` from (time, cumulative count)
-    samples, using the samples nearest inside the window."""
-    inside = [(t, n) for t, n in samples if start <= t <= end]
-    if len(inside) < 2:
-        raise ValueError(
-            f"need two samples inside the window {start:.2f}..{end:.2f}, got {len(inside)}"
-        )
-    (t0, n0), (t1, n1) = inside[0], inside[-1]
-    if t1 <= t0:
-        raise ValueError("samples inside the window do not advance in time")
-    return (n1 - n0) / (t1 - t0)
+    samples, the counts at both ends interpolated from the samples around them."""
+    if end <= start:
+        raise ValueError(f"empty window {start:.2f}..{end:.2f}")
+    return (count_at(samples, end) - count_at(samples, start)) / (end - start)
 
 
 def met(value: float, op: Op, target: float) -> bool:
