@@ -45,7 +45,7 @@ class Instance:
     existing: list[Assignment]
 
 
-def _node(i: int, cores: float, memory: int) -> NodeView:
+def node_view(i: int, cores: float, memory: int) -> NodeView:
     return NodeView(
         node=f"n{i:02d}",
         site=f"s{i % 3}",
@@ -58,7 +58,7 @@ def _node(i: int, cores: float, memory: int) -> NodeView:
     )
 
 
-def _app(name: str, replicas: int, cpu: float, memory: int, strategy: str) -> AppManifest:
+def app_manifest(name: str, replicas: int, cpu: float, memory: int, strategy: str) -> AppManifest:
     return validate(
         AppManifest,
         {
@@ -78,14 +78,14 @@ def binpack_instance(seed: int, nodes: int = 8, apps: int = 3) -> Instance:
     """Mixed node sizes, a few apps of different replica sizes, about half the fleet's
     capacity asked for in total (so packing well matters and everything fits)."""
     rng = random.Random(seed)
-    fleet = [_node(i, *rng.choice(SIZES)) for i in range(nodes)]
+    fleet = [node_view(i, *rng.choice(SIZES)) for i in range(nodes)]
     budget_cpu = sum(n.cpu_cores for n in fleet) * 0.5
     wanted = []
     for k in range(apps):
         cpu = rng.choice((0.25, 0.5, 0.75, 1.0))
         memory = int(cpu * 1024 * rng.choice((0.5, 1.0)))
         replicas = max(1, min(12, int(budget_cpu / apps / cpu)))
-        wanted.append(_app(f"pack-{k}", replicas, cpu, memory, "binpack"))
+        wanted.append(app_manifest(f"pack-{k}", replicas, cpu, memory, "binpack"))
     return Instance(f"binpack-{seed}", "nodes_used", fleet, wanted, [])
 
 
@@ -93,9 +93,9 @@ def spread_instance(seed: int, family: str, nodes: int = 8) -> Instance:
     """One spread app onto nodes already 0-60 % busy with another app's replicas."""
     rng = random.Random(seed)
     if family == "uniform":
-        fleet = [_node(i, 4.0, 4096) for i in range(nodes)]
+        fleet = [node_view(i, 4.0, 4096) for i in range(nodes)]
     elif family == "mixed":
-        fleet = [_node(i, *rng.choice(SIZES)) for i in range(nodes)]
+        fleet = [node_view(i, *rng.choice(SIZES)) for i in range(nodes)]
     else:
         raise ValueError(f"unknown spread family {family!r} (uniform or mixed)")
     existing = []
@@ -106,7 +106,7 @@ def spread_instance(seed: int, family: str, nodes: int = 8) -> Instance:
                 Assignment(f"base-{node.node}-{r}", "base", node.node, node.site, 0.25, 256)
             )
     replicas = rng.randint(nodes, 3 * nodes)
-    app = _app("spread", replicas, 0.25, 256, "spread")
+    app = app_manifest("spread", replicas, 0.25, 256, "spread")
     return Instance(f"spread-{family}-{seed}", "max_load", fleet, [app], existing)
 
 
