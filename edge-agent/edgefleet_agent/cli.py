@@ -31,6 +31,7 @@ from edgefleet_agent.settings import (
     read_config_file,
     resolve_settings,
 )
+from edgefleet_agent.simulate import add_arguments as add_simulate_arguments
 
 EXIT_BAD_SETTINGS = 2
 
@@ -90,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar=metavar,
                 help=f"{help_text} [{env_name(setting)}]",
             )
+    simulate = commands.add_parser(
+        "simulate",
+        help="run a simulated fleet of real agents in this process",
+        description="Run N real agents (simulated runtime, device profiles, own MQTT "
+        "sessions) in one process, with fault injection. See edgefleet_agent/simulate.py.",
+    )
+    add_simulate_arguments(simulate)
     return parser
 
 
@@ -110,6 +118,10 @@ def describe(settings: AgentSettings) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "simulate":
+        from edgefleet_agent.simulate import main_simulate
+
+        return main_simulate(args)
     try:
         settings = load_settings(args, dict(os.environ))
         if args.command == "config":

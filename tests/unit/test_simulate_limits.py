@@ -1,0 +1,82 @@
+"""What the simulator needs before it starts: readable profiles, and file descriptors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from edgefleet_agent.settings import SettingsError
+from edgefleet_agent.simulate_limits import ensure_fd_limit, fd_limits, load_fleet_profiles
+from edgefleet_agent.simulate_settings import fd_budget
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "device-profiles"
+
+
+def test_all_profiles_of_the_directory_are_used_unless_some_are_named() -> None:
+    every = load_fleet_profiles(PROFILES_DIR, {})
+    assert len(every) == len(list(PROFILES_DIR.glob("*.yaml")))
+    chosen = load_fleet_profiles(PROFILES_DIR, {"teltonika-rutx11": 2})
+    assert list(chosen) == ["teltonika-rutx11"]
+
+
+def test_an_unknown_profile_is_refused_listing_the_available_ones() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_fleet_profiles(PROFILES_DIR, {"raspberry-pi-9": 1})
+    assert caught.value.setting == "profile"
+    assert "unknown profile 'raspberry-pi-9'" in str(caught.value)
+    assert "raspberry-pi-4b-4gb" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("prepare", "says"),
+    [
+        ("missing", "does not exist or is not a directory"),
+        ("empty", "holds no device profiles"),
+        ("broken", "is not valid YAML"),
+        ("a-file", "does not exist or is not a directory"),
+    ],
+)
+def test_a_profiles_directory_that_cannot_be_used_is_refused(
+    tmp_path: Path, prepare: str, says: str
+) -> None:
+    directory = tmp_path / "profiles"
+    if prepare == "a-file":
+        directory.write_text("not a directory")
+    elif prepare != "missing":
+        directory.mkdir()
+    if prepare == "broken":
+        (directory / "board.yaml").write_text("id: [unclosed\n")
+    if prepare == "broken":
+        shutil.copy(PROFILES_DIR / "teltonika-rutx11.yaml", directory)  # good ones do not help
+    with pytest.raises(SettingsError) as caught:
+        load_fleet_profiles(directory, {})
+    assert caught.value.setting == "profiles"
+    assert says in str(caught.value)
+
+
+def test_a_fleet_beyond_the_hard_fd_limit_is_refused_saying_how_many_it_needs() -> None:
+    _, hard = fd_limits()
+    count = hard  # one fd per node plus the reserve cannot fit
+    with pytest.raises(SettingsError) as caught:
+        ensure_fd_limit(count, 0)
+    message = str(caught.value)
+    assert f"need about {fd_budget(count, 0)} open files" in message
+    assert f"hard RLIMIT_NOFILE is {hard}" in message
+
+
+def test_too_many_faultable_nodes_are_refused_with_the_advice_to_lower_them() -> None:
+    _, hard = fd_limits()
+    count = hard // 2
+    with pytest.raises(SettingsError, match="lower --faultable or --count"):
+        ensure_fd_limit(count, count)
+
+
+def test_auto_fits_the_faultable_nodes_under_the_limit_and_raises_the_soft_limit() -> None:
+    _, hard = fd_limits()
+    count = hard // 3
+    faultable = ensure_fd_limit(count, None)
+    assert 0 < faultable < count
+    assert fd_budget(count, faultable) <= hard
+    soft, _ = fd_limits()
+    assert soft >= fd_budget(count, faultable)
