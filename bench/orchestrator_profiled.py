@@ -28,8 +28,26 @@ def profile_text(profiler: Profiler, flat_lines: int = 30) -> str:
     """Plain-text call tree (no colour), then the functions with the most self time: the
     tree hides library frames (aiomqtt, paho, asyncio), the flat list does not."""
     tree = str(profiler.output_text(unicode=False, color=False, show_all=False))
-    flat = str(profiler.output_text(unicode=False, color=False, flat=True)).splitlines()
-    return tree + "\nSelf time, top functions:\n" + "\n".join(flat[:flat_lines]) + "\n"
+    return tree + "\nSelf time, top functions:\n" + "\n".join(self_times(profiler)[:flat_lines])
+
+
+def self_times(profiler: Profiler) -> list[str]:
+    """``"1.234 function  file.py"`` per function, most self time first, summed over every
+    place it was sampled (recursion and many callers included)."""
+    session = profiler.last_session
+    root = session.root_frame() if session is not None else None
+    totals: dict[tuple[str, str], float] = {}
+    stack = [root] if root is not None else []
+    while stack:
+        frame = stack.pop()
+        stack.extend(frame.children)
+        if frame.is_synthetic:
+            continue
+        name = f"{frame.class_name}.{frame.function}" if frame.class_name else frame.function
+        key = (name, frame.file_path_short or "")
+        totals[key] = totals.get(key, 0.0) + frame.total_self_time
+    ordered = sorted(totals.items(), key=lambda kv: -kv[1])
+    return [f"{secs:.3f} {func}  {path}" for (func, path), secs in ordered if secs >= 0.001]
 
 
 def busy_share(profile: str) -> str | None:
@@ -44,6 +62,16 @@ def busy_share(profile: str) -> str | None:
         f" ({cpu / wall:.0%}); the rest of the time it waited on the broker, the fleet and"
         " the other processes sharing this machine's cores."
     )
+
+
+def share_of(profile: str, function: str) -> tuple[float, float] | None:
+    """Seconds the profile's call tree spent in ``function`` (its first, outermost
+    line), and the seconds sampled in all."""
+    own = re.search(rf"([\d.]+) {re.escape(function)}\b", profile)
+    total = re.search(r"Duration: ([\d.]+)", profile)
+    if own is None or total is None:
+        return None
+    return float(own.group(1)), float(total.group(1))
 
 
 class ProfileWindow:

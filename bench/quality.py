@@ -297,7 +297,39 @@ def measure(per_family: int = 5) -> dict[str, Any]:
         if any(r["unplaced"] for r in mine):
             rows.append(stats.row(label, "instances with unplaced replicas",
                                   sum(1 for r in mine if r["unplaced"]), "<=", 0))  # fmt: skip
-    return {"instances": results, "rows": rows}
+    report: dict[str, Any] = {"instances": results, "rows": rows}
+    if any(r["met"] is False for r in rows):
+        report["where"] = where_the_quality_goes(results)
+    return report
+
+
+def where_the_quality_goes(results: list[dict[str, Any]]) -> str:
+    """What the per-instance figures say about a missed quality target."""
+    notes = []
+    packs = [
+        r
+        for r in results
+        if r["objective"] == "nodes_used" and r["ratio"] and r["ratio"] > TARGET_RATIO
+    ]
+    if packs:
+        worst = max(packs, key=lambda r: r["ratio"])
+        notes.append(
+            f"bin-pack: {len(packs)} of {sum(1 for r in results if r['objective'] == 'nodes_used')}"
+            f" instances use more nodes than needed (worst {worst['instance']}:"
+            f" {worst['pipeline']:g} nodes where {worst['optimum']:g} suffice)."
+        )
+    spreads = [r for r in results if r["objective"] == "max_load"]
+    within = [r["ratio_within_spread_rule"] for r in spreads if r["ratio_within_spread_rule"]]
+    if within and max(within) <= 1.0 + 1e-9:
+        notes.append(
+            "spread: on every instance the pipeline reaches the optimum among placements that"
+            " keep replica counts per node within one of each other (ratio 1.0 within the"
+            " spread rule), so the gap to the free optimum is the price of that rule (it"
+            " ignores load other apps put on a node), not a weakness of the search."
+        )
+    elif within:
+        notes.append(f"spread: even within the spread rule the worst ratio is {max(within):g}.")
+    return " ".join(notes)
 
 
 if __name__ == "__main__":

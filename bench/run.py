@@ -136,7 +136,18 @@ def footprint_rows(result: dict[str, Any]) -> dict[str, Any]:
             rows.append(stats.row(old["case"], figure, float(value), op, float(target)))
         else:
             rows.append(stats.row(old["case"], figure, float(value)))
-    return {**result, "rows": rows, "rows_as_written": result["rows"]}
+    out = {**result, "rows": rows, "rows_as_written": result["rows"]}
+    missed = [c for c in result.get("cases", []) if _footprint_missed(c, rows)]
+    if missed:
+        out["where"] = "What the agent sent in the window (count and payload bytes per kind): " + (
+            "; ".join(f"{c['workloads']} workloads: {json.dumps(c['messages'])}" for c in missed)
+        )
+    return out
+
+
+def _footprint_missed(case: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    label = f"{case['workloads']} workloads"
+    return any(r["case"] == label and r["met"] is False for r in rows)
 
 
 def run_all(scale: str, only: set[str], out_dir: Path) -> tuple[dict[str, Any], Path]:
