@@ -215,6 +215,7 @@ class Agent:
             except Exception:
                 log.exception("%s loop failed; retrying in %g s", name, LOOP_ERROR_PAUSE_S)
                 delay = LOOP_ERROR_PAUSE_S
+            _end_if_cancelled()
             await asyncio.sleep(delay)
 
     async def _woken(
@@ -228,6 +229,7 @@ class Agent:
             except Exception:
                 log.exception("%s pass failed; retrying in %g s", name, LOOP_ERROR_PAUSE_S)
                 delay = LOOP_ERROR_PAUSE_S
+            _end_if_cancelled()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await wake.wait()
@@ -338,6 +340,7 @@ class Agent:
                 await self.on_desired(message.payload)
             except Exception:
                 log.exception("handling a desired document failed")
+            _end_if_cancelled()
 
     def _on_orchestrator_status(self, payload: bytes) -> None:
         """A newly started orchestrator knows nothing live about this node (telemetry is not
@@ -468,6 +471,18 @@ class Agent:
                 await supervise()
                 interval = min(interval, getattr(runtime, "supervise_interval_s", interval))
         return float(interval)
+
+
+def _end_if_cancelled() -> None:
+    """End a loop whose task was asked to stop even if the request got lost on the way.
+
+    Python 3.11's ``asyncio.wait_for`` (used inside aiomqtt's publish) swallows a
+    cancellation that arrives just as its future completes; the loop would then sleep and
+    go round forever, and ``Agent.run`` would never return. Seen with thousands of agents
+    stopping at once in the fleet simulator."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _answers(runtime: Runtime) -> bool:
