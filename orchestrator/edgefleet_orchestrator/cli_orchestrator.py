@@ -40,6 +40,23 @@ def run(
         help="Seconds without a heartbeat before a node counts as stale.",
     ),
     tick: float = typer.Option(1.0, "--tick", help="Timer period in seconds (staleness, grace)."),
+    scaling_interval: float = typer.Option(
+        15.0,
+        "--scaling-interval",
+        help="Seconds between looks at telemetry for autoscaling and sized limits.",
+    ),
+    resize_cooldown: float = typer.Option(
+        60.0, "--resize-cooldown", help="Seconds between two resizes of one replica."
+    ),
+    rebalance_moves: int = typer.Option(
+        2,
+        "--rebalance-moves",
+        min=0,
+        help="Rebalancing's churn budget: moves per --rebalance-interval (0: off).",
+    ),
+    rebalance_interval: float = typer.Option(
+        60.0, "--rebalance-interval", help="Seconds over which --rebalance-moves counts."
+    ),
     client_id: str = typer.Option("edgefleet-orchestrator", "--client-id"),
     log_level: str = typer.Option("INFO", "--log-level", envvar="EDGEFLEET_LOG_LEVEL"),
 ) -> None:
@@ -55,8 +72,12 @@ def run(
     except ProtocolError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if stale_after <= 0 or tick <= 0:
-        typer.echo("error: --stale-after and --tick must be positive", err=True)
+    if min(stale_after, tick, scaling_interval, rebalance_interval) <= 0 or resize_cooldown < 0:
+        typer.echo(
+            "error: --stale-after, --tick, --scaling-interval and --rebalance-interval must be "
+            "positive, --resize-cooldown 0 or more",
+            err=True,
+        )
         raise typer.Exit(2)
     config = OrchestratorConfig(
         broker=settings,
@@ -65,6 +86,10 @@ def run(
         client_id=client_id,
         stale_after_s=stale_after,
         tick_s=tick,
+        scaling_interval_s=scaling_interval,
+        resize_cooldown_s=resize_cooldown,
+        rebalance_max_moves=rebalance_moves,
+        rebalance_interval_s=rebalance_interval,
     )
     try:
         asyncio.run(run_until_signalled(config))

@@ -173,9 +173,14 @@ def drain_progress(
     ]
     remaining = len(staying) + len(moving)
     # A replica waiting for its app's budget is progressing if that app is moving
-    # somewhere (another draining node, a rebalance): its turn will come.
+    # somewhere (another draining node, a rebalance) or one of its replicas elsewhere is
+    # on its way up: its turn will come.
     apps_left = {a.app for a in staying}
-    progressing = bool(moving) or any(r.app in apps_left for r in retiring)
+    progressing = (
+        bool(moving)
+        or any(r.app in apps_left for r in retiring)
+        or any(a.app in apps_left and a.node != node and _starting(nodes, a) for a in assignments)
+    )
     state: DrainState = "drained" if remaining == 0 else "draining" if progressing else "stuck"
     return {
         "node": node,
@@ -188,6 +193,18 @@ def drain_progress(
         "stuck": stuck,
         "daemons": daemons,
     }
+
+
+_ON_THE_WAY = frozenset({"pending", "pulling", "starting"})
+
+
+def _starting(nodes: Mapping[str, NodeRecord], a: Assignment) -> bool:
+    """Whether ``a`` is on its way up on an online node (not reported yet counts)."""
+    record = nodes.get(a.node)
+    if record is None or record.state != "online":
+        return False
+    state = reported_state(nodes, a.node, a.replica)
+    return state is None or state in _ON_THE_WAY
 
 
 def milestones(

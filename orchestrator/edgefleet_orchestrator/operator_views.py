@@ -103,11 +103,30 @@ def status_view(status: AppStatus) -> RenderableType:
             f"  placed {status.placed}"
         )
     ]
+    auto = status.autoscale
+    if auto is not None:
+        observed = "-" if auto.observed is None else f"{auto.observed:.4g}"
+        parts.append(
+            Text.from_markup(
+                f"autoscale {escape(auto.metric)} {observed}/{auto.target:g} "
+                f"({auto.min}..{auto.max}, wants {auto.wanted})  {state(auto.state)}  "
+                f"{escape(auto.reason)}"
+            )
+        )
+        parts.extend(Text(f"  - {reason}") for reason in auto.limited_by)
     if status.replicas:
-        table = _table(None, ("replica", "node", "site", "state", "message"))
+        sized = any(r.cpu is not None for r in status.replicas)
+        columns = ("replica", "node", "site", "state", *(("limits",) if sized else ()), "message")
+        table = _table(None, columns)
         for r in status.replicas:
+            limits = (f"{r.cpu:g} cpu, {r.memory_mb} MB" if r.cpu is not None else "-",)
             table.add_row(
-                cell(r.name), cell(r.node), cell(r.site), state(r.state), cell(r.message or None)
+                cell(r.name),
+                cell(r.node),
+                cell(r.site),
+                state(r.state),
+                *(limits if sized else ()),
+                cell(r.message or None),
             )
         parts.append(table)
     parts.extend(Text(line) for line in unplaced_lines(status))
@@ -135,7 +154,7 @@ def nodes_view(result: Mapping[str, Any]) -> RenderableType:
             cell(r.get("node")),
             cell(r.get("site")),
             state(r.get("state")),
-            "yes" if r.get("cordoned") else "",
+            _cordon_cell(r),
             cell(r.get("profile")),
             cell(r.get("arch")),
             cell(r.get("cpu_pct"), "{:.0f}%"),
@@ -143,6 +162,13 @@ def nodes_view(result: Mapping[str, Any]) -> RenderableType:
             cell(r.get("replicas")),
         )
     return table
+
+
+def _cordon_cell(row: Mapping[str, Any]) -> str:
+    if not row.get("cordoned"):
+        return ""
+    drain = row.get("drain")
+    return f"yes ({state(drain)})" if drain else "yes"
 
 
 def node_view(result: Mapping[str, Any]) -> RenderableType:
@@ -165,9 +191,11 @@ def node_view(result: Mapping[str, Any]) -> RenderableType:
     cpu, memory = cell(tele.get("cpu_pct"), "{:.0f}%"), cell(tele.get("memory_pct"), "{:.0f}%")
     facts.add_row("usage", f"cpu {cpu}  memory {memory}")
     facts.add_row("assigned", escape(", ".join(result.get("assigned") or [])) or "-")
+    drain = result.get("drain")
+    drained: list[RenderableType] = [drain_view(drain)] if drain else []
     workloads = result.get("workloads") or {}
     if not workloads:
-        return Group(facts, Text("no workloads reported"))
+        return Group(facts, *drained, Text("no workloads reported"))
     table = _table(None, ("replica", "app", "state", "health", "restarts", "message"))
     for name, w in sorted(workloads.items()):
         table.add_row(
@@ -178,7 +206,42 @@ def node_view(result: Mapping[str, Any]) -> RenderableType:
             cell(w.get("restarts")),
             cell(w.get("message") or None),
         )
-    return Group(facts, table)
+    return Group(facts, *drained, table)
+
+
+def drain_view(progress: Mapping[str, Any]) -> RenderableType:
+    """A drain's progress: where it stands, what moves, what waits and what is stuck."""
+    left = progress.get("remaining")
+    head = Text.from_markup(
+        f"drain of node {cell(progress.get('node'))}: {state(progress.get('state'))}, "
+        f"{cell(left)} replica{'' if left == 1 else 's'} left"
+    )
+    parts: list[RenderableType] = [head]
+    moving = progress.get("moving") or []
+    if moving:
+        table = _table(None, ("replica", "app", "to", "state"))
+        for m in moving:
+            table.add_row(cell(m.get("replica")), cell(m.get("app")), cell(m.get("to")),
+                          state(m.get("state")))  # fmt: skip
+        parts.append(table)
+    parts.extend(Text(line) for line in drain_lines(progress))
+    daemons = progress.get("daemons") or []
+    if daemons:
+        parts.append(Text(f"daemon replicas stay on the node: {', '.join(daemons)}"))
+    return Group(*parts)
+
+
+def drain_lines(progress: Mapping[str, Any]) -> list[str]:
+    """One line per replica that waits or is stuck, with why (also the error lines of a
+    ``drain --wait`` that cannot finish)."""
+    lines = [
+        f"  waiting: {w.get('replica')} ({w.get('app')}): {w.get('reason')}"
+        for w in progress.get("waiting") or []
+    ]
+    for stuck in progress.get("stuck") or []:
+        lines.append(f"  stuck: {stuck.get('replica')} ({stuck.get('app')}) stays running:")
+        lines.extend(f"    - {reason}" for reason in stuck.get("reasons") or [])
+    return lines
 
 
 def done_line(verb: str, result: Mapping[str, Any]) -> str:
@@ -194,11 +257,18 @@ def done_line(verb: str, result: Mapping[str, Any]) -> str:
                 f"scaled app {result.get('app')}: {result.get('previous')} -> "
                 f"{result.get('replicas')} replicas"
             )
+        case "drain":
+            node, what = result.get("node"), result.get("action", "sent")
+            return (
+                f"drain of node {node} {what}: {result.get('state')}, "
+                f"{result.get('remaining')} replica(s) left"
+            )
         case "cordon" | "uncordon":
             node = result.get("node")
             if not result.get("changed", True):
                 return f"node {node} was already {'cordoned' if verb == 'cordon' else 'uncordoned'}"
-            return f"{verb}ed node {node}"
+            cancelled = " (its drain is cancelled)" if result.get("drain_cancelled") else ""
+            return f"{verb}ed node {node}{cancelled}"
     return f"{verb}: ok"
 
 

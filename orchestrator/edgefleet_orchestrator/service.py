@@ -183,17 +183,19 @@ class Orchestrator:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set, then publish ``offline`` and disconnect."""
+        """Serve until ``stop`` is set (or a loop fails), then publish ``offline`` and
+        disconnect. A loop's unexpected exception is raised from here once all stopped."""
         self.session.start()
+        loops = [
+            asyncio.create_task(self._consume(), name="orchestrator-inbound"),
+            asyncio.create_task(self._reconcile_loop(), name="orchestrator-reconcile"),
+            asyncio.create_task(self._tick_loop(), name="orchestrator-tick"),
+        ]
+        stopper = asyncio.create_task(stop.wait(), name="orchestrator-stop")
         try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._consume(), name="orchestrator-inbound")
-                tasks.create_task(self._reconcile_loop(), name="orchestrator-reconcile")
-                tasks.create_task(self._tick_loop(), name="orchestrator-tick")
-                tasks.create_task(self._until(stop), name="orchestrator-stop")
-        except* _Stop:
-            pass
+            await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            await _cancel_all([*loops, stopper])
             final = Publication.of(
                 TopicKind.ORCHESTRATOR_STATUS,
                 self.topics.orchestrator_status(),
@@ -201,10 +203,9 @@ class Orchestrator:
             )
             await self.session.close([final])
             self.store.close()
-
-    async def _until(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-        raise _Stop
+        failures = [e for t in loops if not t.cancelled() and (e := t.exception()) is not None]
+        if failures:
+            raise failures[0]
 
     def _status(self, state: Literal["online", "offline"]) -> OrchestratorStatus:
         return OrchestratorStatus(state=state, since=self.started_at, version=__version__)
@@ -609,8 +610,19 @@ class Orchestrator:
         )
 
 
-class _Stop(Exception):
-    pass
+async def _cancel_all(tasks: list[asyncio.Task[Any]], every_s: float = 0.5) -> None:
+    """Cancel ``tasks`` and wait until all have ended, cancelling again every ``every_s``.
+
+    Cancelling once is not always enough on Python 3.11: ``asyncio.wait_for`` (used by
+    aiomqtt for every QoS 1 publish) can swallow a cancellation that arrives as its inner
+    future completes (fixed in 3.12), and a loop that swallowed it goes back to waiting
+    for input that will never come. Asking again ends it at its next await.
+    """
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every_s)
 
 
 async def _publish_all(session: Session, pubs: list[Publication], concurrency: int = 64) -> None:

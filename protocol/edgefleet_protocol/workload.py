@@ -83,17 +83,14 @@ class Resources(StrictSpec):
         auto = self.auto
         if auto is None:
             return self
-        if auto.min_cpu is not None and auto.max_cpu is not None:
-            if not auto.min_cpu <= self.cpu <= auto.max_cpu:
-                raise ValueError(
-                    f"cpu {self.cpu:g} is outside auto bounds {auto.min_cpu:g}..{auto.max_cpu:g}"
-                )
-        if auto.min_memory_mb is not None and auto.max_memory_mb is not None:
-            if not auto.min_memory_mb <= self.memory_mb <= auto.max_memory_mb:
-                raise ValueError(
-                    f"memory_mb {self.memory_mb} is outside auto bounds "
-                    f"{auto.min_memory_mb}..{auto.max_memory_mb}"
-                )
+        low_cpu, high_cpu = auto.min_cpu, auto.max_cpu
+        if low_cpu is not None and high_cpu is not None and not low_cpu <= self.cpu <= high_cpu:
+            raise ValueError(f"cpu {self.cpu:g} is outside auto bounds {low_cpu:g}..{high_cpu:g}")
+        low_mb, high_mb = auto.min_memory_mb, auto.max_memory_mb
+        if low_mb is not None and high_mb is not None and not low_mb <= self.memory_mb <= high_mb:
+            raise ValueError(
+                f"memory_mb {self.memory_mb} is outside auto bounds {low_mb}..{high_mb}"
+            )
         return self
 
     def fixed(self) -> Resources:

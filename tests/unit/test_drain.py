@@ -202,3 +202,30 @@ def test_a_moved_replica_that_moves_back_onto_its_old_copy_drops_the_copy() -> N
     assert [f.reason for f in done] == ["web-0 is assigned to n1 again"]
     gone, done = finish_retiring(retiring, [], Registry().nodes, SpecCache(apps))
     assert gone == () and [f.reason for f in done] == ["web-0 no longer exists"]
+
+
+def test_a_drain_waiting_on_a_replacement_that_is_starting_is_draining_not_stuck() -> None:
+    sim = Sim(apps={"web": app("web", 2, placement={"max_per_node": 2})})
+    sim.join("n1", cores=2)
+    sim.settle()
+    assert set(sim.where("web").values()) == {"n1"}
+    doc = sim.docs["n1"]
+    states = {"web-0": "failed", "web-1": "running"}
+    sim.registry.ingest(
+        TopicKind.NODE_REPORTED, "s1", "n1",
+        Reported(node="n1", observed_generation=doc.generation, session=1, ts=sim.now,
+                 workloads={w.name: WorkloadReport(app=w.app, spec_hash=w.spec_hash,
+                                                   state=states[w.name], since=sim.now)  # type: ignore[arg-type]
+                            for w in doc.workloads}),
+        sim.now,
+    )  # fmt: skip
+    sim.join("n2", cores=2)
+    sim.drain("n1")
+    result = sim.step()
+    assert sim.where("web") == {"web-0": "n2", "web-1": "n1"}, "the failed one moves at once"
+    progress = result.drains["n1"]
+    assert (progress["state"], progress["moving"]) == ("draining", [])
+    assert [w["replica"] for w in progress["waiting"]] == ["web-1"]
+    sim.report(settle=True)
+    sim.step()
+    assert [r.replica for r in sim.control.retiring] == ["web-1"], "now web-1's turn"
