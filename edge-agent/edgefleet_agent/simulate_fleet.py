@@ -35,18 +35,14 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 from edgefleet_protocol.profiles import Profile
 
-from edgefleet_agent.agent import Agent
-from edgefleet_agent.runtime_factory import build_runtimes
-from edgefleet_agent.settings import AgentSettings
-from edgefleet_agent.simulate_device import DeviceSampler, device_profile, host_facts
+from edgefleet_agent.simulate_device import device_profile
 from edgefleet_agent.simulate_limits import ensure_fd_limit, load_fleet_profiles
-from edgefleet_agent.simulate_link import Link
+from edgefleet_agent.simulate_node import HALT_TIMEOUT_S, Handler, SimNode, quiet_cancelled_connects
 from edgefleet_agent.simulate_plan import (
     FleetShape,
     NodePlan,
@@ -57,15 +53,12 @@ from edgefleet_agent.simulate_plan import (
 )
 from edgefleet_agent.simulate_settings import SimulateSettings, check_settings
 from edgefleet_agent.simulate_watch import PresenceWatch
-from edgefleet_agent.store import LocalStore
 
 log = logging.getLogger("edgefleet.simulate")
 
-NodeState = Literal["new", "running", "killed", "stopped"]
 START_BATCH = 50
 """Agents built between two yields to the event loop while starting, so the first ones
 connect while later ones are still being built."""
-STOP_TIMEOUT_S = 30.0
 
 
 class FaultError(ValueError):
@@ -74,29 +67,6 @@ class FaultError(ValueError):
 
 class NotReady(RuntimeError):
     """Not every node came online in time; the message says how many did."""
-
-
-@dataclass
-class SimNode:
-    plan: NodePlan
-    profile: Profile
-    faultable: bool
-    state: NodeState = "new"
-    agent: Agent | None = None
-    task: asyncio.Task[None] | None = None
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    link: Link | None = None
-    flapping: asyncio.Task[None] | None = None
-
-    @property
-    def id(self) -> str:
-        return self.plan.node
-
-    @property
-    def healthy(self) -> bool:
-        """Running on a working link, so it can take a new fault."""
-        link_up = self.link is None or self.link.state == "up"
-        return self.state == "running" and link_up and self.flapping is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +111,7 @@ class Fleet:
         self._owns_state = False
         self._timers: set[asyncio.Task[None]] = set()
         self._started_at = 0.0
+        self._loop_handler: tuple[asyncio.AbstractEventLoop, Handler | None] | None = None
 
     def _shape(self) -> FleetShape:
         s = self.settings
@@ -167,7 +138,9 @@ class Fleet:
 
     async def start(self) -> None:
         """Start every agent (returns once all are started, not connected)."""
-        if not await self.watch.start():
+        loop = asyncio.get_running_loop()
+        self._loop_handler = (loop, quiet_cancelled_connects(loop))
+        if not await self.watch.start(min(10.0, self.settings.ready_timeout())):
             await self.watch.close()
             raise NotReady(f"the broker {self.broker.redacted()} does not answer")
         self._state_root = self._make_state_root()
@@ -188,44 +161,8 @@ class Fleet:
 
     async def _start_node(self, node: SimNode) -> None:
         assert self._state_root is not None
-        plan, s = node.plan, self.settings
-        broker = self.broker
-        if node.faultable:
-            node.link = Link(broker.host, broker.port)
-            port = await node.link.open()
-            broker = replace(broker, host="127.0.0.1", port=port)
-        settings = AgentSettings(
-            node=plan.node,
-            site=plan.site,
-            broker=broker,
-            state_dir=self._state_root / plan.node,
-            runtime="simulated",
-            profile=plan.profile,
-            profiles_dir=s.profiles_dir,
-            addresses=(plan.address,),
-            root=s.root,
-            heartbeat_s=plan.heartbeat_s,
-            keepalive_s=s.keepalive_s,
-            sample_interval_s=s.sample_interval_s,
-            reconcile_interval_s=s.reconcile_interval_s,
-            capabilities_interval_s=s.capabilities_interval_s,
-            sim_seed=plan.runtime_seed,
-            sim_start_delay_s=s.start_delay_s,
-            sim_failure_rate=s.failure_rate,
-            log_level=s.log_level,
-        )
-        node.agent = Agent(
-            settings,
-            store=LocalStore(settings.state_dir),
-            runtimes=build_runtimes(settings),
-            profile=node.profile,
-            sampler=DeviceSampler(plan, node.profile),
-            host_facts=host_facts(node.profile, plan),
-        )
-        self.watch.expect(plan.node, node.agent.session_no, node.agent.started_at)
-        node.stop = asyncio.Event()
-        node.task = asyncio.create_task(node.agent.run(node.stop), name=f"sim-{plan.node}")
-        node.state = "running"
+        agent = await node.boot(self.settings, self.broker, self._state_root)
+        self.watch.expect(node.id, agent.session_no, agent.started_at)
 
     def running(self) -> list[SimNode]:
         return [n for n in self.nodes.values() if n.state == "running"]
@@ -259,12 +196,11 @@ class Fleet:
         for timer in list(self._timers):
             timer.cancel()
         for node in self.nodes.values():
-            if node.flapping is not None:
-                node.flapping.cancel()
+            node.stop_flapping()
             node.stop.set()
         tasks = [n.task for n in self.nodes.values() if n.task is not None]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            _, pending = await asyncio.wait(tasks, timeout=HALT_TIMEOUT_S)
             for task in pending:
                 task.cancel()
             if pending:
@@ -279,6 +215,10 @@ class Fleet:
         await self.watch.close()
         if self._owns_state and self._state_root is not None:
             shutil.rmtree(self._state_root, ignore_errors=True)
+        if self._loop_handler is not None:
+            loop, previous = self._loop_handler
+            loop.set_exception_handler(previous)
+            self._loop_handler = None
 
     # -- faults ---------------------------------------------------------------------------
 
@@ -311,20 +251,11 @@ class Fleet:
         """Nodes die: sockets closed at once (the broker publishes their wills), agents
         gone without a word. Returns the node ids."""
         chosen = [node for node in self._choose(n, nodes, "kill") if node.state == "running"]
+        tasks = [task for node in chosen if (task := node.die()) is not None]
         for node in chosen:
-            if node.flapping is not None:
-                node.flapping.cancel()
-                node.flapping = None
-            assert node.link is not None
-            node.link.kill()
-        tasks = [node.task for node in chosen if node.task is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
-        for node in chosen:
-            node.state, node.task = "killed", None
             self.watch.forget(node.id)
+        if tasks:
+            await asyncio.wait(tasks, timeout=HALT_TIMEOUT_S)
         return self._record("kill", chosen)
 
     async def revive(self, n: int = 0, *, nodes: Sequence[str] = ()) -> list[str]:
@@ -335,8 +266,6 @@ class Fleet:
             chosen = [node for node in self.nodes.values() if node.state == "killed"][: n or None]
         chosen = [node for node in chosen if node.state == "killed"]
         for node in chosen:
-            if node.link is not None:
-                await node.link.close()
             await self._start_node(node)
         return self._record("revive", chosen)
 
@@ -362,12 +291,7 @@ class Fleet:
             raise FaultError("flap: down and up must be > 0 seconds")
         chosen = [node for node in self._choose(n, nodes, "flap") if node.state == "running"]
         for node in chosen:
-            assert node.link is not None
-            if node.flapping is not None:
-                node.flapping.cancel()
-            node.flapping = asyncio.create_task(
-                _flap(node.link, down_s, up_s), name=f"sim-flap-{node.id}"
-            )
+            node.start_flapping(down_s, up_s)
         return self._record("flap", chosen)
 
     def restore(self, nodes: Sequence[str] | None = None) -> list[str]:
@@ -380,9 +304,7 @@ class Fleet:
                 continue
             if node.flapping is None and node.link.state != "down":
                 continue
-            if node.flapping is not None:
-                node.flapping.cancel()
-                node.flapping = None
+            node.stop_flapping()
             node.link.up()
             restored.append(node)
         return self._record("restore", restored)
@@ -409,14 +331,3 @@ class Fleet:
             "flapping": sum(n.flapping is not None for n in nodes),
             "faultable": sum(n.faultable for n in nodes),
         }
-
-
-async def _flap(link: Link, down_s: float, up_s: float) -> None:
-    try:
-        while True:
-            link.down()
-            await asyncio.sleep(down_s)
-            link.up()
-            await asyncio.sleep(up_s)
-    finally:
-        link.up()
