@@ -508,7 +508,10 @@ class Orchestrator:
     def _moves_wait_on_reports(self) -> bool:
         """Whether a report can let a move go on (finish a copy, free a drain's budget)."""
         control = self.state.control
-        return bool(control.retiring or control.drains or self._rebalance.wanted)
+        draining = any(
+            self.state.drains.get(node, {}).get("state") != "drained" for node in control.drains
+        )
+        return bool(control.retiring or draining or self._rebalance.wanted)
 
     def _scales(self) -> bool:
         """Whether any app follows telemetry (autoscale or sized limits)."""
