@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edgefleet_orchestrator.drain import plan_drains
+from edgefleet_orchestrator.drain import milestones, plan_drains
 from edgefleet_orchestrator.manifest import AppManifest, load_manifest
-from edgefleet_orchestrator.moves import Retiring
+from edgefleet_orchestrator.moves import Retiring, finish_retiring
 from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.registry import Registry
+from edgefleet_orchestrator.replicas import SpecCache
 from edgefleet_protocol import Reported, TopicKind, WorkloadReport
 from harness.scaling_sim import Sim
 
@@ -191,9 +192,6 @@ def _daemon(name: str) -> AppManifest:
 
 
 def test_a_moved_replica_that_moves_back_onto_its_old_copy_drops_the_copy() -> None:
-    from edgefleet_orchestrator.moves import finish_retiring
-    from edgefleet_orchestrator.replicas import SpecCache
-
     copy = Assignment("web-0", "web", "n1", "s1", 0.5, 128)
     retiring = (Retiring(copy, "n2", "rebalance", 1.0),)
     apps = {"web": app("web", 1)}
@@ -229,3 +227,24 @@ def test_a_drain_waiting_on_a_replacement_that_is_starting_is_draining_not_stuck
     sim.report(settle=True)
     sim.step()
     assert [r.replica for r in sim.control.retiring] == ["web-1"], "now web-1's turn"
+
+
+def test_drain_milestones_are_told_once_each() -> None:
+    draining = {"n1": {"state": "draining", "remaining": 2, "stuck": [], "waiting": []}}
+    stuck = {
+        "n1": {
+            "state": "stuck", "remaining": 1, "waiting": [],
+            "stuck": [{"replica": "big-0", "app": "big", "reasons": ["1 node: cordoned"]}],
+        }
+    }  # fmt: skip
+    drained = {"n1": {"state": "drained", "remaining": 0, "stuck": [], "waiting": []}}
+    assert milestones({}, draining) == [
+        ("n1", "draining", "draining node n1: 2 replica(s) left on it")
+    ]
+    assert milestones(draining, draining) == []
+    assert milestones(draining, stuck) == [
+        ("n1", "stuck", "drain of node n1 cannot go on: big-0 stuck: 1 node: cordoned")
+    ]
+    assert milestones(stuck, drained)[0][2] == (
+        "node n1 is drained: no replica of a replicated app is left on it"
+    )

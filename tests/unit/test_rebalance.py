@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from edgefleet_orchestrator.manifest import AppManifest, load_manifest
+from edgefleet_orchestrator.rebalance import RebalanceGate
 from edgefleet_orchestrator.reconcile import Knobs
 from harness.scaling_sim import Sim
 
@@ -131,3 +132,26 @@ def test_one_move_at_a_time_per_app() -> None:
     sim.report(settle=True)
     run_until_settled(sim)
     assert counts(sim, "web") == {"n1": 2, "n2": 2, "n3": 2}
+
+
+# -- the shell's gate: when to rebalance, and the churn budget ---------------------------------
+
+
+def test_the_gate_opens_when_a_node_joins_and_counts_moves_in_a_window() -> None:
+    gate = RebalanceGate(max_moves=2, interval_s=60)
+    assert gate.budget(frozenset({"n1", "n2"}), now=0) == (False, 2), "the first look is a baseline"
+    assert gate.budget(frozenset({"n1", "n2", "n3"}), now=1) == (True, 2), "n3 joined"
+    gate.after(asked=True, budget=2, started=2, settled=False, in_flight=True, now=1)
+    assert gate.budget(frozenset({"n1", "n2", "n3"}), now=30) == (True, 0), "budget spent"
+    gate.after(asked=True, budget=0, started=0, settled=False, in_flight=True, now=30)
+    assert not gate.due(60.9)
+    assert gate.due(61.0), "the oldest moves left the window: try again"
+    assert gate.budget(frozenset({"n1", "n2", "n3"}), now=61.5) == (True, 2)
+    gate.after(asked=True, budget=2, started=0, settled=True, in_flight=False, now=61.5)
+    assert gate.budget(frozenset({"n1", "n2", "n3"}), now=62) == (False, 2), "settled: closed"
+
+
+def test_a_gate_without_budget_never_asks() -> None:
+    gate = RebalanceGate(max_moves=0, interval_s=60)
+    gate.budget(frozenset({"n1"}), now=0)
+    assert gate.budget(frozenset({"n1", "n2"}), now=1) == (False, 0)

@@ -14,7 +14,8 @@ from edgefleet_orchestrator.placement.model import Assignment, Size, node_view_f
 from edgefleet_orchestrator.placement.pipeline import place_all
 from edgefleet_orchestrator.registry import NodeRecord, TelemetryView
 from edgefleet_orchestrator.vertical import key, plan_sizes
-from edgefleet_protocol import Capabilities, Reported, WorkloadReport, WorkloadUsage
+from edgefleet_protocol import Capabilities, Reported, WorkloadReport, WorkloadUsage, spec_hash
+from harness.scaling_sim import Sim
 
 NOW = 5_000.0
 AUTO = {"min_cpu": 0.1, "max_cpu": 1.0, "min_memory_mb": 32, "max_memory_mb": 512}
@@ -199,3 +200,22 @@ def test_placement_applies_a_grown_size_that_fits_and_ignores_one_that_does_not(
     ]
     assert crowded.assignments[0].cpu == 0.5, "a resize that does not fit is not applied"
     assert crowded.kept == ("w-0",) and not crowded.moved, "and never evicts"
+
+
+def test_a_resize_reaches_the_replicas_desired_spec_and_the_audit_trail() -> None:
+    sim = Sim(apps={"w": app()})
+    sim.join("n1")
+    sim.settle()
+    before = sim.docs["n1"].workloads[0]
+    assert before.spec.resources.auto is None, "agents never see auto"
+    sim.usage("w-0", cpu_pct=25.0)
+    result = sim.step()
+    (after,) = sim.docs["n1"].workloads
+    assert (after.spec.resources.cpu, after.spec.resources.memory_mb) == (0.36, 64)
+    assert after.spec_hash == spec_hash(after.spec) != before.spec_hash
+    assert after.spec.model_copy(update={"resources": before.spec.resources}) == before.spec
+    (note,) = [n for n in result.notes if n.kind == "resources"]
+    assert note.details["cpu"] == [0.25, 0.36]
+    assert result.control.resized_at == {key("w", "w-0"): sim.now}
+    sim.usage("w-0", cpu_pct=36.0)
+    assert "w" not in {n.app for n in sim.step().notes}, "inside the cooldown"
