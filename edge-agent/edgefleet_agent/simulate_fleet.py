@@ -142,7 +142,12 @@ class Fleet:
         self._loop_handler = (loop, quiet_cancelled_connects(loop))
         if not await self.watch.start(min(10.0, self.settings.ready_timeout())):
             await self.watch.close()
+            loop.set_exception_handler(self._loop_handler[1])
             raise NotReady(f"the broker {self.broker.redacted()} does not answer")
+        if self.broker.protocol == "auto" and self.watch.session.protocol is not None:
+            # Thousands of agents connecting at once can take longer than the short first
+            # MQTT 5 attempt of "auto" mode and fall back for nothing: use what worked.
+            self.broker = replace(self.broker, protocol=self.watch.session.protocol)
         self._state_root = self._make_state_root()
         self._started_at = time.monotonic()
         for i, node in enumerate(self.nodes.values()):

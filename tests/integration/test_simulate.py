@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 from edgefleet_agent import cli
 from edgefleet_agent.settings import SettingsError
-from edgefleet_agent.simulate_fleet import Fleet
+from edgefleet_agent.simulate_fleet import FaultError, Fleet
 from edgefleet_agent.simulate_plan import FleetShape, plan_fleet
 from edgefleet_agent.simulate_settings import SimulateSettings
 from edgefleet_protocol import (
@@ -365,3 +366,45 @@ def test_a_broker_that_cannot_be_reached_ends_with_a_message_and_no_ready_line()
     assert done.returncode == 1
     assert "does not answer" in done.stderr
     assert '"ready"' not in done.stdout
+
+
+def test_scheduled_faults_fire_after_ready_and_sigterm_stops_the_fleet_cleanly(
+    broker_url: str, topic_root: str
+) -> None:
+    args = ["--count", "8", "--sites", "2", "--broker", broker_url, "--root", topic_root]
+    args += ["--kill", "2@0", "--cut", "1@0.2+1", "--flap", "1@0.2:0.5/0.5"]
+    process = subprocess.Popen(
+        [str(AGENT), "simulate", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert process.stdout is not None
+    try:
+        lines = [json.loads(process.stdout.readline()) for _ in range(4)]
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert lines[0]["ready"] == 8
+    faults = {line["fault"]: line for line in lines[1:]}
+    assert set(faults) == {"kill", "cut", "flap"}
+    assert len(faults["kill"]["nodes"]) == 2 and faults["kill"]["t"] >= 0
+    assert len(faults["cut"]["nodes"]) == 1 and faults["cut"]["t"] >= 0.2
+    victims = faults["kill"]["nodes"] + faults["cut"]["nodes"] + faults["flap"]["nodes"]
+    assert len(set(victims)) == 4  # each fault takes nodes no other fault holds
+    assert json.loads(out.splitlines()[-1]) == {"stopped": 8}
+
+
+async def test_faults_need_faultable_nodes_and_say_so(broker_url: str, topic_root: str) -> None:
+    fleet = Fleet(settings(broker_url, topic_root, count=4, sites=1, faultable=0))
+    with pytest.raises(FaultError, match="only 0 faultable ones"):
+        await fleet.kill(1)
+    with pytest.raises(FaultError, match="connects directly"):
+        fleet.cut(nodes=["sim-site-0-0"])
+    with pytest.raises(FaultError, match="no simulated node 'ghost'"):
+        fleet.flap(nodes=["ghost"], down_s=1, up_s=1)
