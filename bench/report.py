@@ -41,13 +41,18 @@ def _met(row: dict[str, Any]) -> str:
     return "yes" if row["met"] else "**NO**"
 
 
+def in_summary(row: dict[str, Any]) -> bool:
+    """Targets and key figures go in the summary table; other context in each section."""
+    return "target" in row or bool(row.get("key"))
+
+
 def summary_rows(report: dict[str, Any]) -> list[str]:
     lines = ["| scenario | case | figure | value | target | met |", "|---|---|---|---|---|---|"]
     for name, result in report["scenarios"].items():
         if "error" in result:
             lines.append(f"| {name} | | **failed to run** | {result['error']} | | **NO** |")
             continue
-        for row in result.get("rows", []):
+        for row in filter(in_summary, result.get("rows", [])):
             target = f"{row['op']} {_fmt(row['target'])}" if "target" in row else ""
             lines.append(
                 f"| {name} | {row['case']} | {row['figure']} | {_fmt(row['value'])} |"
@@ -94,7 +99,8 @@ def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
         "",
         *summary_rows(report),
         "",
-        "`met` is empty for figures shown for context (no target of their own).",
+        "`met` is empty for key figures shown for context (no target of their own); each"
+        " section below has the rest.",
         "",
     ]
     for name, result in report["scenarios"].items():
@@ -104,6 +110,14 @@ def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
             continue
         lines += [f"Wall time {result['wall_s']} s; load average before {result['load']}.", ""]
         lines += _details(name, result)
+        others = [r for r in result.get("rows", []) if not in_summary(r)]
+        if others:
+            lines += [
+                "Other figures: "
+                + "; ".join(f"{r['case']}: {r['figure']} = {_fmt(r['value'])}" for r in others)
+                + ".",
+                "",
+            ]
         if name in plots:
             lines += [f"![{name}]({plots[name]})", ""]
         misses = missed(result)

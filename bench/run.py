@@ -89,10 +89,10 @@ def scenarios(scale: str) -> dict[str, Scenario]:
         "convergence": lambda: convergence.measure(sizes, fleet="auto", profile=not smoke),
         "convergence_lite": lambda: convergence.measure(sizes, fleet="lite", profile=not smoke),
         "fleet_size": lambda: convergence.fleet_size(
-            [20] if smoke else [500, 1000, 2000, 5000, 10000], fleet="auto", profile=not smoke
+            [20] if smoke else [1000, 2000, 5000, 10000], fleet="auto"
         ),
         "fleet_size_lite": lambda: convergence.fleet_size(
-            [20] if smoke else [2000, 5000, 10000], fleet="lite", profile=not smoke
+            [20] if smoke else [2000, 5000, 10000], fleet="lite"
         ),
         "failover": lambda: failover.measure(
             [("kill", 0.0), ("cut", 0.0)]

@@ -77,10 +77,19 @@ def met(value: float, op: Op, target: float) -> bool:
 
 
 def row(
-    case: str, figure: str, value: float | int, op: Op | None = None, target: float | None = None
+    case: str,
+    figure: str,
+    value: float | int,
+    op: Op | None = None,
+    target: float | None = None,
+    *,
+    key: bool = False,
 ) -> dict[str, Any]:
-    """One summary line. Without ``op``/``target`` the figure is context, not a target."""
+    """One summary line. Without ``op``/``target`` the figure is context, not a target;
+    ``key`` context still belongs in the summary table (e.g. a baseline rate)."""
     line: dict[str, Any] = {"case": case, "figure": figure, "value": value}
+    if key:
+        line["key"] = True
     if op is not None and target is not None:
         line.update(op=op, target=target, met=met(float(value), op, target))
     else:

@@ -59,6 +59,7 @@ def measure(*, smoke: bool = False) -> dict[str, Any]:
             f"{big['nodes']} nodes x {big['replicas']} replicas (1 app)",
             "single app placements/s",
             big["single_app"]["placements_per_s"],
+            key=True,
         ),
         stats.row(
             f"{big['nodes']} nodes x {big['replicas']} replicas, nothing changed",

@@ -92,6 +92,7 @@ def test_ingest_measures_every_consumer_against_the_same_load(
         "mosquitto_sub",
         "paho",
         "aiomqtt",
+        "session311",
         "session",
         "orchestrator",
     }

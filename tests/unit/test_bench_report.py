@@ -48,13 +48,14 @@ def facts(**scenarios: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def test_each_figure_sits_beside_its_target_and_verdict() -> None:
+def test_each_target_and_key_figure_sits_in_the_summary_with_its_verdict() -> None:
     text = report.markdown(
         facts(
             ingest={
                 "rows": [
                     stats.row("orchestrator / paho", "ratio", 0.07, ">=", 0.8),
-                    stats.row("bare paho subscriber", "msgs_per_s", 32000),
+                    stats.row("bare paho subscriber", "msgs_per_s", 32000, key=True),
+                    stats.row("bare aiomqtt subscriber", "msgs_per_s", 7000),
                 ],
                 "consumers": {},
                 "nodes": 1000,
@@ -64,6 +65,9 @@ def test_each_figure_sits_beside_its_target_and_verdict() -> None:
     )
     assert "| ingest | orchestrator / paho | ratio | 0.07 | >= 0.8 | **NO** |" in text
     assert "| ingest | bare paho subscriber | msgs_per_s | 32,000 |  |  |" in text
+    # Context without a target stays out of the summary table, in its section.
+    assert "| ingest | bare aiomqtt subscriber |" not in text
+    assert "Other figures: bare aiomqtt subscriber: msgs_per_s = 7,000." in text
 
 
 def test_a_missed_target_is_followed_by_where_the_time_went() -> None:

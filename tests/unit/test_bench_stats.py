@@ -91,6 +91,7 @@ def test_a_row_without_a_target_is_context_not_a_verdict() -> None:
     assert stats.row("case", "figure", 1.0) == {
         "case": "case", "figure": "figure", "value": 1.0, "met": None,
     }  # fmt: skip
+    assert stats.row("case", "figure", 1.0, key=True)["key"] is True
 
 
 def test_failover_runs_are_read_as_mode_and_grace() -> None:
