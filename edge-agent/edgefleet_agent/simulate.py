@@ -125,17 +125,23 @@ async def serve(
 ) -> int:
     from edgefleet_agent.simulate_fleet import NotReady
 
-    try:
+    async def bring_up() -> float:
         await fleet.start()
-        ready = asyncio.create_task(fleet.wait_ready())
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not ready.done():
-            ready.cancel()
-            await fleet.stop()
-            return 0
-        connect_s = ready.result()
+        return await fleet.wait_ready()
+
+    # A signal during a long start (minutes for 10,000 agents) stops at once.
+    up = asyncio.create_task(bring_up())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({up, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not up.done():
+        up.cancel()
+        await asyncio.gather(up, return_exceptions=True)
+        await fleet.stop()
+        emit({"stopped": len(fleet.nodes)})
+        return 0
+    try:
+        connect_s = up.result()
     except NotReady as exc:
         print(f"edgefleet-agent simulate: {exc}", file=sys.stderr)
         await fleet.stop()

@@ -323,6 +323,7 @@ class Session:
                     attempt = 0
                     for topic_filter in self._subscriptions:
                         await client.subscribe(topic_filter, qos=1)
+                    _raise_if_cancelled()
                     self.connected.set()
                     log.info("connected to %s (MQTT %s)", self.settings.redacted(), protocol)
                     if self._on_connect is not None:
@@ -396,3 +397,13 @@ class Session:
             self.stats.dropped_qos0 += 1
             return
         await self._queue.put(inbound)
+
+
+def _raise_if_cancelled() -> None:
+    """Python 3.11's ``asyncio.wait_for`` (inside aiomqtt's connect and subscribe) swallows
+    a cancellation that lands just as its future completes. The runner would then read
+    messages forever and :meth:`Session.close` would never return; seen when thousands of
+    simulated agents were stopped while connecting."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
