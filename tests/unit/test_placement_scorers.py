@@ -76,14 +76,29 @@ def test_least_allocated_falls_and_most_allocated_rises_as_a_node_fills() -> Non
     assert most == sorted(most)
     assert len(set(least)) == len(LOADS)
     assert all(0 <= s <= 100 for s in least + most)
-    assert all(a + b == pytest.approx(100) for a, b in zip(least, most, strict=True))
+
+
+def test_bin_packing_prefers_any_used_node_then_the_roomiest_empty_one() -> None:
+    app = make_app(cpu=0.5, memory_mb=256)
+    small, big = (
+        make_node("gw-1", cpu_cores=1.0, memory_mb=1024),
+        make_node("gw-1", cpu_cores=8.0, memory_mb=8192),
+    )
+    empty_small = most_allocated_score(small, context(app))
+    empty_big = most_allocated_score(big, context(app))
+    used_big = most_allocated_score(big, context(app, cpu_m=500, memory_mb=256))
+    # Classic most-allocated would pick the small node (it fills fastest) and spread a job
+    # over many small nodes; opening the roomiest node first keeps the node count down.
+    assert empty_small < empty_big < 50 <= used_big <= 100
 
 
 def test_allocation_scores_count_the_replica_being_placed() -> None:
     # 1 of 4 cores and 512 of 2048 MB: a quarter used after placing on an empty node.
     app = make_app(cpu=1.0, memory_mb=512)
-    assert most_allocated_score(make_node(), context(app)) == pytest.approx(25)
     assert least_allocated_score(make_node(), context(app)) == pytest.approx(75)
+    # On a node already in use, bin-packing scores 50 + half the share in use after it.
+    used = context(app, cpu_m=1000, memory_mb=512)
+    assert most_allocated_score(make_node(), used) == pytest.approx(50 + 0.5 * 50)
 
 
 def test_allocation_scores_stay_in_range_on_an_overcommitted_node() -> None:
@@ -125,7 +140,7 @@ def test_the_weighted_score_sums_the_weighted_scorers() -> None:
         pytest.approx(2 * least + 40)
     )
     assert weighted_score(node, ctx, Weights(most_allocated=3.0), 40.0) == pytest.approx(
-        3 * (100 - least)
+        3 * most_allocated_score(node, ctx)
     )
 
 
