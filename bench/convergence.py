@@ -98,11 +98,16 @@ async def _deploy_case(
     app = manifest["name"]
     status_topic = f"{root}/apps/{app}/status"
     first: dict[str, float] = {}
+    ordered: dict[str, float] = {}  # replica -> its desired document seen on the wire
     status_done: list[float] = []
 
     def hook(topic: str, body: dict[str, Any]) -> None:
         now = time.monotonic()
-        if topic.endswith("/reported"):
+        if topic.endswith("/desired"):
+            for workload in body.get("workloads", []):
+                if workload.get("app") == app:
+                    ordered.setdefault(workload["name"], now)
+        elif topic.endswith("/reported"):
             for replica, report in body.get("workloads", {}).items():
                 if report.get("app") == app and report.get("state") == "running":
                     first.setdefault(replica, now)
@@ -141,11 +146,25 @@ async def _deploy_case(
         watcher.hooks.remove(hook)
         alive.profile(signal.SIGUSR2)
     latencies = [t - sent for t in first.values()]
+    # Split each replica's time: until its desired document was out (the orchestrator:
+    # command, pass, store, publish), and from there until reported running (broker,
+    # agent, and the report's way back).
+    out = [ordered[r] - sent for r in first if r in ordered]
+    answered = [first[r] - ordered[r] for r in first if r in ordered]
+    split = {}
+    if out:
+        split = {
+            "desired_out_p50_s": round(stats.percentile(out, 50), 3),
+            "desired_out_p99_s": round(stats.percentile(out, 99), 3),
+            "answered_p50_s": round(stats.percentile(answered, 50), 3),
+            "answered_p99_s": round(stats.percentile(answered, 99), 3),
+        }
     return {
         "case": name,
         "replicas": expected,
         "running": len(first),
         **stats.summarize(latencies),
+        **split,
         "total_s": round(max(latencies), 3),
         "status_s": round(status_done[0] - sent, 3),
         "cpu_s": cpu,
@@ -171,7 +190,12 @@ async def converge_fleet(
     summary_topic = f"{root}/fleet/summary"
     watcher = Watcher(
         url,
-        [f"{root}/nodes/+/+/reported", f"{root}/apps/+/status", summary_topic],
+        [
+            f"{root}/nodes/+/+/reported",
+            f"{root}/nodes/+/+/desired",
+            f"{root}/apps/+/status",
+            summary_topic,
+        ],
     )
     await watcher.start()
     fleet: RunningFleet | None = None

@@ -151,23 +151,30 @@ def _details(name: str, result: dict[str, Any]) -> list[str]:
     if name.startswith("convergence"):
         rows = [
             [s["nodes"], c["case"], c["replicas"], c.get("p50_s"), c.get("p99_s"),
-             c.get("total_s"), c.get("status_s"), busiest(c.get("cpu_s"))]
+             c.get("total_s"), c.get("status_s"), c.get("desired_out_p99_s"),
+             c.get("answered_p99_s"), busiest(c.get("cpu_s"))]
             for s in result["sizes"] for c in s["cases"]
         ]  # fmt: skip
         return _table(
             ["nodes", "app", "replicas", "p50 s", "p99 s", "total s", "app status s",
-             "busiest process (CPU / wall)"],
+             "desired out p99 s", "answered p99 s", "busiest process (CPU / wall)"],
             rows,
-            f"Fleet: **{result['fleet']}** ({FLEETS.get(result['fleet'], '')}).",
+            f"Fleet: **{result['fleet']}** ({FLEETS.get(result['fleet'], '')}). *desired out*:"
+            " deploy command to the replica's desired document on the wire (the"
+            " orchestrator's part); *answered*: from there to reported running (broker and"
+            " agent).",
         )  # fmt: skip
     if name.startswith("fleet_size"):
         rows = []
         for s in result["tried"]:
             case = s.get("cases", [{}])[0]
             rows.append([s["nodes"], case.get("p50_s"), case.get("p99_s"), case.get("total_s"),
+                         case.get("desired_out_p99_s"), case.get("answered_p99_s"),
                          s.get("ready_s"), busiest(case.get("cpu_s")), s.get("error")])  # fmt: skip
+        header = ["nodes", "p50 s", "p99 s", "total s", "desired out p99 s", "answered p99 s",
+                  "fleet ready s", "busiest process", "error"]  # fmt: skip
         return _table(
-            ["nodes", "p50 s", "p99 s", "total s", "fleet ready s", "busiest process", "error"],
+            header,
             rows,
             f"Fleet: **{result['fleet']}**; largest with p99 <= 5 s: "
             f"**{result['largest_nodes']:,}** nodes.",

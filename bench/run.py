@@ -92,7 +92,7 @@ def scenarios(scale: str) -> dict[str, Scenario]:
             [20] if smoke else [1000, 2000, 5000, 10000], fleet="auto"
         ),
         "fleet_size_lite": lambda: convergence.fleet_size(
-            [20] if smoke else [2000, 5000, 10000], fleet="lite"
+            [20] if smoke else [1000, 2000, 5000, 10000], fleet="lite"
         ),
         "failover": lambda: failover.measure(
             [("kill", 0.0), ("cut", 0.0)]
