@@ -110,11 +110,19 @@ def main_simulate(args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    # Not loop.add_signal_handler: it delivers the signal through the loop's self-pipe,
+    # which thousands of connecting agents can fill (each connect wakes the loop from an
+    # executor thread), and a full pipe drops the signal. A plain handler always runs.
+    previous = {
+        signum: signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         return loop.run_until_complete(serve(fleet, settings, stop, control=args.control))
     finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()

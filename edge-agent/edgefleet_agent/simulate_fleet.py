@@ -204,12 +204,20 @@ class Fleet:
             node.stop_flapping()
             node.stop.set()
         tasks = [n.task for n in self.nodes.values() if n.task is not None]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=HALT_TIMEOUT_S)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=5)
+        # Agents stopped while connecting leave aiomqtt to log an ERROR per in-flight call
+        # ("Unexpected message ID"): expected on the way out, so not shown.
+        mqtt_log = logging.getLogger("edgefleet.session.paho")
+        level = mqtt_log.level
+        mqtt_log.setLevel(logging.CRITICAL)
+        try:
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=HALT_TIMEOUT_S)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending, timeout=5)
+        finally:
+            mqtt_log.setLevel(level)
         for node in self.nodes.values():
             if node.link is not None:
                 await node.link.close()
