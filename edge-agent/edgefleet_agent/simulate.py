@@ -59,7 +59,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "sample_interval_s": ("S", "telemetry sampling period (default 10)"),
     "reconcile_interval_s": ("S", "idle converge pass period (default 30)"),
     "capabilities_interval_s": ("S", "capabilities re-check period (default 300)"),
-    "faultable": ("N|all", "nodes on fault-injecting links (default: all the fd limit allows)"),
+    "faultable": (
+        "N|all",
+        "nodes on fault-injecting links (default: none; with --control "
+        "or fault flags, all the fd limit allows)",
+    ),
     "ready_timeout_s": ("S", "give up when not all online by then (default 30 + 0.01 x N)"),
     "log_level": ("LEVEL", "debug, info, warning (default) or error, to stderr"),
 }

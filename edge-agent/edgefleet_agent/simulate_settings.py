@@ -101,7 +101,8 @@ class SimulateSettings:
     capabilities_interval_s: float = 300.0
     faultable: int | None = None
     """How many nodes connect through a fault-injecting link (kill, cut, flap act only on
-    these); ``None``: every node the file-descriptor limit allows."""
+    these); ``None``: every node the file-descriptor limit allows. (The command line's
+    default is 0 unless it schedules faults or takes ``--control``.)"""
     faults: tuple[FaultSpec, ...] = ()
     ready_timeout_s: float | None = None
     """``None``: 30 s plus 10 ms per node."""
@@ -205,15 +206,19 @@ def resolve_simulate_settings(flags: Mapping[str, Any]) -> SimulateSettings:
         if flags["log_level"] not in LOG_LEVELS:
             raise SettingsError("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
         values["log_level"] = flags["log_level"]
-    faultable = flags.get("faultable")
-    if faultable is not None and str(faultable) != "all":
-        values["faultable"] = _number("faultable", faultable, low=0, high=MAX_COUNT, integer=True)
-    elif faultable == "all":
-        values["faultable"] = values["count"]
     faults: list[FaultSpec] = []
     for kind in ("kill", "cut", "flap"):
         faults += [parse_fault(kind, text) for text in flags.get(kind) or ()]
     values["faults"] = tuple(faults)
+    faultable = flags.get("faultable")
+    if faultable == "all":
+        values["faultable"] = values["count"]
+    elif faultable is not None:
+        values["faultable"] = _number("faultable", faultable, low=0, high=MAX_COUNT, integer=True)
+    elif not faults and not flags.get("control"):
+        # No faults asked for: every agent connects straight to the broker, so figures
+        # measured with the fleet carry no relay hop and no relay CPU.
+        values["faultable"] = 0
     settings = SimulateSettings(**values)
     check_settings(settings)
     return settings
@@ -264,7 +269,7 @@ def fd_budget(count: int, faultable: int) -> int:
 
 
 def faultable_within(count: int, fd_limit: int) -> int:
-    """The most nodes that can be faultable under ``fd_limit`` (``None`` = ``auto``)."""
+    """The most nodes that can be faultable under ``fd_limit``."""
     spare = fd_limit - fd_budget(count, 0)
     extra = FDS_PER_FAULTABLE_NODE - FDS_PER_DIRECT_NODE
     return max(0, min(count, spare // extra))

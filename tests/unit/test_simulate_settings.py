@@ -32,8 +32,26 @@ def test_defaults_fill_everything_but_count_and_sites() -> None:
     assert (settings.broker.host, settings.broker.port) == ("127.0.0.1", 1883)
     assert settings.heartbeat_s == 60.0 and settings.keepalive_s == 60
     assert settings.prefix == "sim" and settings.probes == ("camera-hub",)
-    assert settings.faultable is None and settings.faults == ()
+    assert settings.faultable == 0 and settings.faults == ()
     assert settings.state_dir is None
+
+
+@pytest.mark.parametrize(
+    ("values", "faultable"),
+    [
+        ({}, 0),
+        ({"control": True}, None),
+        ({"kill": ["1@1"]}, None),
+        ({"flap": ["1@1:1/1"]}, None),
+        ({"faultable": "3"}, 3),
+        ({"faultable": "all"}, 10),
+        ({"faultable": "0", "control": True}, 0),
+    ],
+)
+def test_nodes_get_fault_injecting_links_only_when_faults_are_asked_for(
+    values: dict[str, Any], faultable: int | None
+) -> None:
+    assert resolve_simulate_settings(flags(**values)).faultable == faultable
 
 
 def test_command_line_strings_become_typed_settings() -> None:
