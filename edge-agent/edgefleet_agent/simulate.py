@@ -12,7 +12,8 @@ stdout carries one JSON object per line, for people and for benchmark scripts:
 * ``{"ready": N, "connect_s": 1.9, "fleet": "simulator", "faultable": K}`` once the broker
   has delivered every node's online status and capabilities;
 * ``{"fault": "kill", "nodes": [...], "t": 30.0}`` for every fault applied (``t`` counts
-  from ready), and one answer per ``--control`` command;
+  from ready; the timed end of a ``cut ... +D`` is a ``restore`` line), and one line per
+  ``--control`` command (its fault line, ``{"status": ...}`` or ``{"error": ...}``);
 * ``{"stopped": N}`` after a clean stop (SIGTERM, SIGINT or the ``stop`` command).
 
 A fleet that does not come online within ``--ready-timeout-s`` (a broker that cannot be
@@ -161,6 +162,13 @@ async def serve(
     emit({"ready": len(fleet.running()), "connect_s": round(connect_s, 3),
           "fleet": "simulator", "faultable": fleet.faultable})  # fmt: skip
     ready_at = time.monotonic()
+
+    def since_ready() -> float:
+        return round(time.monotonic() - ready_at, 3)
+
+    fleet.on_fault = lambda record: emit(
+        {"fault": record.kind, "nodes": list(record.nodes), "t": since_ready()}
+    )
     tasks = [asyncio.create_task(scheduled(fleet, spec, ready_at)) for spec in settings.faults]
     if control:
         tasks.append(asyncio.create_task(read_commands(fleet, stop, ready_at)))
@@ -179,18 +187,16 @@ async def scheduled(fleet: Fleet, spec: FaultSpec, ready_at: float) -> None:
     from edgefleet_agent.simulate_fleet import FaultError
 
     await asyncio.sleep(max(0.0, ready_at + spec.at_s - time.monotonic()))
-    try:
+    try:  # the fleet's on_fault hook reports what was applied
         match spec.kind:
             case "kill":
-                nodes = await fleet.kill(spec.count)
+                await fleet.kill(spec.count)
             case "cut":
-                nodes = fleet.cut(spec.count, for_s=spec.for_s)
+                fleet.cut(spec.count, for_s=spec.for_s)
             case "flap":
-                nodes = fleet.flap(spec.count, down_s=spec.down_s, up_s=spec.up_s)
+                fleet.flap(spec.count, down_s=spec.down_s, up_s=spec.up_s)
     except FaultError as exc:
         emit({"error": str(exc), "t": round(time.monotonic() - ready_at, 3)})
-        return
-    emit({"fault": spec.kind, "nodes": nodes, "t": round(time.monotonic() - ready_at, 3)})
 
 
 async def read_commands(fleet: Fleet, stop: asyncio.Event, ready_at: float) -> None:
@@ -206,29 +212,34 @@ async def read_commands(fleet: Fleet, stop: asyncio.Event, ready_at: float) -> N
             answer = await apply_command(fleet, command, stop)
         except (CommandError, FaultError) as exc:
             answer = {"error": str(exc)}
-        answer["t"] = round(time.monotonic() - ready_at, 3)
-        emit(answer)
+        if answer is not None:
+            answer["t"] = round(time.monotonic() - ready_at, 3)
+            emit(answer)
 
 
-async def apply_command(fleet: Fleet, command: Command, stop: asyncio.Event) -> dict[str, Any]:
+async def apply_command(
+    fleet: Fleet, command: Command, stop: asyncio.Event
+) -> dict[str, Any] | None:
+    """Apply one command; a fault is answered by the fleet's ``on_fault`` line, anything
+    else by the returned object."""
     c = command
     match c.verb:
         case "kill":
-            return {"fault": "kill", "nodes": await fleet.kill(c.count, nodes=c.nodes)}
+            await fleet.kill(c.count, nodes=c.nodes)
         case "cut":
-            return {"fault": "cut", "nodes": fleet.cut(c.count, nodes=c.nodes, for_s=c.for_s)}
+            fleet.cut(c.count, nodes=c.nodes, for_s=c.for_s)
         case "flap":
-            nodes = fleet.flap(c.count, nodes=c.nodes, down_s=c.down_s, up_s=c.up_s)
-            return {"fault": "flap", "nodes": nodes}
+            fleet.flap(c.count, nodes=c.nodes, down_s=c.down_s, up_s=c.up_s)
         case "restore":
-            return {"fault": "restore", "nodes": fleet.restore(list(c.nodes) or None)}
+            fleet.restore(list(c.nodes) or None)
         case "revive":
-            return {"fault": "revive", "nodes": await fleet.revive(c.count, nodes=c.nodes)}
+            await fleet.revive(c.count, nodes=c.nodes)
         case "status":
             return {"status": fleet.summary()}
         case "stop":
             stop.set()
             return {"stopping": True}
+    return None
 
 
 async def stdin_lines() -> Any:

@@ -71,6 +71,8 @@ class NotReady(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class FaultRecord:
+    """One applied fault (``kill``, ``cut``, ``flap``, ``restore``, ``revive``)."""
+
     kind: str
     nodes: tuple[str, ...]
     at: float
@@ -105,6 +107,8 @@ class Fleet:
         }
         self.broker = replace(settings.broker, keepalive=settings.keepalive_s)
         self.history: list[FaultRecord] = []
+        self.on_fault: Callable[[FaultRecord], object] | None = None
+        """Called with every fault as it is applied, timed restores included."""
         self.watch = PresenceWatch(self.broker, settings.root)
         self._rng = random.Random(f"edgefleet-sim-faults:{settings.seed}")
         self._state_root: Path | None = None
@@ -256,8 +260,11 @@ class Fleet:
 
     def _record(self, kind: str, nodes: Sequence[SimNode]) -> list[str]:
         names = [n.id for n in nodes]
-        self.history.append(FaultRecord(kind, tuple(names), time.time()))
+        record = FaultRecord(kind, tuple(names), time.time())
+        self.history.append(record)
         log.info("%s: %s", kind, ", ".join(names))
+        if self.on_fault is not None:
+            self.on_fault(record)
         return names
 
     async def kill(self, n: int = 0, *, nodes: Sequence[str] = ()) -> list[str]:

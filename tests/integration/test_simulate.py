@@ -382,7 +382,7 @@ def test_scheduled_faults_fire_after_ready_and_sigterm_stops_the_fleet_cleanly(
     )
     assert process.stdout is not None
     try:
-        lines = [json.loads(process.stdout.readline()) for _ in range(4)]
+        lines = [json.loads(process.stdout.readline()) for _ in range(5)]
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
@@ -392,7 +392,9 @@ def test_scheduled_faults_fire_after_ready_and_sigterm_stops_the_fleet_cleanly(
     assert process.returncode == 0, err
     assert lines[0]["ready"] == 8
     faults = {line["fault"]: line for line in lines[1:]}
-    assert set(faults) == {"kill", "cut", "flap"}
+    assert set(faults) == {"kill", "cut", "flap", "restore"}
+    assert faults["restore"]["nodes"] == faults["cut"]["nodes"]
+    assert faults["restore"]["t"] >= faults["cut"]["t"] + 1  # the cut's +1 s
     assert len(faults["kill"]["nodes"]) == 2 and faults["kill"]["t"] >= 0
     assert len(faults["cut"]["nodes"]) == 1 and faults["cut"]["t"] >= 0.2
     victims = faults["kill"]["nodes"] + faults["cut"]["nodes"] + faults["flap"]["nodes"]
