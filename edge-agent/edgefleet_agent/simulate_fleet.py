@@ -317,10 +317,13 @@ class Fleet:
     def restore(self, nodes: Sequence[str] | None = None) -> list[str]:
         """Bring cut or flapping links back up (all of them when ``nodes`` is ``None``)."""
         names = list(self.nodes) if nodes is None else list(nodes)
+        unknown = [name for name in names if name not in self.nodes]
+        if unknown:
+            raise FaultError(f"restore: no simulated node {unknown[0]!r}")
         restored = []
         for name in names:
-            node = self.nodes.get(name)
-            if node is None or node.link is None or node.state != "running":
+            node = self.nodes[name]
+            if node.link is None or node.state != "running":
                 continue
             if node.flapping is None and node.link.state != "down":
                 continue

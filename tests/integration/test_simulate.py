@@ -410,3 +410,5 @@ async def test_faults_need_faultable_nodes_and_say_so(broker_url: str, topic_roo
         fleet.cut(nodes=["sim-site-0-0"])
     with pytest.raises(FaultError, match="no simulated node 'ghost'"):
         fleet.flap(nodes=["ghost"], down_s=1, up_s=1)
+    with pytest.raises(FaultError, match="restore: no simulated node 'ghost'"):
+        fleet.restore(["ghost"])
