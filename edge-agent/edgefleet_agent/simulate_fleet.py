@@ -32,7 +32,6 @@ import contextlib
 import logging
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -41,7 +40,11 @@ from pathlib import Path
 from edgefleet_protocol.profiles import Profile
 
 from edgefleet_agent.simulate_device import device_profile
-from edgefleet_agent.simulate_limits import ensure_fd_limit, load_fleet_profiles
+from edgefleet_agent.simulate_limits import (
+    ensure_fd_limit,
+    load_fleet_profiles,
+    temporary_state_root,
+)
 from edgefleet_agent.simulate_node import HALT_TIMEOUT_S, Handler, SimNode, quiet_cancelled_connects
 from edgefleet_agent.simulate_plan import (
     FleetShape,
@@ -163,10 +166,8 @@ class Fleet:
         if self.settings.state_dir is not None:
             self.settings.state_dir.mkdir(parents=True, exist_ok=True)
             return self.settings.state_dir
-        shm = Path("/dev/shm")
-        base = shm if shm.is_dir() and shm.stat().st_mode & 0o002 else None
         self._owns_state = True
-        return Path(tempfile.mkdtemp(prefix="edgefleet-sim-", dir=base))
+        return temporary_state_root()
 
     async def _start_node(self, node: SimNode) -> None:
         assert self._state_root is not None

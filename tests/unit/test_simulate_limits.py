@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from edgefleet_agent.settings import SettingsError
-from edgefleet_agent.simulate_limits import ensure_fd_limit, fd_limits, load_fleet_profiles
+from edgefleet_agent.simulate_limits import (
+    ensure_fd_limit,
+    fd_limits,
+    load_fleet_profiles,
+    temporary_state_root,
+)
 from edgefleet_agent.simulate_settings import fd_budget
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "device-profiles"
@@ -80,3 +86,17 @@ def test_auto_fits_the_faultable_nodes_under_the_limit_and_raises_the_soft_limit
     assert fd_budget(count, faultable) <= hard
     soft, _ = fd_limits()
     assert soft >= fd_budget(count, faultable)
+
+
+def test_a_new_state_root_is_tagged_with_this_pid_and_clears_dead_simulators_leftovers(
+    tmp_path: Path,
+) -> None:
+    dead = tmp_path / "edgefleet-sim-999999999-abc"  # above any pid_max: no such process
+    alive = tmp_path / f"edgefleet-sim-{os.getpid()}-def"
+    untagged = tmp_path / "edgefleet-sim-ghi"
+    for directory in (dead, alive, untagged):
+        (directory / "node").mkdir(parents=True)
+    root = temporary_state_root(tmp_path)
+    assert root.is_dir() and root.name.startswith(f"edgefleet-sim-{os.getpid()}-")
+    assert not dead.exists()
+    assert alive.exists() and untagged.exists()
