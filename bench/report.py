@@ -28,6 +28,8 @@ def busiest(cpu: dict[str, float] | None) -> str | None:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):  # before int: a bool is an int to isinstance
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, int):
@@ -345,3 +347,25 @@ def _plot_failover(plt: Any, result: dict[str, Any]) -> Any:
     ax.set_title("Failover")
     ax.legend(fontsize=7)
     return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render the markdown and plots of a results JSON (same figures, current layout)."""
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].endswith(".json"):
+        print("usage: python -m bench.report bench/results/<date>-<host>.json")
+        return 2
+    path = Path(args[0])
+    facts = json.loads(path.read_text())
+    stem = path.with_suffix("")
+    plots = plot_all(facts, stem)
+    stem.with_suffix(".md").write_text(markdown(facts, plots))
+    print(f"bench: re-rendered {stem}.md and {len(plots)} plots")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -129,3 +129,9 @@ def test_plots_are_written_as_png_files(tmp_path: Path) -> None:
     assert set(made) == {"convergence", "placement_quality"}
     for name in made.values():
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_booleans_read_as_words_not_numbers() -> None:
+    assert report._fmt(True) == "yes"
+    assert report._fmt(False) == "no"
+    assert report._fmt(1234567) == "1,234,567"
