@@ -54,7 +54,7 @@ from edgefleet_protocol.commands import (
     rejection_reply,
     resolve_reply_to,
 )
-from edgefleet_protocol.session import InboundMessage, Publication, Session
+from edgefleet_protocol.session import MAX_INFLIGHT, InboundMessage, Publication, Session
 from edgefleet_protocol.topics import DEFAULT_ROOT
 
 from edgefleet_orchestrator import __version__
@@ -64,6 +64,7 @@ from edgefleet_orchestrator.desired import Published
 from edgefleet_orchestrator.drain import milestones
 from edgefleet_orchestrator.manifest import load_manifest
 from edgefleet_orchestrator.pass_store import from_stored, persist_pass
+from edgefleet_orchestrator.placement.model import AppPlacement
 from edgefleet_orchestrator.rebalance import RebalanceGate
 from edgefleet_orchestrator.reconcile import Control, FleetView, Knobs, PassResult, reconcile
 from edgefleet_orchestrator.registry import DEFAULT_STALE_AFTER_S, Registry
@@ -165,6 +166,7 @@ class Orchestrator:
         }
         self._stored_docs = {g.node: (g.site, g.doc_json) for g in snapshot.generations.values()}
         self._summary: FleetSummary | None = None
+        self._placements: dict[str, AppPlacement] = {}
         self._dirty = asyncio.Event()
         self._status_dirty = asyncio.Event()
         self._ready = asyncio.Event()
@@ -503,8 +505,6 @@ class Orchestrator:
         self._status_dirty.set()
         return result
 
-    _placements: dict[str, Any] = {}
-
     def _moves_wait_on_reports(self) -> bool:
         """Whether a report can let a move go on (finish a copy, free a drain's budget)."""
         control = self.state.control
@@ -628,7 +628,9 @@ async def _cancel_all(tasks: list[asyncio.Task[Any]], every_s: float = 0.5) -> N
         _, pending = await asyncio.wait(pending, timeout=every_s)
 
 
-async def _publish_all(session: Session, pubs: list[Publication], concurrency: int = 64) -> None:
+async def _publish_all(
+    session: Session, pubs: list[Publication], concurrency: int = MAX_INFLIGHT
+) -> None:
     """Publish many QoS 1 messages with a bounded number in flight."""
     sem = asyncio.Semaphore(concurrency)
 
