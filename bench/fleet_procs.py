@@ -23,6 +23,7 @@ from edgefleet_protocol.session import Publication, Session
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from harness.fleet import Watcher as _HarnessWatcher  # noqa: E402
 from harness.mosquitto import Mosquitto, start_mosquitto  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -120,37 +121,15 @@ class Processes:
             self.stop(name)
 
 
-class Watcher:
-    """Keeps the latest payload of every topic under some filters, with arrival hooks."""
-
-    def __init__(self, url: str, filters: list[str]) -> None:
-        self.latest: dict[str, dict[str, Any]] = {}
-        self.hooks: list[Callable[[str, dict[str, Any]], None]] = []
-        self.session = Session(
-            BrokerSettings.from_url(url),
-            client_id=f"bench-w-{uuid.uuid4().hex[:6]}",
-            subscriptions=filters,
-        )
-        self._task: asyncio.Task[None] | None = None
+class Watcher(_HarnessWatcher):
+    """The tests' status watcher; a broker it cannot reach is a :class:`BenchError`, so the
+    benchmark fails with a message instead of a figure."""
 
     async def start(self) -> None:
-        self.session.start()
-        if not await self.session.wait_connected(5):
-            raise BenchError(f"cannot reach the broker at {self.session.settings.redacted()}")
-        self._task = asyncio.create_task(self._pump())
-
-    async def _pump(self) -> None:
-        async for msg in self.session.messages():
-            if msg.payload:
-                body = json.loads(msg.payload)
-                self.latest[msg.topic] = body
-                for hook in self.hooks:
-                    hook(msg.topic, body)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-        await self.session.close()
+        try:
+            await super().start()
+        except RuntimeError as exc:
+            raise BenchError(str(exc)) from None
 
 
 class Operator:
