@@ -20,18 +20,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from harness.mosquitto import MissingTool, Mosquitto, start_mosquitto
+from harness.tiers import require
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parent.parent
-
-
-def require(available: bool, reason: str) -> None:
-    """Skip locally, fail in CI, when a tier's real dependency is missing."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true and {reason}: the tier must run in CI, not skip", pytrace=False)
-    pytest.skip(reason)
+sys.path.insert(0, str(REPO))  # the bench package, for its tests and smoke runs
 
 
 def docker_available() -> tuple[bool, str]:

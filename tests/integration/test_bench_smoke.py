@@ -10,15 +10,12 @@ and a benchmark that cannot reach its broker or orchestrator fails with a messag
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, require
 from harness.mosquitto import free_port
-
-sys.path.insert(0, str(REPO))
+from harness.tiers import require
 
 from bench import run
 from bench.fleet_procs import BenchError, Operator, Watcher

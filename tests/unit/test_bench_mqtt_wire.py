@@ -3,12 +3,7 @@ however the bytes arrive (its live use against mosquitto is in test_bench_smoke.
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-from conftest import REPO
-
-sys.path.insert(0, str(REPO))
 
 from bench import mqtt_wire as wire
 

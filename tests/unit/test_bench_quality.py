@@ -4,13 +4,8 @@ force on instances small enough to enumerate, so a ratio of 1.0 really means opt
 from __future__ import annotations
 
 import itertools
-import sys
 
 import pytest
-from conftest import REPO
-
-sys.path.insert(0, str(REPO))
-
 from edgefleet_orchestrator.placement import Assignment
 
 from bench import quality

@@ -4,13 +4,8 @@ marked and followed by where its time went, a scenario that could not run shown 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
-
-from conftest import REPO
-
-sys.path.insert(0, str(REPO))
 
 from bench import report, stats
 

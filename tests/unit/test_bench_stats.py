@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-from conftest import REPO
-
-sys.path.insert(0, str(REPO))
 
 from bench import stats
 from bench.failover import parse_runs
