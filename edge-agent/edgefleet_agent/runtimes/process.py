@@ -120,6 +120,7 @@ class ProcessRuntime:
         self._clock = clock
         self._registry_path = self.state_dir / "processes.json"
         self._lock = asyncio.Lock()
+        self._save_lock = asyncio.Lock()
         self._busy: set[str] = set()
         self._own: set[str] = set()
         self._groups: dict[str, WorkloadGroup] = {}
@@ -160,8 +161,11 @@ class ProcessRuntime:
             save_registry(self._registry_path, self.node, self._records)
 
     async def _save(self) -> None:
-        snapshot = dict(self._records)
-        await asyncio.to_thread(save_registry, self._registry_path, self.node, snapshot)
+        # Saves run in worker threads; one at a time, so the newest snapshot lands last and
+        # two writers never race over the temp file (seen as a rename of a vanished file).
+        async with self._save_lock:
+            snapshot = dict(self._records)
+            await asyncio.to_thread(save_registry, self._registry_path, self.node, snapshot)
 
     def _env(self, record: ProcessRecord) -> dict[str, str]:
         base = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -50,7 +51,9 @@ def load_registry(path: Path, node: str) -> dict[str, ProcessRecord]:
 
 def save_registry(path: Path, node: str, records: dict[str, ProcessRecord]) -> None:
     data = RegistryFile(node=node, processes=records).model_dump_json(indent=1)
-    tmp = path.with_name(f".{path.name}.tmp")
+    # A temp name of this writer's own: a second writer (another thread or process) can
+    # never rename this one's file away from under it.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with tmp.open("w", encoding="utf-8") as out:
         out.write(data)
         out.flush()
