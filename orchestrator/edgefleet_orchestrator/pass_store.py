@@ -19,7 +19,6 @@ from edgefleet_orchestrator.manifest import AppManifest
 from edgefleet_orchestrator.moves import Retiring
 from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.reconcile import PassResult
-from edgefleet_orchestrator.store import Assignment as StoredAssignment
 from edgefleet_orchestrator.store import Store
 
 
@@ -45,7 +44,7 @@ def persist_pass(
         for app in sorted(set(before) | set(after)):
             if before.get(app) != after.get(app) and app in apps:
                 mine = sorted(after.get(app, ()), key=lambda a: a.replica)
-                store.replace_assignments(app, [to_stored(a) for a in mine])
+                store.replace_assignments(app, mine)
         for change in result.documents:
             store.put_generation(
                 change.node,
@@ -64,11 +63,3 @@ def persist_pass(
             if control_docs_before.get(key) != text:
                 store.put_control(key, text)
     return docs
-
-
-def from_stored(a: StoredAssignment) -> Assignment:
-    return Assignment(a.replica, a.app, a.node, a.site, a.cpu, a.memory_mb)
-
-
-def to_stored(a: Assignment) -> StoredAssignment:
-    return StoredAssignment(a.replica, a.app, a.node, a.site, a.cpu, a.memory_mb)

@@ -63,7 +63,7 @@ from edgefleet_orchestrator.control_store import control_from_snapshot, document
 from edgefleet_orchestrator.desired import Published
 from edgefleet_orchestrator.drain import milestones
 from edgefleet_orchestrator.manifest import load_manifest
-from edgefleet_orchestrator.pass_store import from_stored, persist_pass
+from edgefleet_orchestrator.pass_store import persist_pass
 from edgefleet_orchestrator.placement.model import AppPlacement
 from edgefleet_orchestrator.rebalance import RebalanceGate
 from edgefleet_orchestrator.reconcile import Control, FleetView, Knobs, PassResult, reconcile
@@ -151,7 +151,7 @@ class Orchestrator:
                 for name, rec in snapshot.apps.items()
             },
             registry=Registry(stale_after_s=config.stale_after_s, cordoned=snapshot.cordoned),
-            assignments=[from_stored(a) for a in snapshot.assignments.values()],
+            assignments=list(snapshot.assignments.values()),
             control=control,
             clock=clock,
         )

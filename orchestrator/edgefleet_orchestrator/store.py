@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
+# The store keeps placement's own record of a replica on a node: one type, no conversions.
+from edgefleet_orchestrator.placement.model import Assignment as Assignment
+
 DEFAULT_MAX_REPLIES = 10_000
 """How many command replies are kept for idempotency before the oldest are pruned."""
 
@@ -59,18 +62,6 @@ class AppRecord:
     manifest_json: str
     version: int
     updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    """One replica placed on one node, with the resources reserved for it there."""
-
-    replica: str
-    app: str
-    node: str
-    site: str
-    cpu: float
-    memory_mb: int
 
 
 @dataclass(frozen=True, slots=True)
