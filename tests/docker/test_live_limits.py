@@ -16,16 +16,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from edgefleet_orchestrator.service import Orchestrator, OrchestratorConfig
-from edgefleet_protocol.broker import BrokerSettings
-from harness.fleet import Operator, eventually
+from harness.fleet import Operator, eventually, running_orchestrator
 
 AGENT = Path(sys.executable).parent / "edgefleet-agent"
 SPIN = ["sh", "-c", "while :; do :; done"]
@@ -61,27 +58,10 @@ def agent(
     client.close()
 
 
-@asynccontextmanager
-async def orchestrator(url: str, root: str, data_dir: Path) -> AsyncIterator[Orchestrator]:
-    config = OrchestratorConfig(
-        broker=BrokerSettings.from_url(url),
-        data_dir=data_dir,
-        root=root,
-        client_id=f"orch-{uuid.uuid4().hex[:6]}",
-        settle_s=0.3,
-        tick_s=0.2,
-        scaling_interval_s=0.5,
-        resize_cooldown_s=1.0,
+def orchestrator(url: str, root: str, data_dir: Path, **extra: Any) -> Any:
+    return running_orchestrator(
+        url, root, data_dir, **{"scaling_interval_s": 0.5, "resize_cooldown_s": 1.0, **extra}
     )
-    orch = Orchestrator(config)
-    stop = asyncio.Event()
-    task = asyncio.create_task(orch.run(stop))
-    try:
-        assert await orch.session.wait_connected(5)
-        yield orch
-    finally:
-        stop.set()
-        await task
 
 
 def the_container(node: str) -> Any:

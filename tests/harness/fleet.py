@@ -12,9 +12,12 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+from edgefleet_orchestrator.service import Orchestrator, OrchestratorConfig
 from edgefleet_protocol import (
     Capabilities,
     Desired,
@@ -235,6 +238,32 @@ class Watcher:
         if self._task:
             self._task.cancel()
         await self.session.close()
+
+
+@asynccontextmanager
+async def running_orchestrator(
+    url: str, root: str, data_dir: Path, **settings: Any
+) -> AsyncIterator[Orchestrator]:
+    """A real Orchestrator in this event loop, with test-fast timings (override any
+    OrchestratorConfig field by keyword); stopped cleanly on exit."""
+    fast: dict[str, Any] = {"settle_s": 0.3, "tick_s": 0.2}
+    fast.update(settings)
+    config = OrchestratorConfig(
+        broker=BrokerSettings.from_url(url),
+        data_dir=data_dir,
+        root=root,
+        client_id=f"orch-{uuid.uuid4().hex[:6]}",
+        **fast,
+    )
+    orch = Orchestrator(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(orch.run(stop))
+    try:
+        assert await orch.session.wait_connected(5)
+        yield orch
+    finally:
+        stop.set()
+        await task
 
 
 async def eventually(

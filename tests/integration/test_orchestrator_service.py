@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from edgefleet_orchestrator.service import Orchestrator, OrchestratorConfig
-from edgefleet_protocol.broker import BrokerSettings
-from harness.fleet import FakeNode, Operator, eventually
+from harness.fleet import FakeNode, Operator, eventually, running_orchestrator
 
 
 def manifest(
@@ -28,26 +24,8 @@ def manifest(
     }
 
 
-@asynccontextmanager
-async def orchestrator(url: str, root: str, data_dir: Path) -> AsyncIterator[Orchestrator]:
-    config = OrchestratorConfig(
-        broker=BrokerSettings.from_url(url),
-        data_dir=data_dir,
-        root=root,
-        client_id=f"orch-{root[-6:]}",
-        settle_s=0.3,
-        tick_s=0.2,
-        stale_after_s=5,
-    )
-    orch = Orchestrator(config)
-    stop = asyncio.Event()
-    task = asyncio.create_task(orch.run(stop))
-    try:
-        assert await orch.session.wait_connected(5)
-        yield orch
-    finally:
-        stop.set()
-        await task
+def orchestrator(url: str, root: str, data_dir: Path, **extra: Any) -> Any:
+    return running_orchestrator(url, root, data_dir, **{"stale_after_s": 5, **extra})
 
 
 def hosts(nodes: list[FakeNode]) -> dict[str, set[str]]:

@@ -19,12 +19,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from edgefleet_orchestrator.service import Orchestrator, OrchestratorConfig
+from edgefleet_orchestrator.service import Orchestrator
 from edgefleet_protocol import (
     AppStatus,
     Desired,
@@ -37,7 +35,7 @@ from edgefleet_protocol import (
 )
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.session import Session
-from harness.fleet import FakeNode, Operator, eventually
+from harness.fleet import FakeNode, Operator, eventually, running_orchestrator
 
 CLI = Path(sys.executable).parent / "edgefleet"
 
@@ -197,31 +195,20 @@ class Listener:
         await self.session.close()
 
 
-@asynccontextmanager
-async def orchestrator(
-    url: str, root: str, data_dir: Path, **extra: Any
-) -> AsyncIterator[Orchestrator]:
-    settings: dict[str, Any] = {
-        "settle_s": 0.3, "tick_s": 0.1, "stale_after_s": 10, "scaling_interval_s": 0.3,
-        "resize_cooldown_s": 1.0, "rebalance_max_moves": 0,
-    }  # fmt: skip
-    settings.update(extra)
-    config = OrchestratorConfig(
-        broker=BrokerSettings.from_url(url),
-        data_dir=data_dir,
-        root=root,
-        client_id=f"orch-{uuid.uuid4().hex[:6]}",
-        **settings,
+def orchestrator(url: str, root: str, data_dir: Path, **extra: Any) -> Any:
+    return running_orchestrator(
+        url,
+        root,
+        data_dir,
+        **{
+            "tick_s": 0.1,
+            "stale_after_s": 10,
+            "scaling_interval_s": 0.3,
+            "resize_cooldown_s": 1.0,
+            "rebalance_max_moves": 0,
+            **extra,
+        },
     )
-    orch = Orchestrator(config)
-    stop = asyncio.Event()
-    task = asyncio.create_task(orch.run(stop))
-    try:
-        assert await orch.session.wait_connected(5)
-        yield orch
-    finally:
-        stop.set()
-        await task
 
 
 async def fleet(url: str, root: str, *names: str, **node_args: Any) -> list[SlowNode]:
