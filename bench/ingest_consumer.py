@@ -8,8 +8,9 @@ through (aiomqtt on MQTT 3.1.1, then our :class:`~edgefleet_protocol.session.Ses
 gap between paho and the orchestrator into library, protocol and the orchestrator's own
 work.
 
-``orchestrator``: the real :class:`~edgefleet_orchestrator.service.Orchestrator` in this
-process (as tests/integration/test_orchestrator_service.py runs it), counting
+``orchestrator``: the real
+:class:`~edgefleet_orchestrator.service.orchestrator.Orchestrator` in this process (as
+tests/integration/test_orchestrator_service.py runs it), counting
 ``stats.messages``: messages fully handled (topic parsed, payload decoded and validated,
 ingested into the registry, placement or status work triggered as it decides).
 
@@ -33,7 +34,8 @@ from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as mqtt
-from edgefleet_orchestrator.service import Orchestrator, OrchestratorConfig
+from edgefleet_orchestrator.service.config import OrchestratorConfig
+from edgefleet_orchestrator.service.orchestrator import Orchestrator
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.session import Session
 from paho.mqtt.enums import CallbackAPIVersion

@@ -1,6 +1,6 @@
 """The orchestrator service under pyinstrument, for "where does the time go" excerpts.
 
-Runs the same :class:`~edgefleet_orchestrator.service.Orchestrator` that ``edgefleet
+Runs the same :class:`~edgefleet_orchestrator.service.orchestrator.Orchestrator` that ``edgefleet
 orchestrator run`` runs (same config defaults, same tick), and samples its stacks between
 SIGUSR1 and SIGUSR2 (or exit), then writes the profile as text to ``--out``. Used only to
 explain a missed target: figures always come from the unprofiled CLI process.
@@ -17,7 +17,8 @@ import signal
 import uuid
 from pathlib import Path
 
-from edgefleet_orchestrator.service import Orchestrator, OrchestratorConfig
+from edgefleet_orchestrator.service.config import OrchestratorConfig
+from edgefleet_orchestrator.service.orchestrator import Orchestrator
 from edgefleet_protocol.broker import BrokerSettings
 from pyinstrument import Profiler
 

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edgefleet_orchestrator.manifest import AppManifest
 from edgefleet_orchestrator.placement import Assignment, NodeView, place_all, place_app
 from edgefleet_protocol import validate
+from edgefleet_protocol.manifest import AppManifest
 
 REGIONS = ("eu", "us", "ap")
 SIZES = ((1.0, 1024), (2.0, 2048), (4.0, 4096), (8.0, 8192))

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from edgefleet_orchestrator.manifest import AppManifest
 from edgefleet_orchestrator.placement import Assignment, NodeView, place_all
 from edgefleet_protocol import validate
+from edgefleet_protocol.manifest import AppManifest
 from scipy.optimize import Bounds, LinearConstraint, milp  # type: ignore[import-untyped]
 
 from bench import stats

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet_agent import __version__
-from edgefleet_agent.service import Prepared, prepare
+from edgefleet_agent.service.assembly import Prepared, prepare
 from edgefleet_agent.settings import (
     AgentSettings,
     SettingsError,
@@ -31,7 +31,7 @@ from edgefleet_agent.settings import (
     read_config_file,
     resolve_settings,
 )
-from edgefleet_agent.simulate import add_arguments as add_simulate_arguments
+from edgefleet_agent.simulate.command import add_arguments as add_simulate_arguments
 
 EXIT_BAD_SETTINGS = 2
 
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="run a simulated fleet of real agents in this process",
         description="Run N real agents (simulated runtime, device profiles, own MQTT "
-        "sessions) in one process, with fault injection. See edgefleet_agent/simulate.py.",
+        "sessions) in one process, with fault injection. See edgefleet_agent/simulate/command.py.",
     )
     add_simulate_arguments(simulate)
     return parser
@@ -119,7 +119,7 @@ def describe(settings: AgentSettings) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "simulate":
-        from edgefleet_agent.simulate import main_simulate
+        from edgefleet_agent.simulate.command import main_simulate
 
         return main_simulate(args)
     try:

@@ -14,20 +14,20 @@ from and what is wrong, so ``edgefleet-agent run`` can fail fast with exit code 
 
 from __future__ import annotations
 
-import math
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgefleet_protocol import ProtocolError, validate_id
+from edgefleet_protocol import ProtocolError
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.codec import MAX_PAYLOAD_BYTES
-from edgefleet_protocol.topics import DEFAULT_ROOT, validate_root
+from edgefleet_protocol.topics import DEFAULT_ROOT
 
-from edgefleet_agent.telemetry import Deadbands
+from edgefleet_agent.core import setting_values as v
+from edgefleet_agent.core.setting_values import Parser, ProbeTarget
+from edgefleet_agent.core.telemetry import Deadbands
 
 RUNTIME_CHOICES = ("auto", "docker", "process", "simulated")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -35,9 +35,6 @@ ENV_PREFIX = "EDGEFLEET_"
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "device-profiles"
 SYSTEM_PROFILES = Path("/etc/edgefleet/profiles")
 DEFAULT_KEEPALIVE_S = 60
-_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,62}")
-_PROBE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
-_SENSOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 class SettingsError(ValueError):
@@ -49,12 +46,6 @@ class SettingsError(ValueError):
         self.setting = setting
         self.reason = reason
         self.source = source
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeTarget:
-    host: str
-    port: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,178 +78,32 @@ class AgentSettings:
     log_level: str = "info"
 
 
-# -- value parsers: each takes a raw value (str from flags/env, native from a file) --------
-
-Parser = Callable[[Any], Any]
-
-
-def _text(raw: Any) -> str:
-    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
-        raise ValueError(f"must be text, got {type(raw).__name__}")
-    text = str(raw).strip()
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
-def _identifier(kind: str) -> Parser:
-    def parse(raw: Any) -> str:
-        try:
-            return validate_id(_text(raw), kind=kind)
-        except ProtocolError as exc:
-            raise ValueError(exc.reason) from None
-
-    return parse
-
-
-def _number(*, low: float, high: float, integer: bool = False, low_open: bool = False) -> Parser:
-    def parse(raw: Any) -> float | int:
-        if isinstance(raw, bool):
-            raise ValueError(f"must be a number, got {raw!r}")
-        try:
-            value = int(raw) if integer else float(raw)
-        except (TypeError, ValueError):
-            kind = "a whole number" if integer else "a number"
-            raise ValueError(f"must be {kind}, got {raw!r}") from None
-        if math.isnan(value) or value < low or value > high or (low_open and value == low):
-            bound = ">" if low_open else ">="
-            raise ValueError(f"must be {bound} {low:g} and <= {high:g}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _choice(choices: tuple[str, ...]) -> Parser:
-    def parse(raw: Any) -> str:
-        text = _text(raw).lower()
-        if text not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
-        return text
-
-    return parse
-
-
-def _items(raw: Any) -> list[str]:
-    """A list from a file list, repeated flags, or a comma-separated env value."""
-    if isinstance(raw, str):
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    if isinstance(raw, list | tuple):
-        return [_text(item) for item in raw]
-    raise ValueError(f"must be a list, got {type(raw).__name__}")
-
-
-def _pairs(raw: Any) -> dict[str, str]:
-    """A mapping from a file mapping, or ``key=value`` items."""
-    if isinstance(raw, dict):
-        return {str(k): _text(v) for k, v in raw.items()}
-    pairs: dict[str, str] = {}
-    for item in _items(raw):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"expected key=value, got {item!r}")
-        pairs[key.strip()] = value.strip()
-    return pairs
-
-
-def _labels(raw: Any) -> dict[str, str]:
-    labels = _pairs(raw)
-    for key, value in labels.items():
-        if _LABEL_KEY.fullmatch(key) is None:
-            raise ValueError(f"label key {key!r} must match {_LABEL_KEY.pattern}")
-        if len(value) > 63 or not value.isprintable():
-            raise ValueError(f"label {key!r}: value must be 0-63 printable characters")
-    return labels
-
-
-def _probes(raw: Any) -> dict[str, ProbeTarget]:
-    probes: dict[str, ProbeTarget] = {}
-    for name, target in _pairs(raw).items():
-        if _PROBE_NAME.fullmatch(name) is None:
-            raise ValueError(f"probe name {name!r} must match {_PROBE_NAME.pattern}")
-        if name == "broker":
-            raise ValueError("probe name 'broker' is reserved for the broker round trip")
-        host, sep, port_text = target.rpartition(":")
-        host = host.removeprefix("[").removesuffix("]")
-        if not sep or not host:
-            raise ValueError(f"probe {name!r}: expected host:port, got {target!r}")
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise ValueError(f"probe {name!r}: port must be 1-65535, got {port_text!r}")
-        probes[name] = ProbeTarget(host, int(port_text))
-    return probes
-
-
-def _sensors(raw: Any) -> tuple[str, ...]:
-    sensors = _items(raw)
-    for sensor in sensors:
-        if _SENSOR.fullmatch(sensor) is None:
-            raise ValueError(f"sensor {sensor!r} must match {_SENSOR.pattern}")
-    return tuple(dict.fromkeys(sensors))
-
-
-def _addresses(raw: Any) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(_items(raw)))
-
-
-def _deadbands(raw: Any) -> Deadbands:
-    bands = Deadbands()
-    positive = _number(low=0, high=1e9)
-    for key, value in _pairs(raw).items():
-        name = key.replace("-", "_")
-        if name not in Deadbands.names():
-            raise ValueError(f"unknown deadband {key!r}; known: {', '.join(Deadbands.names())}")
-        try:
-            bands = replace(bands, **{name: float(positive(value))})
-            if name == "confirm_samples" and bands.confirm_samples < 1:
-                raise ValueError(f"must be >= 1, got {value!r}")
-        except ValueError as exc:
-            raise ValueError(f"deadband {key!r} {exc}") from None
-    return bands
-
-
-def _root(raw: Any) -> str:
-    try:
-        return validate_root(_text(raw))
-    except ProtocolError as exc:
-        raise ValueError(exc.reason) from None
-
-
-def _path(raw: Any) -> Path:
-    return Path(_text(raw)).expanduser()
-
-
-def _optional_text(raw: Any) -> str:
-    text = _text(raw)
-    if len(text) > 64:
-        raise ValueError("must be at most 64 characters")
-    return text
-
-
 PARSERS: dict[str, Parser] = {
-    "node": _identifier("node"),
-    "site": _identifier("site"),
-    "broker": _text,
-    "state_dir": _path,
-    "runtime": _choice(RUNTIME_CHOICES),
-    "profile": _text,
-    "profiles_dir": _path,
-    "labels": _labels,
-    "probes": _probes,
-    "sensors": _sensors,
-    "addresses": _addresses,
-    "region": _optional_text,
-    "root": _root,
-    "heartbeat_s": _number(low=1, high=86_400),
-    "keepalive_s": _number(low=5, high=65_535, integer=True),
-    "sample_interval_s": _number(low=0.1, high=86_400),
-    "probe_interval_s": _number(low=1, high=86_400),
-    "reconcile_interval_s": _number(low=0.1, high=3_600),
-    "capabilities_interval_s": _number(low=1, high=86_400),
-    "deadbands": _deadbands,
-    "max_payload_bytes": _number(low=1024, high=16 * 1024 * 1024, integer=True),
-    "sim_seed": _number(low=0, high=2**63, integer=True),
-    "sim_start_delay_s": _number(low=0, high=3_600),
-    "sim_failure_rate": _number(low=0, high=1),
-    "log_level": _choice(LOG_LEVELS),
+    "node": v.identifier("node"),
+    "site": v.identifier("site"),
+    "broker": v.plain_text,
+    "state_dir": v.path,
+    "runtime": v.choice(RUNTIME_CHOICES),
+    "profile": v.plain_text,
+    "profiles_dir": v.path,
+    "labels": v.labels,
+    "probes": v.probes,
+    "sensors": v.sensors,
+    "addresses": v.addresses,
+    "region": v.optional_text,
+    "root": v.root,
+    "heartbeat_s": v.number(low=1, high=86_400),
+    "keepalive_s": v.number(low=5, high=65_535, integer=True),
+    "sample_interval_s": v.number(low=0.1, high=86_400),
+    "probe_interval_s": v.number(low=1, high=86_400),
+    "reconcile_interval_s": v.number(low=0.1, high=3_600),
+    "capabilities_interval_s": v.number(low=1, high=86_400),
+    "deadbands": v.deadbands,
+    "max_payload_bytes": v.number(low=1024, high=16 * 1024 * 1024, integer=True),
+    "sim_seed": v.number(low=0, high=2**63, integer=True),
+    "sim_start_delay_s": v.number(low=0, high=3_600),
+    "sim_failure_rate": v.number(low=0, high=1),
+    "log_level": v.choice(LOG_LEVELS),
 }
 REQUIRED = ("node", "site")
 DEFAULTS: dict[str, Any] = {

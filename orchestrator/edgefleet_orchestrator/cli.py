@@ -1,48 +1,99 @@
-"""The ``edgefleet`` command: operator CLI and the orchestrator service entry point.
-
-Sub-command groups live in their own modules (``cli_*.py``) and are mounted here, so each
-stays small and importing the CLI stays cheap.
-"""
+"""``edgefleet orchestrator run``: the long-running control-plane service."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from pathlib import Path
+
 import typer
+from edgefleet_protocol import ProtocolError
+from edgefleet_protocol.broker import BrokerSettings
+from edgefleet_protocol.topics import DEFAULT_ROOT, validate_root
 
-from edgefleet_orchestrator import __version__
+from edgefleet_orchestrator.fleet.registry import DEFAULT_STALE_AFTER_S
+from edgefleet_orchestrator.store.base import StoreError
 
-app = typer.Typer(
-    name="edgefleet",
-    help="edgefleet: orchestrate applications across fleets of IoT edge gateways over MQTT.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"edgefleet {__version__}")
-        raise typer.Exit()
+app = typer.Typer(help="Run the orchestrator service.", no_args_is_help=True)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+@app.command("run")
+def run(
+    broker: str = typer.Option(
+        "mqtt://127.0.0.1:1883",
+        "--broker",
+        envvar="EDGEFLEET_BROKER",
+        help="Broker URL: mqtt://[user:pass@]host[:port] or mqtts://...?ca=FILE",
     ),
+    data_dir: Path = typer.Option(
+        Path("/var/lib/edgefleet"),
+        "--data-dir",
+        envvar="EDGEFLEET_DATA_DIR",
+        help="Where the SQLite store and its lock live.",
+    ),
+    root: str = typer.Option(
+        DEFAULT_ROOT, "--root", envvar="EDGEFLEET_ROOT", help="Topic root prefix."
+    ),
+    stale_after: float = typer.Option(
+        DEFAULT_STALE_AFTER_S,
+        "--stale-after",
+        help="Seconds without a heartbeat before a node counts as stale.",
+    ),
+    tick: float = typer.Option(1.0, "--tick", help="Timer period in seconds (staleness, grace)."),
+    scaling_interval: float = typer.Option(
+        15.0,
+        "--scaling-interval",
+        help="Seconds between looks at telemetry for autoscaling and sized limits.",
+    ),
+    resize_cooldown: float = typer.Option(
+        60.0, "--resize-cooldown", help="Seconds between two resizes of one replica."
+    ),
+    rebalance_moves: int = typer.Option(
+        2,
+        "--rebalance-moves",
+        min=0,
+        help="Rebalancing's churn budget: moves per --rebalance-interval (0: off).",
+    ),
+    rebalance_interval: float = typer.Option(
+        60.0, "--rebalance-interval", help="Seconds over which --rebalance-moves counts."
+    ),
+    client_id: str = typer.Option("edgefleet-orchestrator", "--client-id"),
+    log_level: str = typer.Option("INFO", "--log-level", envvar="EDGEFLEET_LOG_LEVEL"),
 ) -> None:
-    """edgefleet: orchestrate applications across fleets of IoT edge gateways over MQTT."""
+    """Run the orchestrator until SIGTERM/SIGINT."""
+    from edgefleet_orchestrator.service.config import OrchestratorConfig
+    from edgefleet_orchestrator.service.orchestrator import run_until_signalled
 
-
-def _mount() -> None:
-    # Imported here so a missing optional group never breaks the others.
-    from edgefleet_orchestrator import cli_broker, cli_operator, cli_orchestrator, cli_profiles
-
-    cli_operator.register(app)
-    app.add_typer(cli_broker.app, name="broker")
-    app.add_typer(cli_profiles.app, name="profiles")
-    app.add_typer(cli_orchestrator.app, name="orchestrator")
-
-
-def main() -> None:
-    _mount()
-    app()
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = BrokerSettings.from_url(broker)
+        validate_root(root)
+    except ProtocolError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if min(stale_after, tick, scaling_interval, rebalance_interval) <= 0 or resize_cooldown < 0:
+        typer.echo(
+            "error: --stale-after, --tick, --scaling-interval and --rebalance-interval must be "
+            "positive, --resize-cooldown 0 or more",
+            err=True,
+        )
+        raise typer.Exit(2)
+    config = OrchestratorConfig(
+        broker=settings,
+        data_dir=data_dir,
+        root=root,
+        client_id=client_id,
+        stale_after_s=stale_after,
+        tick_s=tick,
+        scaling_interval_s=scaling_interval,
+        resize_cooldown_s=resize_cooldown,
+        rebalance_max_moves=rebalance_moves,
+        rebalance_interval_s=rebalance_interval,
+    )
+    try:
+        asyncio.run(run_until_signalled(config))
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None

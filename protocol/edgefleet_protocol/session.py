@@ -38,7 +38,19 @@ from pydantic import BaseModel
 
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.codec import encode
-from edgefleet_protocol.topics import REPLY_RULE, RULES, TopicKind
+from edgefleet_protocol.topics import REPLY_RULE, TopicKind
+from edgefleet_protocol.wire import Backoff, InboundMessage, Publication
+
+__all__ = [
+    "MAX_INFLIGHT",
+    "Backoff",
+    "InboundMessage",
+    "OnConnect",
+    "ProtocolVersion",
+    "Publication",
+    "Session",
+    "SessionStats",
+]
 
 log = logging.getLogger("edgefleet.session")
 
@@ -49,46 +61,6 @@ MAX_INFLIGHT = 1000
 orchestrator's desired-document fan-out at 20 per broker round trip: a 1,000-node deploy
 took 2.4 s where 1.3 s suffice (bench/convergence.py). Callers bound their own concurrency
 (the orchestrator publishes 64 at a time); mosquitto takes 2,000 at once with its defaults."""
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """A message to publish (also used for the will and for final messages)."""
-
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = False
-    expiry_s: int | None = None
-    correlation_data: bytes | None = None
-
-    @classmethod
-    def of(cls, kind: TopicKind, topic: str, model: BaseModel) -> Publication:
-        rule = RULES[kind]
-        return cls(topic=topic, payload=encode(model), qos=rule.qos, retain=rule.retain)
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    response_topic: str | None = None
-    correlation_data: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with jitter: ``base * 2**n`` up to ``cap``, then a random
-    point in its upper half, so a fleet that lost its broker does not reconnect in step."""
-
-    base_s: float = 0.25
-    cap_s: float = 30.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
-        return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""Workload runtimes behind one seam (:class:`~edgefleet_agent.runtimes.base.Runtime`)."""
+"""Workload runtimes behind one seam (:class:`~edgefleet_agent.core.runtime.Runtime`)."""

@@ -1,6 +1,6 @@
 """The Docker runtime: workloads as containers on the gateway's own dockerd.
 
-The agent's executor calls this through the :class:`~edgefleet_agent.runtimes.base.Runtime`
+The agent's executor calls this through the :class:`~edgefleet_agent.core.runtime.Runtime`
 seam. The docker SDK is synchronous, so every daemon call runs in a worker thread
 (``asyncio.to_thread``); the event loop never blocks on the daemon.
 
@@ -45,7 +45,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.utils import parse_repository_tag
 from edgefleet_protocol import Resources, WorkloadUsage
 
-from edgefleet_agent.runtimes.base import (
+from edgefleet_agent.core.runtime import (
     ExecResult,
     Observed,
     PermanentRuntimeError,

@@ -22,7 +22,7 @@ from typing import Any
 from edgefleet_protocol import Resources, WorkloadSpec, WorkloadUsage, spec_hash
 from edgefleet_protocol.node_messages import Health, WorkloadState
 
-from edgefleet_agent.runtimes.base import (
+from edgefleet_agent.core.runtime import (
     Observed,
     PermanentRuntimeError,
     RuntimeError_,

@@ -1,9 +1,10 @@
 """The process runtime: workloads as plain processes on the gateway, no container engine.
 
-The agent's executor calls it through the :class:`~edgefleet_agent.runtimes.base.Runtime`
+The agent's executor calls it through the :class:`~edgefleet_agent.core.runtime.Runtime`
 seam. Decisions (restart or not, backoff, what to report) are pure functions in
 :mod:`process_policy`; OS work (spawn, identify, signal, reap, logs) is in
-:mod:`process_control`; this module ties them together and owns the state.
+:mod:`process_control`, and what a start needs (env, checks) in :mod:`process_launch`;
+this module ties them together and owns the state.
 
 How a workload runs:
 
@@ -43,8 +44,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,13 +51,12 @@ from pathlib import Path
 import psutil
 from edgefleet_protocol import Resources, WorkloadUsage, spec_hash
 
-from edgefleet_agent.runtimes.base import (
+from edgefleet_agent.core.runtime import (
     ExecResult,
     Observed,
     PermanentRuntimeError,
     ResourceUpdate,
     RuntimeError_,
-    TransientRuntimeError,
     WorkloadRef,
 )
 from edgefleet_agent.runtimes.process_control import (
@@ -71,9 +69,9 @@ from edgefleet_agent.runtimes.process_control import (
     reap,
     reap_if_zombie_child,
     set_memory_limit,
-    spawn,
     stop_group,
 )
+from edgefleet_agent.runtimes.process_launch import MIB, launch, startable_argv, workload_env
 from edgefleet_agent.runtimes.process_policy import (
     CPU_NOT_ENFORCED,
     ProcessRecord,
@@ -88,9 +86,6 @@ from edgefleet_agent.runtimes.process_probe import UsageSampler, run_probe
 from edgefleet_agent.runtimes.process_registry import load_registry, save_registry
 
 log = logging.getLogger(__name__)
-
-MIB = 1024 * 1024
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class ProcessRuntime:
@@ -167,61 +162,9 @@ class ProcessRuntime:
             snapshot = dict(self._records)
             await asyncio.to_thread(save_registry, self._registry_path, self.node, snapshot)
 
-    def _env(self, record: ProcessRecord) -> dict[str, str]:
-        base = {
-            "PATH": os.environ.get("PATH", DEFAULT_PATH),
-            "LANG": "C.UTF-8",
-            "HOME": os.environ.get("HOME", "/"),
-            "EDGEFLEET_WORKLOAD": record.name,
-            "EDGEFLEET_APP": record.app or "",
-            "EDGEFLEET_NODE": self.node,
-        }
-        return {**base, **record.spec.env}
-
-    def _check_startable(self, record: ProcessRecord) -> list[str]:
-        """The argv, once the command resolves and the cwd exists (else a permanent error)."""
-        argv = list(record.spec.command or [])
-        if not argv:
-            raise PermanentRuntimeError(f"workload {record.name}: runtime process needs a command")
-        cwd = record.spec.cwd
-        if cwd is not None and not os.path.isdir(cwd):
-            raise PermanentRuntimeError(
-                f"workload {record.name}: working directory {cwd} does not exist"
-            )
-        if os.sep in argv[0]:
-            # A path: relative ones resolve against the workload's cwd, as exec will.
-            program = os.path.join(cwd or "", argv[0])
-            found = os.path.isfile(program) and os.access(program, os.X_OK)
-        else:
-            found = shutil.which(argv[0], path=self._env(record).get("PATH")) is not None
-        if not found:
-            raise PermanentRuntimeError(f"workload {record.name}: command not found: {argv[0]}")
-        return argv
-
     def _spawn(self, record: ProcessRecord, *, restarted: bool) -> ProcessRecord:
         """Start the record's process; the record as running, or a runtime error."""
-        argv = self._check_startable(record)
-        cwd = record.spec.cwd
-        try:
-            spawned = spawn(
-                argv,
-                env=self._env(record),
-                cwd=cwd,
-                log_path=self.log_path(record.name),
-                memory_bytes=record.spec.resources.memory_mb * MIB,
-            )
-        except FileNotFoundError as exc:
-            raise PermanentRuntimeError(
-                f"workload {record.name}: command not found: {argv[0]}"
-            ) from exc
-        except PermissionError as exc:
-            raise PermanentRuntimeError(
-                f"workload {record.name}: permission denied running {argv[0]}"
-            ) from exc
-        except OSError as exc:
-            raise TransientRuntimeError(
-                f"workload {record.name}: could not start {argv[0]}: {exc}"
-            ) from exc
+        spawned = launch(record, node=self.node, log_path=self.log_path(record.name))
         self._own.add(record.name)
         self._groups[record.name] = WorkloadGroup(spawned.pid, spawned.create_time)
         return after_start(
@@ -326,7 +269,7 @@ class ProcessRuntime:
     async def prepare(self, ref: WorkloadRef) -> None:
         """Fail early, and permanently, when the command or the working directory is missing."""
         record = ProcessRecord(name=ref.name, app=ref.app, spec=ref.spec, spec_hash=ref.spec_hash)
-        self._check_startable(record)
+        startable_argv(record, workload_env(record, self.node))
 
     async def start(self, ref: WorkloadRef) -> Observed:
         self._ensure_supervisor()
@@ -405,7 +348,7 @@ class ProcessRuntime:
         """Run ``command`` with the workload's env and cwd (see :func:`run_probe`)."""
         record = self._require(name)
         return await run_probe(
-            command, env=self._env(record), cwd=record.spec.cwd, timeout_s=timeout_s
+            command, env=workload_env(record, self.node), cwd=record.spec.cwd, timeout_s=timeout_s
         )
 
     async def update_resources(self, name: str, resources: Resources) -> ResourceUpdate:

@@ -22,7 +22,7 @@ from edgefleet_protocol import WorkloadSpec
 from edgefleet_protocol.node_messages import WorkloadState
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgefleet_agent.runtimes.base import Observed
+from edgefleet_agent.core.runtime import Observed
 
 Phase = Literal["running", "backoff", "failed", "stopped"]
 

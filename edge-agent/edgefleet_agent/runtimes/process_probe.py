@@ -15,7 +15,7 @@ import signal
 import psutil
 from edgefleet_protocol import WorkloadUsage
 
-from edgefleet_agent.runtimes.base import ExecResult
+from edgefleet_agent.core.runtime import ExecResult
 from edgefleet_agent.runtimes.process_control import Identity, matching
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The simulated runtime: the :class:`~edgefleet_agent.runtimes.base.Runtime` seam in memory.
+"""The simulated runtime: the :class:`~edgefleet_agent.core.runtime.Runtime` seam in memory.
 
 Used by the fleet simulator (hundreds of agents in one process, no containers) and by
 tests that need a real agent without Docker. It is deterministic: failures come from a
@@ -31,7 +31,7 @@ from pathlib import Path
 from edgefleet_protocol import Resources, WorkloadUsage
 from edgefleet_protocol.node_messages import WorkloadState
 
-from edgefleet_agent.runtimes.base import (
+from edgefleet_agent.core.runtime import (
     ExecResult,
     Observed,
     PermanentRuntimeError,

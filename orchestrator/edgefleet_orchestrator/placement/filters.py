@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edgefleet_orchestrator.manifest import AppManifest
+from edgefleet_protocol.manifest import AppManifest
+
 from edgefleet_orchestrator.placement.model import NodeView, Rejection
 
 

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from edgefleet_protocol import Unplaced
+from edgefleet_protocol.manifest import AppManifest, replica_index, replica_name
 
-from edgefleet_orchestrator.manifest import AppManifest, replica_index, replica_name
 from edgefleet_orchestrator.placement.filters import (
     DYNAMIC_FILTERS,
     STATIC_FILTERS,

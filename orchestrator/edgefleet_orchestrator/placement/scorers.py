@@ -24,7 +24,8 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
-from edgefleet_orchestrator.manifest import AppManifest, Strategy
+from edgefleet_protocol.manifest import AppManifest, Strategy
+
 from edgefleet_orchestrator.placement.filters import FilterContext
 from edgefleet_orchestrator.placement.model import NodeView
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from edgefleet_orchestrator.manifest import AppManifest
+from edgefleet_protocol.manifest import AppManifest
+
 from edgefleet_orchestrator.placement.filters import (
     LOST,
     MAX_PER_NODE,

@@ -1,0 +1,156 @@
+"""The whole production file set, built in memory before anything touches the disk.
+
+Building everything first means a bad name anywhere fails the run with nothing written,
+and the writer has one simple job. Randomness (passwords, salts) and the clock come in as
+arguments, so tests can pin them; only key generation draws from the OS.
+
+What the set holds (paths relative to the output directory):
+
+* ``mosquitto.conf`` — the production config, pointing at ``layout.install_dir``;
+* ``ca.crt`` / ``ca.key`` — the private CA (keep the key off the broker once issued);
+* ``server.crt`` / ``server.key`` — the broker's TLS identity;
+* ``passwd`` / ``acl`` — what the broker enforces;
+* ``clients/<user>.crt|.key|.env`` — per-user client certificate, key and a ready
+  ``EDGEFLEET_BROKER`` (the variable the agent, the orchestrator and the CLI read);
+* ``credentials.json`` — every user's plaintext password, for handing out once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+from edgefleet_protocol.errors import ProtocolError
+from edgefleet_protocol.topics import DEFAULT_ROOT, validate_root
+
+from edgefleet_cli.brokerconfig import certs, conf
+from edgefleet_cli.brokerconfig.acl import acl_text
+from edgefleet_cli.brokerconfig.passwd import hash_password, password_file_text
+from edgefleet_cli.brokerconfig.users import BrokerUser
+
+SECRET = 0o600
+PUBLIC = 0o644
+DEFAULT_CLIENT_DIR = "/etc/edgefleet"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRequest:
+    users: tuple[BrokerUser, ...]
+    root: str = DEFAULT_ROOT
+    port: int = conf.DEFAULT_PORT
+    hosts: tuple[str, ...] = ()
+    layout: conf.Layout = field(default_factory=conf.Layout)
+    require_client_cert: bool = True
+    client_dir: str = DEFAULT_CLIENT_DIR
+    """Where a client keeps ``ca.crt`` and its own cert/key; used in the env-file URLs."""
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedFile:
+    path: str
+    content: bytes
+    mode: int
+
+    @property
+    def secret(self) -> bool:
+        return self.mode & 0o077 == 0
+
+
+def broker_url(request: ConfigRequest, user: BrokerUser, password: str) -> str:
+    """The URL a client of this set connects with (see ``BrokerSettings.from_url``)."""
+    host = request.hosts[0] if request.hosts else "localhost"
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    client = PurePosixPath(request.client_dir)
+    query = "&".join(
+        [
+            f"ca={quote(str(client / conf.CA_CERT), safe='/')}",
+            f"cert={quote(str(client / f'{user.username}.crt'), safe='/')}",
+            f"key={quote(str(client / f'{user.username}.key'), safe='/')}",
+        ]
+    )
+    userinfo = f"{quote(user.username, safe='')}:{quote(password, safe='')}"
+    return f"mqtts://{userinfo}@{host}:{request.port}?{query}"
+
+
+def _env_file(request: ConfigRequest, user: BrokerUser, password: str) -> bytes:
+    lines = [
+        f"# edgefleet broker credentials for {user.username} (role: {user.role.value}).",
+        f"# Secret. Copy with ca.crt, {user.username}.crt and {user.username}.key to "
+        f"{request.client_dir}/ on the client.",
+        f"EDGEFLEET_BROKER={broker_url(request, user, password)}",
+        f"EDGEFLEET_BROKER_USERNAME={user.username}",
+        f"EDGEFLEET_BROKER_PASSWORD={password}",
+        "",
+    ]
+    return "\n".join(lines).encode()
+
+
+def build_config_set(
+    request: ConfigRequest,
+    *,
+    now: dt.datetime,
+    new_password: Callable[[], str],
+    new_salt: Callable[[], bytes],
+) -> tuple[GeneratedFile, ...]:
+    """Every file of the set, with its mode. Raises ``ProtocolError`` on bad input."""
+    validate_root(request.root)
+    if not 1 <= request.port <= 65535:
+        raise ProtocolError("port", f"{request.port} is not a TCP port (1-65535)")
+    certs.subject_alt_names(request.hosts)  # validates every --host before any key work
+
+    ca = certs.make_ca(now=now)
+    server = certs.make_server_cert(ca, hosts=request.hosts, now=now)
+    files: list[GeneratedFile] = [
+        GeneratedFile(
+            conf.CONF_FILE,
+            conf.render_production_conf(
+                request.layout, port=request.port, require_client_cert=request.require_client_cert
+            ).encode(),
+            PUBLIC,
+        ),
+        GeneratedFile(conf.CA_CERT, ca.cert_pem(), PUBLIC),
+        GeneratedFile(conf.CA_KEY, ca.key_pem(), SECRET),
+        GeneratedFile(conf.SERVER_CERT, server.cert_pem(), PUBLIC),
+        GeneratedFile(conf.SERVER_KEY, server.key_pem(), SECRET),
+        GeneratedFile(conf.ACL_FILE, acl_text(request.users, request.root).encode(), SECRET),
+    ]
+    hashes: list[tuple[str, str]] = []
+    credentials: dict[str, dict[str, object]] = {}
+    for user in request.users:
+        password = new_password()
+        hashes.append((user.username, hash_password(password, salt=new_salt())))
+        client = certs.make_client_cert(ca, user.username, now=now)
+        base = f"{conf.CLIENTS_DIR}/{user.username}"
+        files += [
+            GeneratedFile(f"{base}.crt", client.cert_pem(), PUBLIC),
+            GeneratedFile(f"{base}.key", client.key_pem(), SECRET),
+            GeneratedFile(f"{base}.env", _env_file(request, user, password), SECRET),
+        ]
+        credentials[user.username] = {
+            "role": user.role.value,
+            "site": user.site,
+            "node": user.node,
+            "password": password,
+            "cert": f"{base}.crt",
+            "key": f"{base}.key",
+            "url": broker_url(request, user, password),
+        }
+    files.append(GeneratedFile(conf.PASSWORD_FILE, password_file_text(hashes).encode(), SECRET))
+    document = {
+        "v": 1,
+        "root": request.root,
+        "broker": {"hosts": list(request.hosts) or ["localhost"], "port": request.port},
+        "ca": conf.CA_CERT,
+        "users": credentials,
+    }
+    files.append(
+        GeneratedFile(
+            conf.CREDENTIALS_FILE, (json.dumps(document, indent=2) + "\n").encode(), SECRET
+        )
+    )
+    return tuple(files)

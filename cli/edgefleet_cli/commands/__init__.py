@@ -1,0 +1,1 @@
+"""One module per group of ``edgefleet`` verbs; :mod:`edgefleet_cli.main` mounts them."""

@@ -1,0 +1,77 @@
+"""``edgefleet watch``: a live fleet view from the retained status topics alone, so it
+works (and says so) while the orchestrator is down.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from edgefleet_protocol import Topics
+from rich.console import RenderableType
+from rich.live import Live
+
+from edgefleet_cli import views
+from edgefleet_cli.client import OperatorClient, fleet_filters
+from edgefleet_cli.config import ClientSettings
+from edgefleet_cli.options import (
+    BrokerOpt,
+    Common,
+    ConfigOpt,
+    Output,
+    OutputOpt,
+    RootOpt,
+    TimeoutOpt,
+    UserOpt,
+    execute,
+    out,
+    print_json,
+)
+
+
+def watch(
+    once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
+    broker: BrokerOpt = None,
+    root: RootOpt = None,
+    user: UserOpt = None,
+    timeout: TimeoutOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """A live fleet view from the retained status topics (summary, apps, nodes).
+
+    Works without a running orchestrator (it shows it as offline or absent). With
+    --output json it prints one JSON snapshot per change, one per line. Ctrl-C ends it.
+    """
+    common = Common(broker, root, user, timeout, config, output)
+
+    async def work() -> None:
+        settings = common.settings()
+        async with OperatorClient(settings, follow=_filters(settings)) as client:
+            await client.settle(max_s=min(settings.timeout_s, 3.0))
+            if once:
+                if output is Output.json:
+                    print_json(client.snapshot.as_json())
+                else:
+                    out().print(views.fleet_view(client.snapshot, settings.root))
+                return
+            if output is Output.json:
+                while True:
+                    typer.echo(json.dumps(client.snapshot.as_json()))
+                    while not await client.next_change(3600):
+                        pass
+
+            def render() -> RenderableType:
+                return views.fleet_view(client.snapshot, settings.root)
+
+            with Live(render(), console=out(), refresh_per_second=4) as live:
+                while True:
+                    await client.next_change(1.0)
+                    live.update(render())
+
+    execute(work, interrupted=0)
+
+
+def _filters(settings: ClientSettings) -> list[str]:
+    return fleet_filters(Topics(settings.root))

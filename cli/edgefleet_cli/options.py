@@ -1,0 +1,150 @@
+"""What every operator command shares: the connection flags, the output switch, and how
+an expected failure becomes one ``error: ...`` line and an exit code.
+
+Exit codes, the same for every command: 0 success, 1 the orchestrator refused the command
+(or a ``drain --wait`` cannot finish: replicas with nowhere to go, listed with their
+reasons), 2 usage error, 3 ``deploy --wait`` or ``drain --wait`` timed out, 4 broker or
+orchestrator unreachable. Expected failures print one ``error: ...`` line (plus details) on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, RenderableType
+
+from edgefleet_cli.client import OperatorClient
+from edgefleet_cli.config import (
+    ENV,
+    ENV_CONFIG,
+    ClientSettings,
+    CliError,
+    CommandRefused,
+    load_settings,
+    refusal_lines,
+)
+
+DEFAULT_WAIT_S = 120.0
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+# Help texts use parentheses: typer renders help as rich markup, where [..] is a tag.
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        help="Broker URL: mqtt://host:port, mqtt://user:pass@host:port or mqtts://... "
+        f"(env {ENV['broker']}; default mqtt://127.0.0.1:1883)",
+        show_default=False,
+    ),
+]
+RootOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--root", help=f"Topic root (env {ENV['root']}; default edgefleet/v1)", show_default=False
+    ),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        help=f"Your topic level under <root>/replies/ (env {ENV['user']}; default: the broker "
+        "user, else $USER, else cli)",
+        show_default=False,
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help=f"Seconds to wait for the orchestrator's reply (env {ENV['timeout']}; default 10)",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help=f"Config file with keys broker, root, user, timeout (env {ENV_CONFIG}; default "
+        "~/.config/edgefleet/cli.toml)",
+        show_default=False,
+        dir_okay=False,
+    ),
+]
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", help="table for people, json for scripts.")
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Common:
+    """The connection flags every command takes, before config and environment fill in."""
+
+    broker: str | None
+    root: str | None
+    user: str | None
+    timeout: float | None
+    config: Path | None
+    output: Output
+
+    def settings(self) -> ClientSettings:
+        flags = {"broker": self.broker, "root": self.root, "user": self.user}
+        return load_settings({**flags, "timeout": self.timeout}, self.config)
+
+
+def out() -> Console:
+    return Console(soft_wrap=False, highlight=False)
+
+
+def err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def execute(work: Callable[[], Coroutine[Any, Any, None]], *, interrupted: int = 130) -> None:
+    """Run one command's coroutine; turn every expected failure into its line and code."""
+    try:
+        asyncio.run(work())
+    except CliError as exc:
+        for line in exc.lines:
+            typer.echo(line, err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(interrupted) from None
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+async def call(common: Common, verb: str, args: Mapping[str, Any]) -> Any:
+    """One command round trip; a refusal becomes :class:`CommandRefused` (exit 1)."""
+    async with OperatorClient(common.settings()) as client:
+        reply = await client.call(verb, args)
+    if not reply.ok:
+        raise CommandRefused(*refusal_lines(reply))
+    return reply.result
+
+
+def simple(
+    common: Common, verb: str, args: Mapping[str, Any], show: Callable[[Any], RenderableType | str]
+) -> None:
+    async def work() -> None:
+        result = await call(common, verb, args)
+        if common.output is Output.json:
+            print_json(result)
+        else:
+            out().print(show(result))
+
+    execute(work)

@@ -1,0 +1,70 @@
+"""Which runtimes an agent runs, from ``--runtime``: the one place that constructs them.
+
+Runtime modules are imported only when chosen: the Docker SDK (and the HTTP stack under
+it) costs several megabytes of RSS that a process-only or simulated gateway should not
+pay. ``auto`` means the process runtime always, plus Docker when a daemon socket exists
+(``DOCKER_HOST`` set, or ``/var/run/docker.sock`` present); whether the daemon actually
+answers is checked at run time and shown in the capabilities.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgefleet_agent.core.runtime import Runtime
+from edgefleet_agent.settings import AgentSettings
+
+SIMULATED_TABLE = "simulated-workloads.json"
+DOCKER_SOCKET = Path("/var/run/docker.sock")
+SUPERVISE_INTERVAL_S = 1.0
+"""How often the process runtime looks for exited processes (its restart policy)."""
+
+
+def docker_socket_present() -> bool:
+    return bool(os.environ.get("DOCKER_HOST")) or DOCKER_SOCKET.exists()
+
+
+def build_runtimes(settings: AgentSettings) -> dict[str, Runtime]:
+    match settings.runtime:
+        case "simulated":
+            return {"simulated": simulated_runtime(settings)}
+        case "process":
+            return {"process": process_runtime(settings)}
+        case "docker":
+            return {"docker": docker_runtime(settings)}
+        case _:
+            runtimes = {"process": process_runtime(settings)}
+            if docker_socket_present():
+                runtimes["docker"] = docker_runtime(settings)
+            return runtimes
+
+
+def simulated_runtime(settings: AgentSettings) -> Runtime:
+    from edgefleet_agent.runtimes.simulated import SimulatedRuntime
+
+    return SimulatedRuntime(
+        seed=settings.sim_seed,
+        start_delay_s=settings.sim_start_delay_s,
+        failure_rate=settings.sim_failure_rate,
+        state_file=settings.state_dir / SIMULATED_TABLE,
+    )
+
+
+def docker_runtime(settings: AgentSettings) -> Runtime:
+    from edgefleet_agent.runtimes.docker import DockerRuntime
+
+    return DockerRuntime(settings.node, settings.site)
+
+
+def process_runtime(settings: AgentSettings) -> Runtime:
+    from edgefleet_agent.runtimes.process import ProcessRuntime
+
+    # The agent drives supervision from its own named task (see Agent.run), so the runtime
+    # does not start a background task of its own.
+    return ProcessRuntime(
+        settings.state_dir,
+        settings.node,
+        supervise_interval_s=SUPERVISE_INTERVAL_S,
+        auto_supervise=False,
+    )

@@ -1,0 +1,106 @@
+"""What the fleet simulator needs from the machine before it starts: profiles, file
+descriptors, and a place for the nodes' local stores.
+
+Both fail fast with a :class:`SettingsError` naming the setting, so ``edgefleet-agent
+simulate`` exits 2 with one line instead of a fleet that starts and then limps:
+
+* :func:`load_fleet_profiles` reads the profiles directory (every file must validate, and
+  every profile named by ``--profile`` must exist);
+* :func:`ensure_fd_limit` raises the soft ``RLIMIT_NOFILE`` to the hard limit when the fleet
+  needs more than the soft one, decides how many nodes can be faultable, and refuses a
+  fleet the hard limit cannot hold;
+* :func:`temporary_state_root` makes the default home of the nodes' stores, on tmpfs when
+  there is one (a store write is an fsync; thousands of them must not wait for a disk), and
+  removes what simulators killed before they could clean up left there.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from edgefleet_protocol.profiles import Profile, ProfileError, load_profiles
+
+from edgefleet_agent.settings import SettingsError
+from edgefleet_agent.simulate.settings import faultable_within, fd_budget
+
+TMPFS = Path("/dev/shm")
+STATE_PREFIX = "edgefleet-sim-"
+UNLIMITED = 1 << 20
+"""What an ``RLIM_INFINITY`` hard limit counts as (the kernel's nr_open default)."""
+
+
+def load_fleet_profiles(directory: Path, weights: Mapping[str, int]) -> dict[str, Profile]:
+    """The profiles the fleet is built from: all of ``directory``, or those in ``weights``."""
+    try:
+        profiles = load_profiles(directory)
+    except ProfileError as exc:
+        raise SettingsError("profiles", str(exc)) from None
+    except OSError as exc:
+        raise SettingsError("profiles", f"cannot read {directory}: {exc.strerror}") from None
+    if not profiles:
+        raise SettingsError("profiles", f"{directory} holds no device profiles (*.yaml)")
+    unknown = sorted(set(weights) - set(profiles))
+    if unknown:
+        raise SettingsError(
+            "profile",
+            f"unknown profile {unknown[0]!r} in {directory} "
+            f"(available: {', '.join(sorted(profiles))})",
+        )
+    return {pid: profiles[pid] for pid in weights} if weights else profiles
+
+
+def fd_limits() -> tuple[int, int]:
+    """(soft, hard) ``RLIMIT_NOFILE``, with "unlimited" counted as :data:`UNLIMITED`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hard = UNLIMITED if hard == resource.RLIM_INFINITY else hard
+    soft = hard if soft == resource.RLIM_INFINITY else soft
+    return soft, hard
+
+
+def ensure_fd_limit(count: int, faultable: int | None) -> int:
+    """Make room for ``count`` nodes; returns how many are faultable (``None``: as many as
+    the hard limit allows)."""
+    soft, hard = fd_limits()
+    chosen = faultable_within(count, hard) if faultable is None else faultable
+    needed = fd_budget(count, chosen)
+    if needed > hard:
+        advice = "lower --count" if chosen == 0 else "lower --faultable or --count"
+        raise SettingsError(
+            "count",
+            f"{count} simulated nodes ({chosen} faultable) need about {needed} open files, "
+            f"but the hard RLIMIT_NOFILE is {hard}: {advice}, or raise the hard limit "
+            "(ulimit -Hn, systemd LimitNOFILE=)",
+        )
+    if needed > soft:
+        _, raw_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, raw_hard))
+    return chosen
+
+
+def temporary_state_root(base: Path | None = None) -> Path:
+    """A fresh directory ``edgefleet-sim-<pid>-*`` in ``base`` (default: tmpfs, else the
+    temp dir); the caller removes it. Directories of simulator processes that no longer
+    exist are removed first: a SIGKILLed simulator cannot clean up, and tmpfs is memory."""
+    if base is None:
+        usable = TMPFS.is_dir() and os.access(TMPFS, os.W_OK | os.X_OK)
+        base = TMPFS if usable else Path(tempfile.gettempdir())
+    for stale in base.glob(f"{STATE_PREFIX}*-*"):
+        pid = stale.name.removeprefix(STATE_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{STATE_PREFIX}{os.getpid()}-", dir=base))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: an existence check, nothing is sent
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

@@ -1,0 +1,198 @@
+"""App status and fleet summary: what dashboards and ``deploy --wait`` read.
+
+Pure. Joins each app's assignments with what the hosting nodes report, so a replica's
+state is the agent's word for it — or the reason the orchestrator cannot have that word
+(node offline, not reported yet, running an older spec). Recomputed after every placement
+pass and every ``reported`` change; published only when it changed.
+
+Each replica is compared with its *own* spec hash (apps sized by the orchestrator run
+different limits per replica). The old copy of a replica that moves make-before-break is
+listed as ``retiring``, and ``running`` counts each replica name once, whichever copy runs:
+that is the number a drain promises never to take below ``replicas - max_unavailable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from edgefleet_protocol import (
+    AppStatus,
+    AutoscaleStatus,
+    FleetSummary,
+    ReplicaStatus,
+    Unplaced,
+    spec_hash,
+)
+from edgefleet_protocol.manifest import AppManifest
+
+from edgefleet_orchestrator.fleet.registry import NodeRecord
+from edgefleet_orchestrator.fleet.replicas import replica_spec, reported_state
+from edgefleet_orchestrator.placement.model import AppPlacement, Assignment
+from edgefleet_orchestrator.reconcile.fleet_pass import Control
+from edgefleet_orchestrator.scaling.autoscale import Verdict
+from edgefleet_orchestrator.scaling.counts import status_of
+from edgefleet_orchestrator.scaling.moves import Retiring
+
+TROUBLED = frozenset({"failed", "unhealthy", "node-offline", "node-stale"})
+
+
+def replica_status(a: Assignment, want_hash: str, nodes: Mapping[str, NodeRecord]) -> ReplicaStatus:
+    record = nodes.get(a.node)
+    if record is None or record.state in ("offline", "unknown"):
+        return ReplicaStatus(
+            name=a.replica,
+            node=a.node,
+            site=a.site,
+            state="node-offline",
+            message=f"node {a.node} is offline; waiting for it or for the disconnect grace",
+        )
+    if record.state == "stale":
+        return ReplicaStatus(
+            name=a.replica,
+            node=a.node,
+            site=a.site,
+            state="node-stale",
+            message=f"nothing heard from node {a.node} recently",
+        )
+    reported = record.reported.workloads.get(a.replica) if record.reported else None
+    if reported is None:
+        return ReplicaStatus(
+            name=a.replica,
+            node=a.node,
+            site=a.site,
+            state="pending",
+            message="not reported by the node yet",
+        )
+    if reported.spec_hash != want_hash:
+        return ReplicaStatus(
+            name=a.replica,
+            node=a.node,
+            site=a.site,
+            state="updating",
+            message=f"node runs {reported.spec_hash}, desired {want_hash}",
+        )
+    return ReplicaStatus(
+        name=a.replica,
+        node=a.node,
+        site=a.site,
+        state=reported.state,
+        message=reported.message,
+    )
+
+
+def app_status(
+    app: AppManifest,
+    assignments: Sequence[Assignment],
+    unplaced: Sequence[Unplaced],
+    nodes: Mapping[str, NodeRecord],
+    *,
+    now: float,
+    retiring: Sequence[Retiring] = (),
+    autoscale: AutoscaleStatus | None = None,
+) -> AppStatus:
+    sized = app.workload.resources.auto is not None
+    hashes: dict[tuple[float, int], str] = {}
+    replicas = []
+    for a in sorted(assignments, key=lambda a: a.replica):
+        limits = (a.cpu, a.memory_mb)
+        if limits not in hashes:
+            hashes[limits] = spec_hash(replica_spec(app, a.cpu, a.memory_mb))
+        row = replica_status(a, hashes[limits], nodes)
+        if sized:
+            row = row.model_copy(update={"cpu": a.cpu, "memory_mb": a.memory_mb})
+        replicas.append(row)
+    running_names = {r.name for r in replicas if r.state == "running"}
+    for old in sorted(retiring, key=lambda r: r.replica):
+        state = reported_state(nodes, old.node, old.replica)
+        if state == "running":
+            running_names.add(old.replica)
+        replicas.append(
+            ReplicaStatus(
+                name=old.replica,
+                node=old.node,
+                site=old.copy.site,
+                state="retiring",
+                message=f"old copy ({state or 'not reported'}); stops once the replacement "
+                f"runs on {old.to_node} ({old.cause})",
+            )
+        )
+    running = len(running_names)
+    missing = sum(u.count for u in unplaced)
+    desired = len(assignments) + missing if app.is_daemon else (app.replicas or 0)
+    if running == desired and not missing:
+        state = "healthy"
+    elif missing or any(r.state in TROUBLED for r in replicas):
+        state = "degraded"
+    else:
+        state = "progressing"
+    return AppStatus(
+        app=app.name,
+        state=state,
+        mode="daemon" if app.is_daemon else "replicated",
+        desired=desired,
+        placed=len(assignments),
+        running=running,
+        replicas=replicas,
+        unplaced=list(unplaced),
+        autoscale=autoscale,
+        updated_at=now,
+    )
+
+
+def app_statuses(
+    apps: Mapping[str, AppManifest],
+    assignments: Sequence[Assignment],
+    nodes: Mapping[str, NodeRecord],
+    *,
+    placements: Mapping[str, AppPlacement],
+    verdicts: Mapping[str, Verdict],
+    control: Control,
+    now: float,
+) -> dict[str, AppStatus]:
+    """Every app's status after a pass (or a ``reported`` change), by app name."""
+    per_app: dict[str, list[Assignment]] = {}
+    for a in assignments:
+        per_app.setdefault(a.app, []).append(a)
+    statuses: dict[str, AppStatus] = {}
+    for name, app in sorted(apps.items()):
+        placement = placements.get(name)
+        verdict = verdicts.get(name)
+        autoscale = None
+        if verdict is not None and app.autoscale is not None:
+            autoscale = status_of(app, verdict, control.autoscale.get(name))
+        statuses[name] = app_status(
+            app,
+            per_app.get(name, []),
+            list(placement.unplaced) if placement is not None else [],
+            nodes,
+            now=now,
+            retiring=[r for r in control.retiring if r.app == name],
+            autoscale=autoscale,
+        )
+    return statuses
+
+
+def fleet_summary(
+    nodes: Mapping[str, NodeRecord], statuses: Mapping[str, AppStatus], *, now: float
+) -> FleetSummary:
+    states = [r.state for r in nodes.values()]
+    return FleetSummary(
+        ts=now,
+        nodes_total=len(states),
+        nodes_online=states.count("online"),
+        nodes_offline=states.count("offline") + states.count("unknown"),
+        nodes_stale=states.count("stale"),
+        nodes_cordoned=sum(1 for r in nodes.values() if r.cordoned),
+        apps_total=len(statuses),
+        apps_healthy=sum(1 for s in statuses.values() if s.state == "healthy"),
+        apps_degraded=sum(1 for s in statuses.values() if s.state == "degraded"),
+        replicas_desired=sum(s.desired for s in statuses.values()),
+        replicas_running=sum(s.running for s in statuses.values()),
+    )
+
+
+def same_status(a: AppStatus | None, b: AppStatus) -> bool:
+    """Equal but for the timestamp: no need to republish."""
+    return a is not None and a.model_copy(update={"updated_at": 0}) == b.model_copy(
+        update={"updated_at": 0}
+    )

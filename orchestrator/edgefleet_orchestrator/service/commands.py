@@ -1,0 +1,139 @@
+"""Command intake: from a PUBLISH on ``commands/{verb}`` to a reply and an audit event.
+
+Order of checks, each refusal answered where it can be: the envelope (``v``,
+``request_id``); the reply topic (``reply_to`` wins over the MQTT 5 Response Topic; a bad
+one is answered on events only); idempotency (a known ``request_id`` gets its stored reply
+again, not a second run); the verb's arguments; then the handler, in one store
+transaction. What each verb does is :mod:`edgefleet_orchestrator.service.handlers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from edgefleet_protocol import CommandReply, ProtocolError, encode
+from edgefleet_protocol.commands import (
+    ErrorCode,
+    check_reply_to,
+    error_reply,
+    parse_command,
+    parse_envelope,
+    rejection_reply,
+    resolve_reply_to,
+)
+from edgefleet_protocol.session import InboundMessage, Publication, Session
+
+from edgefleet_orchestrator.service.config import ServiceStats
+from edgefleet_orchestrator.service.events import EventPublisher
+from edgefleet_orchestrator.service.handlers import CommandFailed, handle
+from edgefleet_orchestrator.service.state import ControlState
+from edgefleet_orchestrator.store.base import Store
+
+log = logging.getLogger("edgefleet.orchestrator")
+
+
+class CommandIntake:
+    """Answers commands. ``on_change(placement_changed)`` tells the loop what to redo."""
+
+    def __init__(
+        self,
+        *,
+        root: str,
+        session: Session,
+        store: Store,
+        state: ControlState,
+        events: EventPublisher,
+        stats: ServiceStats,
+        on_change: Callable[[bool], None],
+    ) -> None:
+        self._root = root
+        self._session = session
+        self._store = store
+        self._state = state
+        self._events = events
+        self._stats = stats
+        self._on_change = on_change
+
+    async def command(self, verb: str, message: InboundMessage) -> None:
+        self._stats.commands += 1
+        try:
+            envelope = parse_envelope(message.payload)
+        except ProtocolError as exc:
+            reply = error_reply(
+                "unknown", ErrorCode.BAD_REQUEST, str(exc), verb=verb, details=exc.as_dict()
+            )
+            # No envelope means no reply_to; an MQTT 5 response topic still names one.
+            await self._answer(
+                reply,
+                self._safe_reply_topic(message.response_topic),
+                message.correlation_data,
+                verb,
+            )
+            return
+        try:
+            reply_to = resolve_reply_to(self._root, envelope, message.response_topic)
+        except ProtocolError as exc:
+            reply = error_reply(
+                envelope.request_id,
+                ErrorCode.BAD_REPLY_TO,
+                str(exc),
+                verb=verb,
+                details=exc.as_dict(),
+            )
+            await self._answer(reply, None, message.correlation_data, verb)
+            return
+        earlier = self._store.get_reply(envelope.request_id)
+        if earlier is not None:
+            await self._answer_raw(earlier.encode(), reply_to, message.correlation_data)
+            return
+        reply = self._execute(verb, envelope.request_id, message.payload)
+        stored = self._store.remember_reply(envelope.request_id, verb, encode(reply).decode())
+        await self._answer_raw(stored.encode(), reply_to, message.correlation_data)
+        await self._events.audit(reply, verb)
+
+    def _safe_reply_topic(self, topic: str | None) -> str | None:
+        if topic is None:
+            return None
+        try:
+            return check_reply_to(self._root, topic)
+        except ProtocolError:
+            return None
+
+    def _execute(self, verb: str, request_id: str, payload: bytes) -> CommandReply:
+        try:
+            _, args = parse_command(verb, payload)
+        except ProtocolError as exc:
+            return rejection_reply(request_id, verb, exc)
+        try:
+            with self._store.transaction():
+                outcome = handle(verb, args, self._state, self._store)
+        except CommandFailed as exc:
+            return error_reply(request_id, exc.code, exc.message, verb=verb, details=exc.details)
+        except Exception as exc:
+            log.exception("command %s failed", verb)
+            return error_reply(
+                request_id, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", verb=verb
+            )
+        self._on_change(outcome.placement_changed)
+        return CommandReply(request_id=request_id, verb=verb, ok=True, result=outcome.result)
+
+    async def _answer(
+        self, reply: CommandReply, reply_to: str | None, correlation: bytes | None, verb: str
+    ) -> None:
+        await self._answer_raw(encode(reply), reply_to, correlation)
+        await self._events.audit(reply, verb)
+
+    async def _answer_raw(
+        self, payload: bytes, reply_to: str | None, correlation: bytes | None
+    ) -> None:
+        if reply_to is not None:
+            await self._session.publish(
+                Publication(
+                    topic=reply_to,
+                    payload=payload,
+                    qos=1,
+                    retain=False,
+                    correlation_data=correlation,
+                )
+            )

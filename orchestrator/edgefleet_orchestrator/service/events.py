@@ -1,0 +1,123 @@
+"""What the orchestrator says on ``orchestrator/events``: decisions, node changes, command
+results and rejected messages, the last rate-limited so a hostile flood never becomes an
+event flood. Also the one helper that publishes many QoS 1 messages at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+from edgefleet_protocol import CommandReply, Event, TopicKind, Topics
+from edgefleet_protocol.session import MAX_INFLIGHT, Publication, Session
+
+from edgefleet_orchestrator.service.config import ServiceStats
+
+log = logging.getLogger("edgefleet.orchestrator")
+
+Level = Literal["debug", "info", "warning", "error"]
+
+
+class EventBudget:
+    """Token bucket for rejection events: a hostile flood must not become an event flood."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.clock = clock
+        self.last = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class EventPublisher:
+    """Publishes the orchestrator's events; counts and rate-limits rejections."""
+
+    def __init__(
+        self,
+        session: Session,
+        topics: Topics,
+        stats: ServiceStats,
+        *,
+        max_rejections_per_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._session = session
+        self._topics = topics
+        self._stats = stats
+        self._clock = clock
+        self._budget = EventBudget(max_rejections_per_s, clock)
+
+    async def event(
+        self,
+        level: Level,
+        kind: str,
+        message: str,
+        *,
+        node: str | None = None,
+        site: str | None = None,
+        app: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        event = Event(
+            ts=self._clock(),
+            level=level,
+            kind=kind,
+            message=message[:4096],
+            node=node,
+            site=site,
+            app=app,
+            details=details or {},
+        )
+        await self._session.publish_model(
+            TopicKind.ORCHESTRATOR_EVENTS, self._topics.orchestrator_events(), event
+        )
+
+    async def reject(self, topic: str, reason: str, *, node: str | None = None) -> None:
+        """A dropped message: counted by reason, logged, and reported while the budget lasts."""
+        stats = self._stats
+        stats.rejected += 1
+        key = reason.split(":")[0][:80]
+        stats.rejections_by_reason[key] = stats.rejections_by_reason.get(key, 0) + 1
+        log.info("dropped message on %s: %s", topic, reason)
+        if self._budget.take():
+            await self.event(
+                "warning",
+                "message-rejected",
+                f"dropped message on {topic[:200]}: {reason}",
+                details={"topic": topic[:512], "reason": reason},
+            )
+
+    async def audit(self, reply: CommandReply, verb: str) -> None:
+        """Every command result also goes to ``orchestrator/events`` (the audit trail)."""
+        text = f"command {verb} {reply.request_id}: " + (
+            "ok" if reply.ok else f"{reply.error.code}: {reply.error.message}"  # type: ignore[union-attr]
+        )
+        await self.event(
+            "info" if reply.ok else "warning",
+            "command",
+            text,
+            details={"reply": reply.model_dump(mode="json", exclude_none=True)},
+        )
+
+
+async def publish_all(
+    session: Session, pubs: list[Publication], concurrency: int = MAX_INFLIGHT
+) -> None:
+    """Publish many QoS 1 messages with a bounded number in flight."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(pub: Publication) -> None:
+        async with sem:
+            await session.publish(pub)
+
+    await asyncio.gather(*(one(p) for p in pubs))

@@ -1,0 +1,338 @@
+"""The orchestrator service: the thin shell around registry, placement and reconcile.
+
+Who calls it: ``edgefleet orchestrator run`` (:mod:`edgefleet_orchestrator.cli`) and the
+tests. The rooms it wires: :mod:`.commands` (command intake) over :mod:`.handlers`,
+:mod:`.passes` (one reconcile pass and what it remembers), :mod:`.statuses` (what status to
+publish), :mod:`.events`.
+
+Invariants:
+
+* All state (:class:`ControlState`, the store) is touched only from this process's event
+  loop; the pure reconcile pass runs synchronously, so it always sees one consistent view.
+* Inputs only mark the fleet dirty; one reconcile task coalesces them: it waits for
+  ``dirty``, lets a short debounce collect the rest of a burst, then runs ONE pass over the
+  full current state (level-triggered). Passes are counted in ``stats.passes``.
+* A pass is written to the store (one transaction) before any desired document of it is
+  published, so a crash can never make a published generation go backwards.
+* A bad message never stops a loop: it is dropped, counted, and (rate-limited) reported on
+  ``orchestrator/events``.
+* Scaling state that outlives a pass (:class:`~edgefleet_orchestrator.reconcile.fleet_pass.Control`)
+  lives in ``state.control``; a pass's manifests rescaled by the autoscaler, its control
+  state and its assignments are stored in the pass's transaction, before anything of it
+  is published. Autoscaling and sizing read telemetry, which does not wake the loop by
+  itself: the tick runs a pass every ``scaling_interval_s`` while any app scales.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from edgefleet_protocol import (
+    OrchestratorStatus,
+    ProtocolError,
+    TopicKind,
+    Topics,
+    decode_for_kind,
+)
+from edgefleet_protocol.manifest import load_manifest
+from edgefleet_protocol.session import InboundMessage, Publication, Session
+
+from edgefleet_orchestrator import __version__
+from edgefleet_orchestrator.fleet.registry import Registry
+from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
+from edgefleet_orchestrator.service.commands import CommandIntake
+from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
+from edgefleet_orchestrator.service.events import EventPublisher, publish_all
+from edgefleet_orchestrator.service.passes import PassRunner
+from edgefleet_orchestrator.service.state import ControlState
+from edgefleet_orchestrator.service.statuses import StatusBoard
+from edgefleet_orchestrator.store.base import Store
+from edgefleet_orchestrator.store.control import control_from_snapshot
+from edgefleet_orchestrator.store.sqlite import open_store
+
+log = logging.getLogger("edgefleet.orchestrator")
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        config: OrchestratorConfig,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.root)
+        self.clock = clock
+        self.store: Store = store if store is not None else open_store(config.data_dir)
+        self.stats = ServiceStats()
+        self.started_at = clock()
+        snapshot = self.store.load()
+        control, skipped = control_from_snapshot(snapshot)
+        for line in skipped:
+            log.warning("skipped unreadable control state %s", line)
+        self.state = ControlState(
+            apps={
+                name: load_manifest(rec.manifest_json, source=f"stored app {name}")
+                for name, rec in snapshot.apps.items()
+            },
+            registry=Registry(stale_after_s=config.stale_after_s, cordoned=snapshot.cordoned),
+            assignments=list(snapshot.assignments.values()),
+            control=control,
+            clock=clock,
+        )
+        self.passes = PassRunner(
+            config,
+            state=self.state,
+            store=self.store,
+            snapshot=snapshot,
+            stats=self.stats,
+            started_at=self.started_at,
+            clock=clock,
+        )
+        self._statuses = StatusBoard(self.topics)
+        self._dirty = asyncio.Event()
+        self._status_dirty = asyncio.Event()
+        self._ready = asyncio.Event()
+        status_topic = self.topics.orchestrator_status()
+        self.session = Session(
+            config.broker,
+            client_id=config.client_id,
+            will=Publication.of(
+                TopicKind.ORCHESTRATOR_STATUS, status_topic, self._status("offline")
+            ),
+            subscriptions=[self.topics.all_nodes(), self.topics.all_commands()],
+            on_connect=self._on_connect,
+        )
+        self.events = EventPublisher(
+            self.session,
+            self.topics,
+            self.stats,
+            max_rejections_per_s=config.max_events_per_s,
+            clock=clock,
+        )
+        self.commands = CommandIntake(
+            root=config.root,
+            session=self.session,
+            store=self.store,
+            state=self.state,
+            events=self.events,
+            stats=self.stats,
+            on_change=self._after_command,
+        )
+
+    @property
+    def published(self) -> dict[str, Any]:
+        """The generation, site and hash of every node's last desired document."""
+        return self.passes.published
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set (or a loop fails), then publish ``offline`` and
+        disconnect. A loop's unexpected exception is raised from here once all stopped."""
+        self.session.start()
+        loops = [
+            asyncio.create_task(self._consume(), name="orchestrator-inbound"),
+            asyncio.create_task(self._reconcile_loop(), name="orchestrator-reconcile"),
+            asyncio.create_task(self._tick_loop(), name="orchestrator-tick"),
+        ]
+        stopper = asyncio.create_task(stop.wait(), name="orchestrator-stop")
+        try:
+            await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await _cancel_all([*loops, stopper])
+            final = Publication.of(
+                TopicKind.ORCHESTRATOR_STATUS,
+                self.topics.orchestrator_status(),
+                self._status("offline"),
+            )
+            await self.session.close([final])
+            self.store.close()
+        failures = [e for t in loops if not t.cancelled() and (e := t.exception()) is not None]
+        if failures:
+            raise failures[0]
+
+    def _status(self, state: Literal["online", "offline"]) -> OrchestratorStatus:
+        return OrchestratorStatus(state=state, since=self.started_at, version=__version__)
+
+    async def _on_connect(self) -> None:
+        """After every (re)connect: presence, then every node's last desired document (the
+        store, not broker persistence, is the source of truth), then statuses."""
+        await self.session.publish_model(
+            TopicKind.ORCHESTRATOR_STATUS, self.topics.orchestrator_status(), self._status("online")
+        )
+        docs = self.passes.stored_documents(self.topics)
+        await publish_all(self.session, docs)
+        self.stats.documents_published += len(docs)
+        if not self._ready.is_set():
+            # Let the broker replay retained node state before the first pass, so a
+            # restart sees the fleet as it is rather than empty.
+            await asyncio.sleep(self.config.settle_s)
+            self._ready.set()
+        self._dirty.set()
+        self._status_dirty.set()
+
+    # -- inbound --------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        async for message in self.session.messages():
+            self.stats.messages += 1
+            try:
+                await self._dispatch(message)
+            except Exception:  # one message must never stop the loop
+                log.exception("unexpected error handling %s", message.topic)
+                await self.events.reject(message.topic, "internal error while handling the message")
+
+    async def _dispatch(self, message: InboundMessage) -> None:
+        try:
+            parsed = self.topics.parse(message.topic)
+        except ProtocolError as exc:
+            await self.events.reject(message.topic, str(exc))
+            return
+        if parsed.kind is TopicKind.COMMAND:
+            if message.retain:
+                await self.events.reject(
+                    message.topic, "retained command ignored: commands are never retained"
+                )
+                return
+            await self.commands.command(parsed.verb or "", message)
+            return
+        if parsed.kind in (TopicKind.NODE_DESIRED, TopicKind.NODE_EVENTS):
+            return  # our own output, and agents' events (audit only)
+        if not message.payload:
+            return  # a cleared retained message
+        assert parsed.site is not None
+        assert parsed.node is not None
+        try:
+            model = decode_for_kind(parsed.kind, message.payload)
+        except ProtocolError as exc:
+            await self.events.reject(message.topic, str(exc), node=parsed.node)
+            return
+        result = self.state.registry.ingest(
+            parsed.kind, parsed.site, parsed.node, model, self.clock(), retained=message.retain
+        )
+        if result.rejection:
+            await self.events.reject(message.topic, result.rejection, node=parsed.node)
+            return
+        if result.event:
+            await self.events.event(
+                "info", "node", result.event, node=parsed.node, site=parsed.site
+            )
+        if result.scheduling_relevant:
+            self._dirty.set()
+        elif result.status_relevant and self.passes.moves_wait_on_reports():
+            self._dirty.set()  # a replacement may run now: its old copy can stop
+        if result.status_relevant or result.scheduling_relevant:
+            self._status_dirty.set()
+
+    def _after_command(self, placement_changed: bool) -> None:
+        if placement_changed:
+            self._dirty.set()
+        self._status_dirty.set()
+
+    # -- reconcile ------------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        await self._ready.wait()
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.config.debounce_s)
+            self._dirty.clear()
+            result = self.passes.run()
+            self._status_dirty.set()
+            await self._publish_pass(result)
+            await self._publish_statuses()
+
+    async def _publish_pass(self, result: PassResult) -> None:
+        docs = self.passes.documents_of(result, self.topics)
+        await publish_all(self.session, docs)
+        self.stats.documents_published += len(docs)
+        for text in result.events:
+            await self.events.event("info", "placement", text)
+        for note in result.notes:
+            await self.events.event(
+                note.level,
+                note.kind,
+                note.message,
+                app=note.app,
+                node=note.node,
+                details=dict(note.details),
+            )
+        for node, state, text in self.passes.drain_milestones:
+            level: Literal["info", "warning"] = "warning" if state == "stuck" else "info"
+            await self.events.event(level, "drain", text, node=node, details={"state": state})
+        self.passes.drain_milestones = []
+
+    async def _publish_statuses(self) -> None:
+        self._status_dirty.clear()
+        pubs = self._statuses.publications(
+            self.state,
+            placements=self.passes.placements,
+            last=self.passes.last_result,
+            now=self.clock(),
+        )
+        for pub in pubs:  # in order: a deleted app's status must land before its clear
+            await self.session.publish(pub)
+
+    async def _tick_loop(self) -> None:
+        """The timer input: staleness, disconnect grace expiry, and status refresh."""
+        while True:
+            await asyncio.sleep(self.config.tick_s)
+            now = self.clock()
+            for change in self.state.registry.sweep(now):
+                await self.events.event(
+                    "warning", "node", change.reason, node=change.node, site=change.site
+                )
+                self._dirty.set()
+            if self._assigned_to_absent_nodes():
+                self._dirty.set()  # a grace may have run out; the pass decides
+            if self.passes.scaling_due(now):
+                self._dirty.set()  # telemetry moved on: autoscaling and sizing look again
+            if self.passes.rebalance_due(now):
+                self._dirty.set()  # the churn budget has room again
+            if self._status_dirty.is_set() and not self._dirty.is_set() and self._ready.is_set():
+                await self._publish_statuses()
+
+    def _assigned_to_absent_nodes(self) -> bool:
+        nodes = self.state.registry.nodes
+        return any(
+            (rec := nodes.get(a.node)) is None or rec.state != "online"
+            for a in self.state.assignments
+        )
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]], every_s: float = 0.5) -> None:
+    """Cancel ``tasks`` and wait until all have ended, cancelling again every ``every_s``.
+
+    Cancelling once is not always enough on Python 3.11: ``asyncio.wait_for`` (used by
+    aiomqtt for every QoS 1 publish) can swallow a cancellation that arrives as its inner
+    future completes (fixed in 3.12), and a loop that swallowed it goes back to waiting
+    for input that will never come. Asking again ends it at its next await.
+    """
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every_s)
+
+
+async def run_until_signalled(config: OrchestratorConfig) -> None:
+    """Run the service until SIGTERM or SIGINT."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    orchestrator = Orchestrator(config)
+    await orchestrator.run(stop)
+
+
+__all__ = ["Orchestrator", "OrchestratorConfig", "run_until_signalled"]

@@ -1,0 +1,172 @@
+"""Running one reconcile pass from the live state, and what the shell keeps between passes.
+
+:class:`PassRunner` builds the :class:`~edgefleet_orchestrator.reconcile.fleet_pass.FleetView`
+from the live state, calls the pure pass, stores its result (one transaction) and only then
+adopts it: a crash can never make a published generation go backwards. It remembers what
+the next pass and the (re)connect need: the generation and bytes of every node's last
+document, the control documents last stored, the rebalancing gate and the drain
+milestones to announce. It publishes nothing; the service does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from edgefleet_protocol import TopicKind, Topics, encode
+from edgefleet_protocol.session import Publication
+
+from edgefleet_orchestrator.placement.model import AppPlacement
+from edgefleet_orchestrator.reconcile.documents import Published
+from edgefleet_orchestrator.reconcile.fleet_pass import (
+    Control,
+    FleetView,
+    Knobs,
+    PassResult,
+    reconcile,
+)
+from edgefleet_orchestrator.scaling.drain import milestones
+from edgefleet_orchestrator.scaling.rebalance import RebalanceGate
+from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
+from edgefleet_orchestrator.service.state import ControlState
+from edgefleet_orchestrator.store.base import Store, StoreSnapshot
+from edgefleet_orchestrator.store.control import documents
+from edgefleet_orchestrator.store.passes import persist_pass
+
+
+class PassRunner:
+    def __init__(
+        self,
+        config: OrchestratorConfig,
+        *,
+        state: ControlState,
+        store: Store,
+        snapshot: StoreSnapshot,
+        stats: ServiceStats,
+        started_at: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._state = state
+        self._store = store
+        self._stats = stats
+        self._started_at = started_at
+        self._clock = clock
+        self._stored_control = documents(state.control)
+        self._rebalance = RebalanceGate(config.rebalance_max_moves, config.rebalance_interval_s)
+        self._last_scaling_pass = float("-inf")
+        self.last_result: PassResult | None = None
+        self.placements: dict[str, AppPlacement] = {}
+        self.drain_milestones: list[tuple[str, str, str]] = []
+        self.published: dict[str, Published] = {
+            g.node: Published(site=g.site, generation=g.generation, doc_hash=g.doc_hash)
+            for g in snapshot.generations.values()
+        }
+        self._stored_docs = {g.node: (g.site, g.doc_json) for g in snapshot.generations.values()}
+
+    def run(self) -> PassResult:
+        started = time.perf_counter()
+        state = self._state
+        now = self._clock()
+        online = frozenset(
+            n
+            for n, r in state.registry.nodes.items()
+            if r.state == "online" and r.capabilities is not None
+        )
+        rebalance, budget = self._rebalance.budget(online, now)
+        knobs = Knobs(
+            resize_cooldown_s=self._config.resize_cooldown_s,
+            rebalance=rebalance,
+            rebalance_budget=budget,
+        )
+        view = FleetView(
+            apps=dict(state.apps),
+            nodes=state.registry.nodes,
+            assignments=list(state.assignments),
+            published=dict(self.published),
+            now=now,
+            started_at=self._started_at,
+            seed=self._config.seed,
+            control=state.control,
+            knobs=knobs,
+        )
+        result = reconcile(view)
+        self._stored_control = persist_pass(
+            self._store,
+            result,
+            apps=state.apps,
+            assignments_before=state.assignments,
+            retiring_before=state.control.retiring,
+            control_docs_before=self._stored_control,
+        )
+        state.assignments = list(result.assignments)
+        state.apps.update(result.rescaled)
+        # Drains come and go by command between passes: keep the command's view of them.
+        state.control = Control(
+            autoscale=result.control.autoscale,
+            resized_at=result.control.resized_at,
+            drains=state.control.drains,
+            retiring=result.control.retiring,
+        )
+        previous = state.drains
+        state.drains = result.drains
+        self.drain_milestones = list(milestones(previous, result.drains))
+        self._rebalance.after(
+            asked=rebalance,
+            budget=budget,
+            started=sum(
+                1 for r in result.control.retiring if r.cause == "rebalance" and r.since == now
+            ),
+            settled=result.rebalance.settled,
+            in_flight=any(r.cause == "rebalance" for r in result.control.retiring),
+            now=now,
+        )
+        self.last_result = result
+        if self.scales():
+            self._last_scaling_pass = now
+        self.placements = result.placements
+        for change in result.documents:
+            self.published[change.node] = Published(change.site, change.generation, change.doc_hash)
+            self._stored_docs[change.node] = (change.site, encode(change.document).decode())
+        self._stats.passes += 1
+        self._stats.last_pass_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def stored_documents(self, topics: Topics) -> list[Publication]:
+        """Every node's last desired document, byte for byte as stored (for a reconnect)."""
+        return [
+            Publication(
+                topic=topics.node_desired(site, node), payload=doc_json.encode(), qos=1, retain=True
+            )
+            for node, (site, doc_json) in sorted(self._stored_docs.items())
+        ]
+
+    @staticmethod
+    def documents_of(result: PassResult, topics: Topics) -> list[Publication]:
+        return [
+            Publication.of(TopicKind.NODE_DESIRED, topics.node_desired(c.site, c.node), c.document)
+            for c in result.documents
+        ]
+
+    def moves_wait_on_reports(self) -> bool:
+        """Whether a report can let a move go on (finish a copy, free a drain's budget)."""
+        control = self._state.control
+        draining = any(
+            self._state.drains.get(node, {}).get("state") != "drained" for node in control.drains
+        )
+        return bool(control.retiring or draining or self._rebalance.wanted)
+
+    def scales(self) -> bool:
+        """Whether any app follows telemetry (autoscale or sized limits)."""
+        return any(
+            app.autoscale is not None or app.workload.resources.auto is not None
+            for app in self._state.apps.values()
+        )
+
+    def scaling_due(self, now: float) -> bool:
+        """Telemetry moved on: autoscaling and sizing should look again."""
+        return self.scales() and now - self._last_scaling_pass >= self._config.scaling_interval_s
+
+    def rebalance_due(self, now: float) -> bool:
+        """The churn budget has room again."""
+        return self._rebalance.due(now)

@@ -1,0 +1,36 @@
+"""The orchestrator's live in-memory state, shared by the command handlers and the passes.
+
+Owned by the service's single event-loop task: nothing else reads or writes it, so no
+handler and no pass ever sees it half-changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgefleet_protocol import AppStatus
+from edgefleet_protocol.manifest import AppManifest
+
+from edgefleet_orchestrator.fleet.registry import Registry
+from edgefleet_orchestrator.placement.model import Assignment
+from edgefleet_orchestrator.reconcile.fleet_pass import Control
+
+
+@dataclass
+class ControlState:
+    """The orchestrator's live state, owned by the service's single event-loop task.
+
+    ``control`` is what the reconcile passes carry from one to the next (drains, moves in
+    flight, autoscale memory); ``drains`` is the last pass's progress per draining node.
+    """
+
+    apps: dict[str, AppManifest]
+    registry: Registry
+    assignments: list[Assignment]
+    statuses: dict[str, AppStatus] = field(default_factory=dict)
+    control: Control = field(default_factory=Control)
+    drains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time

@@ -1,0 +1,194 @@
+"""The ``Store`` seam: the orchestrator's durable state, and the records it holds.
+
+Who calls it: the orchestrator's service shell loads a :class:`StoreSnapshot` at start and
+writes through the :class:`Store` after each reconcile pass and each command. The default
+implementation is :class:`~edgefleet_orchestrator.store.sqlite.SqliteStore` (embedded SQLite
+in WAL mode); a scale-out backend (PostgreSQL) implements the same protocol.
+
+What is durable, and why only this:
+
+- apps — the current manifest of each app as JSON text. The manifest is authoritative: a
+  ``scale`` command rewrites the manifest's replica count and stores the whole manifest
+  again, so there is never a second, disagreeing copy of the spec.
+- assignments — which replica runs on which node, with the resources it reserved, so a
+  restart keeps every replica where it runs instead of shuffling the fleet.
+- per-node desired generation — the generation, hash and text of the last desired document
+  published to each node. Generations must never go backwards (an agent ignores a lower
+  one), so they have to survive restarts; the text lets the orchestrator republish every
+  document on start without trusting broker persistence.
+- command replies by ``request_id`` — so a retried command gets its first reply again
+  instead of running twice (bounded; the oldest are pruned).
+- cordon flags — an operator's decision outlives the orchestrator process.
+- drains — like cordons, an operator's decision; the node's drain goes on after a restart.
+- retiring copies — the old copy of each replica moving make-before-break, so a restart
+  neither stops it before its replacement runs nor forgets to stop it afterwards.
+- control state — small JSON documents by key: the autoscaler's last change per app (so a
+  restart does not reopen a cooldown) and when each sized replica was last resized.
+
+Live node state (presence, telemetry) is deliberately not stored: it is rebuilt from the
+broker within a heartbeat and would be stale on disk anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+# The store keeps placement's own record of a replica on a node: one type, no conversions.
+from edgefleet_orchestrator.placement.model import Assignment as Assignment
+
+DEFAULT_MAX_REPLIES = 10_000
+"""How many command replies are kept for idempotency before the oldest are pruned."""
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked: the message says what is wrong and what to do.
+
+    Raised for refusals at open (not a database, corrupt, newer schema, already in use) and
+    for writes the backend refused (disk full, a generation going backwards). The store
+    never repairs or rewrites data to make an error go away.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    """An app's current manifest. ``version`` rises by one each time the manifest text
+    changes (storing the same text again is a no-op)."""
+
+    name: str
+    manifest_json: str
+    version: int
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetiringCopy:
+    """The old copy of a replica that moves make-before-break: it stays in ``node``'s
+    desired document until the replacement runs on ``to_node``."""
+
+    replica: str
+    app: str
+    node: str
+    site: str
+    cpu: float
+    memory_mb: int
+    to_node: str
+    cause: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """An operator's drain of ``node`` (``max_unavailable`` ``None``: each app's own)."""
+
+    node: str
+    started_at: float
+    max_unavailable: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGeneration:
+    """The last desired document published to a node."""
+
+    node: str
+    site: str
+    generation: int
+    doc_hash: str
+    doc_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot:
+    """Everything durable, read in one consistent transaction. Mappings are read-only."""
+
+    apps: Mapping[str, AppRecord] = field(default_factory=lambda: MappingProxyType({}))
+    assignments: Mapping[str, Assignment] = field(default_factory=lambda: MappingProxyType({}))
+    generations: Mapping[str, NodeGeneration] = field(default_factory=lambda: MappingProxyType({}))
+    cordoned: frozenset[str] = frozenset()
+    retiring: tuple[RetiringCopy, ...] = ()
+    drains: Mapping[str, Drain] = field(default_factory=lambda: MappingProxyType({}))
+    control: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def assignments_of(self, app: str) -> list[Assignment]:
+        """The app's assignments, ordered by replica name."""
+        return sorted(
+            (a for a in self.assignments.values() if a.app == app), key=lambda a: a.replica
+        )
+
+
+class Store(Protocol):
+    """Durable orchestrator state. Implementations are used from one caller at a time.
+
+    Every mutating call is atomic on its own. Inside ``with store.transaction():`` the calls
+    join one transaction that commits when the block ends and rolls back if it raises, so
+    one reconcile pass is written whole or not at all. Transactions nest (an inner block
+    that raises undoes only its own writes if the outer block catches the error).
+    """
+
+    def load(self) -> StoreSnapshot:
+        """Everything durable, as of now (including uncommitted writes of an open
+        transaction)."""
+        ...
+
+    def put_app(self, name: str, manifest_json: str) -> int:
+        """Store the app's current manifest; return its version."""
+        ...
+
+    def delete_app(self, name: str) -> bool:
+        """Delete the app and its assignments; return whether it existed."""
+        ...
+
+    def replace_assignments(self, app: str, assignments: Iterable[Assignment]) -> None:
+        """Make ``assignments`` the app's complete set of assignments."""
+        ...
+
+    def put_generation(
+        self, node: str, site: str, generation: int, doc_hash: str, doc_json: str
+    ) -> None:
+        """Record the desired document published to ``node``. Refuses (``StoreError``) a
+        generation lower than the stored one, or the same generation with another hash."""
+        ...
+
+    def remember_reply(self, request_id: str, verb: str, reply_json: str) -> str:
+        """Keep a command's reply for idempotency; return the reply on record (the first
+        one stored for this ``request_id`` wins)."""
+        ...
+
+    def get_reply(self, request_id: str) -> str | None:
+        """The reply on record for ``request_id``, or ``None``."""
+        ...
+
+    def set_cordon(self, node: str, cordoned: bool) -> bool:
+        """Set the node's cordon flag; return whether it changed."""
+        ...
+
+    def replace_retiring(self, copies: Iterable[RetiringCopy]) -> None:
+        """Make ``copies`` the complete set of retiring copies (every app's)."""
+        ...
+
+    def put_drain(self, drain: Drain) -> None:
+        """Record (or replace) the drain of ``drain.node``."""
+        ...
+
+    def delete_drain(self, node: str) -> bool:
+        """Forget the node's drain; return whether there was one."""
+        ...
+
+    def put_control(self, key: str, value_json: str) -> None:
+        """Store one control-state document (JSON text) under ``key``."""
+        ...
+
+    def delete_control(self, key: str) -> bool:
+        """Delete one control-state document; return whether it existed."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group the calls made inside the block into one atomic transaction."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (and its lock). Idempotent."""
+        ...

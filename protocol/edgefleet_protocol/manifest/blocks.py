@@ -1,0 +1,177 @@
+"""The optional blocks of a manifest: placement, disconnect, autoscale, disruption.
+
+Each block is a frozen, strict model with its own defaults, so an app that leaves a block
+out keeps today's behaviour. A new block (an update strategy, a service) gets its own
+class here and one field on :class:`~edgefleet_protocol.manifest.app.AppManifest`.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from edgefleet_protocol.base import StrictSpec
+from edgefleet_protocol.commands import MAX_REPLICAS
+from edgefleet_protocol.ids import Identifier
+from edgefleet_protocol.manifest.rules import (
+    Spread,
+    Strategy,
+    check_labels,
+    check_tokens,
+    field_error,
+)
+
+
+class LatencyLimit(StrictSpec):
+    """Round-trip latency to ``target`` must stay under ``ms``, as measured by the node's own
+    probe (telemetry ``latency_ms.<target>``); a node without that probe is not eligible."""
+
+    target: str = Field(min_length=1, max_length=63)
+    ms: float = Field(gt=0, le=600_000)
+
+    @field_validator("target")
+    @classmethod
+    def _target_shape(cls, target: str) -> str:
+        check_tokens([target], "probe target")
+        return target
+
+
+class Placement(StrictSpec):
+    """Where replicas may run (filters) and how they are spread (scorers).
+
+    Every constraint left empty allows everything. ``spread`` unset means "node" for the
+    ``spread`` strategy and no spreading for ``binpack`` (which wants the fewest nodes).
+    """
+
+    sites: list[Identifier] = Field(default_factory=list, max_length=1024)
+    selector: dict[str, str] = Field(default_factory=dict)
+    selector_not: dict[str, str] = Field(default_factory=dict)
+    regions: list[str] = Field(default_factory=list, max_length=256)
+    max_latency_ms: LatencyLimit | None = None
+    min_bandwidth_mbps: float | None = Field(default=None, ge=0, le=1_000_000)
+    sensors: list[str] = Field(default_factory=list, max_length=64)
+    accelerators: list[str] = Field(default_factory=list, max_length=32)
+    arch: list[str] = Field(default_factory=list, max_length=16)
+    max_per_node: int | None = Field(default=None, le=MAX_REPLICAS)
+    spread: Spread | None = None
+    strategy: Strategy = "spread"
+
+    @field_validator("sites")
+    @classmethod
+    def _sites_unique(cls, sites: list[str]) -> list[str]:
+        if len(set(sites)) != len(sites):
+            raise ValueError("lists a site more than once")
+        return sites
+
+    @field_validator("selector", "selector_not")
+    @classmethod
+    def _labels_shape(cls, labels: dict[str, str]) -> dict[str, str]:
+        return check_labels(labels)
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_shape(cls, regions: list[str]) -> list[str]:
+        return check_tokens(regions, "region")
+
+    @field_validator("sensors")
+    @classmethod
+    def _sensors_shape(cls, sensors: list[str]) -> list[str]:
+        return check_tokens(sensors, "sensor")
+
+    @field_validator("accelerators")
+    @classmethod
+    def _accelerators_shape(cls, accelerators: list[str]) -> list[str]:
+        return check_tokens(accelerators, "accelerator")
+
+    @field_validator("arch")
+    @classmethod
+    def _arch_shape(cls, arch: list[str]) -> list[str]:
+        return check_tokens(arch, "arch")
+
+    @field_validator("max_per_node")
+    @classmethod
+    def _max_per_node_possible(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(
+                f"must be at least 1 ({value} would allow no replica anywhere); "
+                "leave it out for no limit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _selectors_agree(self) -> Placement:
+        clash = sorted(k for k, v in self.selector.items() if self.selector_not.get(k) == v)
+        if clash:
+            key = clash[0]
+            raise field_error(
+                "Placement",
+                ("selector_not", key),
+                f"label {key}={self.selector[key]} is both required and forbidden",
+                self.selector_not[key],
+            )
+        return self
+
+    @property
+    def effective_spread(self) -> Spread | None:
+        """The spreading dimension in force: explicit, else "node" for the spread strategy."""
+        if self.spread is not None:
+            return self.spread
+        return "node" if self.strategy == "spread" else None
+
+
+class Disconnect(StrictSpec):
+    """What happens when a node hosting a replica goes offline or stale.
+
+    The replica stays assigned for ``grace_s`` (a reboot or a short uplink loss restarts
+    nothing). After that the node is lost: with ``replace`` the replica is placed elsewhere;
+    without it the replica stays pinned to the node until it returns (hardware-bound apps).
+    """
+
+    grace_s: float = Field(default=30.0, ge=0, le=30 * 24 * 3600)
+    replace: bool = True
+
+
+BUILTIN_METRICS = ("cpu_pct", "memory_pct")
+"""Per-workload telemetry values an autoscaler may follow besides custom ``metrics``."""
+
+
+class Autoscale(StrictSpec):
+    """Horizontal autoscaling on one per-workload metric, averaged over running replicas.
+
+    ``metric`` is ``cpu_pct`` (percent of one core), ``memory_pct`` (percent of the
+    replica's memory limit) or the name of a custom workload metric in telemetry. The count
+    moves to ``ceil(replicas x observed / target)`` when the ratio leaves the
+    ``1 ± tolerance`` band, within ``min``..``max``; a scale-up waits
+    ``scale_up_cooldown_s`` and a scale-down ``scale_down_cooldown_s`` after the last
+    change (so a burst is followed quickly and a lull slowly, without flapping).
+    """
+
+    metric: str = Field(min_length=1, max_length=63)
+    target: float = Field(gt=0, le=1e12)
+    min: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    max: int = Field(ge=1, le=MAX_REPLICAS)
+    tolerance: float = Field(default=0.1, ge=0, lt=1)
+    scale_up_cooldown_s: float = Field(default=30.0, ge=0, le=24 * 3600)
+    scale_down_cooldown_s: float = Field(default=300.0, ge=0, le=24 * 3600)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_shape(cls, metric: str) -> str:
+        check_tokens([metric], "metric")
+        return metric
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Autoscale:
+        if self.min > self.max:
+            raise field_error(
+                "Autoscale", ("min",), f"{self.min} is above max {self.max}", self.min
+            )
+        return self
+
+
+class Disruption(StrictSpec):
+    """How much voluntary disruption the app tolerates: ``drain`` and rebalancing move at
+    most ``max_unavailable`` of its replicas at a time (make-before-break), and
+    ``rebalance: false`` keeps its replicas where they run when nodes join."""
+
+    max_unavailable: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    rebalance: bool = True

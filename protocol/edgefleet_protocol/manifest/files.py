@@ -1,0 +1,104 @@
+"""Reading manifests: YAML or JSON text and files, refused with a dotted field path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from edgefleet_protocol.codec import validate
+from edgefleet_protocol.commands import manifest_from_text
+from edgefleet_protocol.errors import ProtocolError
+from edgefleet_protocol.manifest.app import (
+    AppManifest,
+)
+from edgefleet_protocol.manifest.rules import (
+    MANIFEST_SUFFIXES,
+    MAX_MANIFEST_BYTES,
+)
+
+
+class ManifestError(ProtocolError):
+    """A manifest that cannot be read or is invalid. ``field`` is the dotted path inside the
+    manifest (or ``source`` itself for unreadable text); ``str()`` names the source too."""
+
+    def __init__(self, source: str, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.source = source
+        self.args = (f"{source}: {field}: {reason}",)
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.field}: {self.reason}"
+
+
+def load_manifest(text: str | bytes, *, source: str = "manifest") -> AppManifest:
+    """Parse YAML or JSON text into a validated :class:`AppManifest`.
+
+    Raises :class:`ManifestError` (a :class:`ProtocolError`): ``field`` is the dotted path
+    of the first problem (``placement.max_per_node``), or ``source`` when the text itself
+    is not a readable mapping.
+    """
+    if isinstance(text, bytes):
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise ManifestError(source, source, f"{len(text)} bytes exceeds {MAX_MANIFEST_BYTES}")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError(source, source, f"is not UTF-8 (byte {exc.start})") from None
+    if len(text.encode()) > MAX_MANIFEST_BYTES:
+        raise ManifestError(source, source, f"is larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        # The same parser as the ``deploy`` command: YAML without aliases, JSON values only.
+        data = manifest_from_text(text)
+    except ValueError as exc:
+        raise ManifestError(source, source, str(exc).removeprefix("manifest ")) from None
+    try:
+        return validate(AppManifest, data, forbid_unknown=True)
+    except ProtocolError as exc:
+        raise ManifestError(source, _path_of(exc), exc.reason) from None
+
+
+_UNKNOWN = re.compile(r"unknown field\(s\) ([^;,]+)")
+
+
+def _path_of(exc: ProtocolError) -> str:
+    # An unknown key is refused by the model that holds it, so pydantic's path stops at that
+    # model ("payload" for the root); point at the key itself, which is what to fix.
+    unknown = _UNKNOWN.match(exc.reason)
+    if unknown is None:
+        return exc.field
+    key = unknown.group(1)
+    return key if exc.field == "payload" else f"{exc.field}.{key}"
+
+
+def manifest_files(path: str | Path) -> list[Path]:
+    """The manifest files at ``path``: the file itself, or a directory's ``*.yaml``,
+    ``*.yml`` and ``*.json`` files (not recursive), sorted by name."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ManifestError(str(path), "path", "does not exist")
+    return sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
+
+
+def load_manifests(path_or_dir: str | Path) -> list[AppManifest]:
+    """Every manifest of a file or directory, in file-name order.
+
+    Raises the first :class:`ManifestError`, whose ``source`` is the file; two files that
+    define the same app name are an error (the second one is named).
+    """
+    manifests: list[AppManifest] = []
+    defined_in: dict[str, Path] = {}
+    for file in manifest_files(path_or_dir):
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            raise ManifestError(str(file), str(file), f"cannot be read ({exc.strerror})") from None
+        manifest = load_manifest(raw, source=str(file))
+        earlier = defined_in.setdefault(manifest.name, file)
+        if earlier != file:
+            raise ManifestError(
+                str(file), "name", f"app {manifest.name!r} is already defined in {earlier}"
+            )
+        manifests.append(manifest)
+    return manifests
