@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import psutil
 import pytest
-from edgefleet_agent.runtimes.base import (
+from edgefleet_agent.core.runtime import (
     Observed,
     PermanentRuntimeError,
     TransientRuntimeError,

@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from edgefleet_orchestrator.service import Orchestrator, OrchestratorConfig
+from edgefleet_orchestrator.service.config import OrchestratorConfig
+from edgefleet_orchestrator.service.orchestrator import Orchestrator
 from edgefleet_protocol import (
     Capabilities,
     Desired,

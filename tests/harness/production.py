@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import typer
-from edgefleet_orchestrator import cli_broker
+from edgefleet_cli.commands import broker as cli_broker
 from typer.testing import CliRunner
 
 from harness.mosquitto import Mosquitto, free_port, start_mosquitto

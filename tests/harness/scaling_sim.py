@@ -8,13 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from edgefleet_orchestrator.desired import Published
-from edgefleet_orchestrator.drain import DrainRequest
-from edgefleet_orchestrator.manifest import AppManifest
+from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.placement.model import Assignment
-from edgefleet_orchestrator.reconcile import Control, FleetView, Knobs, PassResult, reconcile
-from edgefleet_orchestrator.registry import Registry
-from edgefleet_orchestrator.status import app_status
+from edgefleet_orchestrator.reconcile.documents import Published
+from edgefleet_orchestrator.reconcile.fleet_pass import (
+    Control,
+    FleetView,
+    Knobs,
+    PassResult,
+    reconcile,
+)
+from edgefleet_orchestrator.reconcile.status import app_status
+from edgefleet_orchestrator.scaling.drain import DrainRequest
 from edgefleet_protocol import (
     Capabilities,
     Desired,
@@ -25,6 +30,7 @@ from edgefleet_protocol import (
     WorkloadReport,
     WorkloadUsage,
 )
+from edgefleet_protocol.manifest import AppManifest
 
 
 @dataclass

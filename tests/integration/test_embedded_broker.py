@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from edgefleet_orchestrator.embedded_broker import (
+from edgefleet_orchestrator.demo.embedded_broker import (
     BrokerProcess,
     connect_protocol_level,
     neutered_connect_body,

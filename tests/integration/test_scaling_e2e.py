@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from edgefleet_orchestrator.service import Orchestrator
+from edgefleet_orchestrator.service.orchestrator import Orchestrator
 from edgefleet_protocol import (
     AppStatus,
     Desired,

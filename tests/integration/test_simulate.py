@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from edgefleet_agent import cli
 from edgefleet_agent.settings import SettingsError
-from edgefleet_agent.simulate_fleet import FaultError, Fleet
-from edgefleet_agent.simulate_plan import FleetShape, plan_fleet
-from edgefleet_agent.simulate_settings import SimulateSettings
+from edgefleet_agent.simulate.fleet import FaultError, Fleet
+from edgefleet_agent.simulate.plan import FleetShape, plan_fleet
+from edgefleet_agent.simulate.settings import SimulateSettings
 from edgefleet_protocol import (
     Desired,
     DesiredWorkload,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from edgefleet_agent.runtimes.base import PermanentRuntimeError, TransientRuntimeError, WorkloadRef
+from edgefleet_agent.core.runtime import PermanentRuntimeError, TransientRuntimeError, WorkloadRef
 from edgefleet_agent.runtimes.docker_mapping import (
     classify_pull_error,
     classify_start_error,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import psutil
 import pytest
-from edgefleet_agent.runtimes.base import Observed, PermanentRuntimeError, WorkloadRef
+from edgefleet_agent.core.runtime import Observed, PermanentRuntimeError, WorkloadRef
 from edgefleet_agent.runtimes.process import ProcessRuntime
 from edgefleet_agent.runtimes.process_policy import (
     CPU_NOT_ENFORCED,

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from edgefleet_agent.admission import Accept, Reject, Stale, Unchanged, admit
+from edgefleet_agent.core.admission import Accept, Reject, Stale, Unchanged, admit
 from edgefleet_protocol import Desired
 
 

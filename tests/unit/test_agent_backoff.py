@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from edgefleet_agent.backoff import BackoffPolicy, after_failure, next_due
+from edgefleet_agent.core.backoff import BackoffPolicy, after_failure, next_due
 
 POLICY = BackoffPolicy(base_s=1, cap_s=8, permanent_s=300)
 

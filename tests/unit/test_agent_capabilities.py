@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgefleet_agent.capabilities import HostFacts, build_capabilities, gather_host_facts
+from edgefleet_agent.service.capabilities import HostFacts, build_capabilities, gather_host_facts
 from edgefleet_protocol.profiles import load_profile
 
 REPO = Path(__file__).resolve().parents[2]

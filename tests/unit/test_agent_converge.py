@@ -6,10 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgefleet_agent.converge import Converger
-from edgefleet_agent.health_watch import HealthWatch
-from edgefleet_agent.runtimes.base import ResourceUpdate
+from edgefleet_agent.core.runtime import ResourceUpdate
 from edgefleet_agent.runtimes.simulated import SimulatedRuntime
+from edgefleet_agent.service.converge import Converger
+from edgefleet_agent.service.health_watch import HealthWatch
 from edgefleet_agent.store import LocalStore
 from edgefleet_protocol import Desired, DesiredWorkload, Resources, WorkloadSpec, spec_hash
 

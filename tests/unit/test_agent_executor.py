@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from edgefleet_agent.executor import Executor, Outcome, Timeouts
-from edgefleet_agent.runtimes.base import WorkloadRef
+from edgefleet_agent.core.runtime import WorkloadRef
+from edgefleet_agent.core.steps import Prepare, Remove, Restart, Start, UpdateResources
 from edgefleet_agent.runtimes.simulated import SimulatedRuntime
-from edgefleet_agent.steps import Prepare, Remove, Restart, Start, UpdateResources
+from edgefleet_agent.service.executor import Executor, Outcome, Timeouts
 from edgefleet_protocol import Resources, WorkloadSpec, spec_hash
 
 

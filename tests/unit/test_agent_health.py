@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from edgefleet_agent.health import HealthState, as_health, begin, is_due, record
+from edgefleet_agent.core.health import HealthState, as_health, begin, is_due, record
 from edgefleet_protocol import HealthCheck
 
 CHECK = HealthCheck(kind="tcp", port=80, interval_s=5, failure_threshold=3, start_period_s=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edgefleet_agent.metrics_inbox import MetricsFileError, MetricsInbox, parse_metrics
+from edgefleet_agent.service.metrics_inbox import MetricsFileError, MetricsInbox, parse_metrics
 
 
 def test_a_flat_object_of_numbers_is_read_as_floats() -> None:

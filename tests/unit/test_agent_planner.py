@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from edgefleet_agent.backoff import BackoffEntry
-from edgefleet_agent.planner import OwnedWorkload, plan_steps
-from edgefleet_agent.runtimes.base import Observed
-from edgefleet_agent.steps import Prepare, Remove, Restart, Start, UpdateResources, describe
+from edgefleet_agent.core.backoff import BackoffEntry
+from edgefleet_agent.core.planner import OwnedWorkload, plan_steps
+from edgefleet_agent.core.runtime import Observed
+from edgefleet_agent.core.steps import Prepare, Remove, Restart, Start, UpdateResources, describe
 from edgefleet_protocol import DesiredWorkload, WorkloadSpec, spec_hash
 
 NOW = 1_000.0

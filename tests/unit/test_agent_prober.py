@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from edgefleet_agent.prober import probe_port, run_probe
-from edgefleet_agent.runtimes.base import WorkloadRef
+from edgefleet_agent.core.runtime import WorkloadRef
 from edgefleet_agent.runtimes.simulated import SimulatedRuntime
+from edgefleet_agent.service.prober import probe_port, run_probe
 from edgefleet_protocol import HealthCheck, WorkloadSpec, spec_hash
 
 SPEC = WorkloadSpec(runtime="simulated")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgefleet_agent.backoff import BackoffEntry
-from edgefleet_agent.planner import OwnedWorkload
-from edgefleet_agent.report import workload_reports
-from edgefleet_agent.runtimes.base import Observed
+from edgefleet_agent.core.backoff import BackoffEntry
+from edgefleet_agent.core.planner import OwnedWorkload
+from edgefleet_agent.core.report import workload_reports
+from edgefleet_agent.core.runtime import Observed
 from edgefleet_protocol import DesiredWorkload, WorkloadSpec, spec_hash
 
 SPEC = WorkloadSpec(runtime="process", command=["sleep", "9"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edgefleet_agent.runtimes.base import PermanentRuntimeError, TransientRuntimeError, WorkloadRef
+from edgefleet_agent.core.runtime import PermanentRuntimeError, TransientRuntimeError, WorkloadRef
 from edgefleet_agent.runtimes.simulated import SimulatedRuntime
 from edgefleet_protocol import Resources, WorkloadSpec, spec_hash
 

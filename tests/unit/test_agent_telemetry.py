@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from edgefleet_agent.telemetry import (
+from edgefleet_agent.core.telemetry import (
     Deadbands,
     Decision,
     Sample,

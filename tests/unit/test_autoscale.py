@@ -10,7 +10,10 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.autoscale import (
+from edgefleet_orchestrator.fleet.registry import NodeRecord
+from edgefleet_orchestrator.fleet.telemetry import TelemetryView
+from edgefleet_orchestrator.placement.model import Assignment
+from edgefleet_orchestrator.scaling.autoscale import (
     Observation,
     ScaleMemory,
     Verdict,
@@ -20,10 +23,8 @@ from edgefleet_orchestrator.autoscale import (
     settle,
     worth_an_event,
 )
-from edgefleet_orchestrator.manifest import AppManifest, Autoscale, load_manifest
-from edgefleet_orchestrator.placement.model import Assignment
-from edgefleet_orchestrator.registry import NodeRecord, TelemetryView
 from edgefleet_protocol import Reported, WorkloadReport, WorkloadUsage, validate
+from edgefleet_protocol.manifest import AppManifest, Autoscale, load_manifest
 from harness.scaling_sim import Sim
 
 NOW = 10_000.0

@@ -17,7 +17,7 @@ PROFILE = """
 Profile at /work/main/bench/orchestrator_profiled.py:43
 
 5.456 _UnixSelectorEventLoop.run_forever  asyncio/base_events.py:593
-`- 1.158 Orchestrator._consume  edgefleet_orchestrator/service.py:215
+`- 1.158 Orchestrator._consume  edgefleet_orchestrator/service/orchestrator.py:215
 
 Self time, top functions:
 

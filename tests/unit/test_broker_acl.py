@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import typer
 from cryptography import x509
-from edgefleet_orchestrator import cli_broker
-from edgefleet_orchestrator.brokerconfig import certs, conf
-from edgefleet_orchestrator.brokerconfig.acl import acl_text, rules_for
-from edgefleet_orchestrator.brokerconfig.bundle import ConfigRequest, build_config_set
-from edgefleet_orchestrator.brokerconfig.passwd import (
+from edgefleet_cli.brokerconfig import certs, conf
+from edgefleet_cli.brokerconfig.acl import acl_text, rules_for
+from edgefleet_cli.brokerconfig.bundle import ConfigRequest, build_config_set
+from edgefleet_cli.brokerconfig.passwd import (
     hash_password,
     password_file_text,
     verify_password,
 )
-from edgefleet_orchestrator.brokerconfig.users import BrokerUser, Role, build_users
+from edgefleet_cli.brokerconfig.users import BrokerUser, Role, build_users
+from edgefleet_cli.commands import broker as cli_broker
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.errors import ProtocolError
 from paho.mqtt.client import topic_matches_sub

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.operator_config import (
+from edgefleet_cli.config import (
     DEFAULT_TIMEOUT_S,
     ClientSettings,
     UsageError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgefleet_orchestrator.operator_views import (
+from edgefleet_cli.views import (
     done_line,
     drain_lines,
     drain_view,

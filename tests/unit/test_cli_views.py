@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.operator_client import (
+from edgefleet_cli.client import (
     FleetSnapshot,
     converged,
     expected_replicas,
     fleet_filters,
 )
-from edgefleet_orchestrator.operator_views import (
+from edgefleet_cli.views import (
     apps_view,
     done_line,
     fleet_view,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from edgefleet_agent.cli import build_parser, load_settings
-from edgefleet_orchestrator.demo_fleet import (
+from edgefleet_orchestrator.demo.fleet import (
     CAMERA_PROBE,
     DEMO_APPS,
     DEMO_FLEET,
@@ -16,14 +16,13 @@ from edgefleet_orchestrator.demo_fleet import (
     agent_argv,
     pick_victim,
 )
-from edgefleet_orchestrator.demo_view import (
+from edgefleet_orchestrator.demo.view import (
     FleetView,
     all_healthy,
     node_converged,
     progress_line,
     running_on,
 )
-from edgefleet_orchestrator.manifest import load_manifest
 from edgefleet_protocol import (
     AppStatus,
     Desired,
@@ -36,6 +35,7 @@ from edgefleet_protocol import (
     WorkloadSpec,
     encode,
 )
+from edgefleet_protocol.manifest import load_manifest
 from edgefleet_protocol.profiles import load_profiles
 
 REPO = Path(__file__).resolve().parents[2]

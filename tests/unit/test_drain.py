@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edgefleet_orchestrator.drain import milestones, plan_drains
-from edgefleet_orchestrator.manifest import AppManifest, load_manifest
-from edgefleet_orchestrator.moves import Retiring, finish_retiring
+from edgefleet_orchestrator.fleet.registry import Registry
+from edgefleet_orchestrator.fleet.replicas import SpecCache
 from edgefleet_orchestrator.placement.model import Assignment
-from edgefleet_orchestrator.registry import Registry
-from edgefleet_orchestrator.replicas import SpecCache
+from edgefleet_orchestrator.scaling.drain import milestones, plan_drains
+from edgefleet_orchestrator.scaling.moves import Retiring, finish_retiring
 from edgefleet_protocol import Reported, TopicKind, WorkloadReport
+from edgefleet_protocol.manifest import AppManifest, load_manifest
 from harness.scaling_sim import Sim
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from edgefleet_orchestrator.manifest import (
+from edgefleet_protocol import ProtocolError, validate
+from edgefleet_protocol.manifest import (
     AppManifest,
     ManifestError,
     load_manifest,
@@ -17,7 +18,6 @@ from edgefleet_orchestrator.manifest import (
     replica_name,
     with_replicas,
 )
-from edgefleet_protocol import ProtocolError, validate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

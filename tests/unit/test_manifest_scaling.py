@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.manifest import ManifestError, load_manifest, with_replicas
 from edgefleet_protocol import ProtocolError, spec_hash
+from edgefleet_protocol.manifest import ManifestError, load_manifest, with_replicas
 from edgefleet_protocol.workload import WorkloadSpec
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.manifest import AppManifest
 from edgefleet_orchestrator.placement import NodeView, Rejection
 from edgefleet_orchestrator.placement.filters import (
     DYNAMIC_FILTERS,
@@ -17,6 +16,7 @@ from edgefleet_orchestrator.placement.filters import (
     millicores,
 )
 from edgefleet_protocol import validate
+from edgefleet_protocol.manifest import AppManifest
 
 FILTERS: dict[str, Filter] = {f.name: f for f in STATIC_FILTERS + DYNAMIC_FILTERS}
 

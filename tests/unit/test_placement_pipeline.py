@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.manifest import AppManifest, replica_name
 from edgefleet_orchestrator.placement import (
     AppPlacement,
     Assignment,
@@ -19,6 +18,7 @@ from edgefleet_orchestrator.placement import (
     place_app,
 )
 from edgefleet_protocol import Capabilities, Unplaced, validate
+from edgefleet_protocol.manifest import AppManifest, replica_name
 
 
 def make_app(

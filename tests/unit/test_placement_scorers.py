@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.manifest import AppManifest
 from edgefleet_orchestrator.placement import NodeView
 from edgefleet_orchestrator.placement.filters import FilterContext
 from edgefleet_orchestrator.placement.scorers import (
@@ -19,6 +18,7 @@ from edgefleet_orchestrator.placement.scorers import (
     weighted_score,
 )
 from edgefleet_protocol import validate
+from edgefleet_protocol.manifest import AppManifest
 
 
 def make_app(*, cpu: float = 1.0, memory_mb: int = 512, **placement: Any) -> AppManifest:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from edgefleet_orchestrator.cli_profiles import app
+from edgefleet_cli.commands.profiles import app
 from edgefleet_protocol.profiles import (
     ProfileError,
     check_profiles,

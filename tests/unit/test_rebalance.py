@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edgefleet_orchestrator.manifest import AppManifest, load_manifest
-from edgefleet_orchestrator.rebalance import RebalanceGate
-from edgefleet_orchestrator.reconcile import Knobs
+from edgefleet_orchestrator.reconcile.fleet_pass import Knobs
+from edgefleet_orchestrator.scaling.rebalance import RebalanceGate
+from edgefleet_protocol.manifest import AppManifest, load_manifest
 from harness.scaling_sim import Sim
 
 

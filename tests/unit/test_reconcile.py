@@ -10,12 +10,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgefleet_orchestrator.desired import Published
-from edgefleet_orchestrator.manifest import AppManifest, load_manifest
+from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.placement.model import Assignment
-from edgefleet_orchestrator.reconcile import FleetView, PassResult, reconcile
-from edgefleet_orchestrator.registry import Registry
+from edgefleet_orchestrator.reconcile.documents import Published
+from edgefleet_orchestrator.reconcile.fleet_pass import FleetView, PassResult, reconcile
 from edgefleet_protocol import Capabilities, NodeStatus, Telemetry, TopicKind
+from edgefleet_protocol.manifest import AppManifest, load_manifest
 from edgefleet_protocol.node_messages import NetworkInfo
 
 

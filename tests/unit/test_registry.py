@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.registry import (
+from edgefleet_orchestrator.fleet.registry import (
     DEFAULT_STALE_AFTER_S,
     NodeRecord,
     Registry,

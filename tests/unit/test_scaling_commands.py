@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.command_handlers import CommandFailed, ControlState, handle
+from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.placement.model import Assignment
-from edgefleet_orchestrator.registry import Registry
-from edgefleet_orchestrator.store_sqlite import SqliteStore, open_store
+from edgefleet_orchestrator.service.commands import CommandFailed, ControlState, handle
+from edgefleet_orchestrator.store.sqlite import SqliteStore, open_store
 from edgefleet_protocol import Capabilities, NodeStatus, TopicKind
 from edgefleet_protocol.commands import ErrorCode, parse_command
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from edgefleet_agent.simulate_control import Command, CommandError, parse_command
+from edgefleet_agent.simulate.control import Command, CommandError, parse_command
 
 
 @pytest.mark.parametrize(

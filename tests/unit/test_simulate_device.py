@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edgefleet_agent.capabilities import build_capabilities
-from edgefleet_agent.simulate_device import (
+from edgefleet_agent.core.telemetry import Deadbands, SentState, decide
+from edgefleet_agent.service.capabilities import build_capabilities
+from edgefleet_agent.simulate.device import (
     SIMULATED_OS,
     device_profile,
     device_sample,
     host_facts,
 )
-from edgefleet_agent.simulate_plan import FleetShape, NodePlan, plan_fleet
-from edgefleet_agent.telemetry import Deadbands, SentState, decide
+from edgefleet_agent.simulate.plan import FleetShape, NodePlan, plan_fleet
 from edgefleet_protocol import WorkloadUsage
 from edgefleet_protocol.profiles import Profile, load_profiles
 

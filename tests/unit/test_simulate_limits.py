@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from edgefleet_agent.settings import SettingsError
-from edgefleet_agent.simulate_limits import (
+from edgefleet_agent.simulate.limits import (
     ensure_fd_limit,
     fd_limits,
     load_fleet_profiles,
     temporary_state_root,
 )
-from edgefleet_agent.simulate_settings import fd_budget
+from edgefleet_agent.simulate.settings import fd_budget
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "device-profiles"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from edgefleet_agent.settings import SettingsError
-from edgefleet_agent.simulate_plan import (
+from edgefleet_agent.simulate.plan import (
     BANDWIDTH_FACTOR_MIN,
     HEARTBEAT_JITTER,
     FleetShape,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from edgefleet_agent.settings import SettingsError
-from edgefleet_agent.simulate_settings import (
+from edgefleet_agent.simulate.settings import (
     FD_RESERVE,
     FaultSpec,
     SimulateSettings,

@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from edgefleet_orchestrator.store import (
+from edgefleet_orchestrator.store.base import (
     DEFAULT_MAX_REPLIES,
     Assignment,
     NodeGeneration,
     Store,
     StoreError,
 )
-from edgefleet_orchestrator.store_sqlite import (
+from edgefleet_orchestrator.store.sqlite import (
     DB_FILE,
     LOCK_FILE,
     MIGRATIONS,
@@ -303,7 +303,7 @@ def test_a_process_killed_mid_transaction_leaves_the_last_commit(data_dir: Path)
     script = textwrap.dedent(
         f"""
         import os
-        from edgefleet_orchestrator.store_sqlite import open_store
+        from edgefleet_orchestrator.store.sqlite import open_store
         store = open_store({str(data_dir)!r})
         with store.transaction():
             store.delete_app("web")
@@ -461,7 +461,7 @@ def test_another_process_holding_the_data_dir_is_named_by_pid(data_dir: Path) ->
     script = textwrap.dedent(
         f"""
         import sys
-        from edgefleet_orchestrator.store_sqlite import open_store
+        from edgefleet_orchestrator.store.sqlite import open_store
         store = open_store({str(data_dir)!r})
         print("ready", flush=True)
         sys.stdin.readline()

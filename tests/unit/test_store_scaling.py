@@ -9,19 +9,19 @@ import json
 from pathlib import Path
 
 import pytest
-from edgefleet_orchestrator.autoscale import ScaleMemory
-from edgefleet_orchestrator.control_store import (
+from edgefleet_orchestrator.placement.model import Assignment as Placed
+from edgefleet_orchestrator.reconcile.fleet_pass import Control
+from edgefleet_orchestrator.scaling.autoscale import ScaleMemory
+from edgefleet_orchestrator.scaling.drain import DrainRequest
+from edgefleet_orchestrator.scaling.moves import Retiring
+from edgefleet_orchestrator.store.base import Assignment, Drain, RetiringCopy
+from edgefleet_orchestrator.store.control import (
     control_from_snapshot,
     documents,
     drain_record,
     retiring_records,
 )
-from edgefleet_orchestrator.drain import DrainRequest
-from edgefleet_orchestrator.moves import Retiring
-from edgefleet_orchestrator.placement.model import Assignment as Placed
-from edgefleet_orchestrator.reconcile import Control
-from edgefleet_orchestrator.store import Assignment, Drain, RetiringCopy
-from edgefleet_orchestrator.store_sqlite import DB_FILE, MIGRATIONS, SqliteStore, open_store
+from edgefleet_orchestrator.store.sqlite import DB_FILE, MIGRATIONS, SqliteStore, open_store
 
 COPY = RetiringCopy(
     replica="web-0", app="web", node="n1", site="s1", cpu=0.25, memory_mb=64,

@@ -9,12 +9,13 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.manifest import AppManifest, load_manifest
+from edgefleet_orchestrator.fleet.registry import NodeRecord
+from edgefleet_orchestrator.fleet.telemetry import TelemetryView
 from edgefleet_orchestrator.placement.model import Assignment, Size, node_view_from
 from edgefleet_orchestrator.placement.pipeline import place_all
-from edgefleet_orchestrator.registry import NodeRecord, TelemetryView
-from edgefleet_orchestrator.vertical import key, plan_sizes
+from edgefleet_orchestrator.scaling.vertical import key, plan_sizes
 from edgefleet_protocol import Capabilities, Reported, WorkloadReport, WorkloadUsage, spec_hash
+from edgefleet_protocol.manifest import AppManifest, load_manifest
 from harness.scaling_sim import Sim
 
 NOW = 5_000.0
