@@ -188,3 +188,15 @@ def test_list_reports_invalid_files_and_exits_one(profiles_copy: Path) -> None:
     assert result.exit_code == 1
     assert len(json.loads(result.stdout)) == len(list(profiles_copy.glob("*.yaml"))) - 1
     assert "teltonika-rutx11.yaml: memory_mb:" in result.stderr
+
+
+def test_from_outside_the_checkout_the_shipped_profiles_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: after the CLI moved to cli/edgefleet_cli/commands/, the checkout fallback
+    pointed one folder too shallow and found nothing from any other working directory."""
+    from edgefleet_cli.commands.profiles import ENV_DIR, default_profiles_dir
+
+    monkeypatch.delenv(ENV_DIR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_profiles_dir() == PROFILES
