@@ -369,7 +369,7 @@ def test_a_daemon_reports_matching_nodes_short_of_resources_as_unplaced() -> Non
     assert str(result.rejections["tiny-1"]) == "not enough memory (512 MB needed) (256/256 MB free)"
 
 
-def test_a_daemon_keeps_its_replica_on_a_node_within_grace_and_skips_new_offline_nodes() -> None:
+def test_a_daemon_keeps_its_replica_on_an_offline_node_even_beyond_grace() -> None:
     app = make_app(replicas=None, mode="daemon")
     first = place_app(app, nodes=[make_node("gw-0")], assignments=[])
     later = [make_node("gw-0", ready=False), make_node("gw-1", ready=False)]
@@ -379,7 +379,12 @@ def test_a_daemon_keeps_its_replica_on_a_node_within_grace_and_skips_new_offline
     lost = place_app(
         app, nodes=later, assignments=first.assignments, lost_nodes=frozenset({"gw-0"})
     )
-    assert lost.stopped == ("web-gw-0",)
+    # Beyond grace too: it cannot run anywhere else, and a returning node must find its
+    # daemon still in its document (else it stops it and starts it again a moment later).
+    assert lost.kept == ("web-gw-0",)
+    assert lost.stopped == ()
+    gone = place_app(app, nodes=[make_node("gw-1")], assignments=first.assignments)
+    assert gone.stopped == ("web-gw-0",)  # a node that left the fleet still loses it
 
 
 def test_a_daemon_replica_on_a_long_node_name_gets_the_hashed_name() -> None:

@@ -141,12 +141,14 @@ def test_a_returning_node_keeps_what_still_matches_and_loses_what_moved() -> Non
     fleet.leave(host)
     fleet.step(31)
     assert fleet.where()["a-0"] != host
+    daemon = [a.replica for a in fleet.assignments if a.node == host and a.app == "d"]
+    assert daemon, "a daemon replica stays in a lost node's document: it runs nowhere else"
     fleet.join(host)  # a new session: the node is back
     result = fleet.step()
     names = {w.name for c in result.documents if c.node == host for w in c.document.workloads}
     assert "a-0" not in names
     assert fleet.published[host].generation > gen_before
-    assert any(a.node == host and a.app == "d" for a in fleet.assignments), "daemon returns"
+    assert [a.replica for a in fleet.assignments if a.node == host and a.app == "d"] == daemon
 
 
 def test_daemon_app_follows_label_changes() -> None:

@@ -17,6 +17,8 @@ The rules, in the order a pass applies them:
    own name (it *moved*) or, if nothing fits, stopped and counted as unplaced.
 3. **Daemon** apps get one replica on each node that passes the static filters, named after
    the node; a matching node short of resources is counted as unplaced, with its reason.
+   A daemon replica stays in the document of a node lost beyond its grace (it cannot run
+   anywhere else, so removing it would only restart it when the node returns).
 4. **Resources** are charged as the pass goes (capacity minus every assignment on the node,
    other apps' included), so one pass never overcommits a node. Apps sized by the
    orchestrator (``resources.auto``) keep each replica's own size, or the new one asked for
@@ -43,6 +45,7 @@ from edgefleet_protocol.manifest import AppManifest, replica_index, replica_name
 
 from edgefleet_orchestrator.placement.filters import (
     DYNAMIC_FILTERS,
+    LOST,
     STATIC_FILTERS,
     FilterContext,
     active,
@@ -323,7 +326,13 @@ def _place_daemon(state: PassState, mine: Sequence[Assignment]) -> AppPlacement:
     kept_on: set[str] = set()
     for a in sorted(mine, key=lambda a: (a.node, a.replica)):
         wrong_name = a.replica != replica_name(app.name, node=a.node)
-        if wrong_name or a.node in kept_on or state.why_not_keep(a) is not None:
+        why = state.why_not_keep(a)
+        if why == LOST:
+            # A daemon replica cannot run anywhere else, so grace running out moves nothing:
+            # removing it from the node's document would only make a returning node stop
+            # a healthy process and start it again a moment later.
+            why = None
+        if wrong_name or a.node in kept_on or why is not None:
             stopped.append(a.replica)
             continue
         state.keep(a)
