@@ -18,6 +18,7 @@ from typing import Literal
 
 from edgefleet_protocol import Desired, ProtocolError, decode
 from edgefleet_protocol.codec import MAX_PAYLOAD_BYTES
+from edgefleet_protocol.events import DESIRED_ACCEPTED, DESIRED_REJECTED, DESIRED_STALE
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,17 +102,22 @@ def notice_for(verdict: Admission) -> Notice | None:
         case Reject(field=where, reason=reason):
             message = f"desired document rejected, workloads left as they are: {where}: {reason}"
             return Notice(
-                "warning", "desired-rejected", message, {"field": where, "reason": reason}
+                "warning", DESIRED_REJECTED.name, message, {"field": where, "reason": reason}
             )
         case Stale(generation=generation, current=current):
             message = f"ignored desired generation {generation}: already at {current}"
             return Notice(
-                "warning", "desired-stale", message, {"generation": generation, "current": current}
+                "warning",
+                DESIRED_STALE.name,
+                message,
+                {"generation": generation, "current": current},
             )
         case Accept(desired=desired):
             message = (
                 f"accepted desired generation {desired.generation} with"
                 f" {len(desired.workloads)} workload(s)"
             )
-            return Notice("info", "desired-accepted", message, {"generation": desired.generation})
+            return Notice(
+                "info", DESIRED_ACCEPTED.name, message, {"generation": desired.generation}
+            )
     return None

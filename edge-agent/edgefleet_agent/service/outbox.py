@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from edgefleet_protocol import Event
+from edgefleet_protocol.events import EventKind, build_event
 from edgefleet_protocol.node_messages import Level
 
 log = logging.getLogger("edgefleet.agent")
@@ -39,13 +40,13 @@ class EventOutbox:
         self._connected = connected
         self.queued: deque[Event] = deque(maxlen=MAX_QUEUED_EVENTS)
 
-    def queue(self, level: Level, kind: str, message: str, **details: object) -> Event:
+    def queue(self, level: Level, kind: str | EventKind, message: str, **details: object) -> Event:
         """Keep an event for the next connect (or for :meth:`emit` to send now)."""
-        event = Event(
+        event = build_event(
+            kind,
+            message,
             ts=self._clock(),
             level=level,
-            kind=kind,
-            message=message[:4096],
             node=self._node,
             site=self._site,
             details=details,
@@ -53,10 +54,12 @@ class EventOutbox:
         self.queued.append(event)
         return event
 
-    async def emit(self, level: Level, kind: str, message: str, **details: object) -> None:
+    async def emit(
+        self, level: Level, kind: str | EventKind, message: str, **details: object
+    ) -> None:
         """Log and publish an event now, or keep it (bounded) until the next connect."""
         log.log(logging.WARNING if level in ("warning", "error") else logging.INFO,
-                "%s: %s", kind, message)  # fmt: skip
+                "%s: %s", getattr(kind, "name", kind), message)  # fmt: skip
         event = self.queue(level, kind, message, **details)
         if self._connected() and await self._send(event):
             with contextlib.suppress(ValueError):

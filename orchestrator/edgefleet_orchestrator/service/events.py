@@ -10,7 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from edgefleet_protocol import CommandReply, Event, TopicKind, Topics
+from edgefleet_protocol import CommandReply, TopicKind, Topics
+from edgefleet_protocol.events import COMMAND, MESSAGE_REJECTED, EventKind, build_event
 from edgefleet_protocol.session import MAX_INFLIGHT, Publication, Session
 
 from edgefleet_orchestrator.service.config import ServiceStats
@@ -60,7 +61,7 @@ class EventPublisher:
     async def event(
         self,
         level: Level,
-        kind: str,
+        kind: str | EventKind,
         message: str,
         *,
         node: str | None = None,
@@ -68,15 +69,15 @@ class EventPublisher:
         app: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        event = Event(
+        event = build_event(
+            kind,
+            message,
             ts=self._clock(),
             level=level,
-            kind=kind,
-            message=message[:4096],
             node=node,
             site=site,
             app=app,
-            details=details or {},
+            details=details,
         )
         await self._session.publish_model(
             TopicKind.ORCHESTRATOR_EVENTS, self._topics.orchestrator_events(), event
@@ -92,7 +93,7 @@ class EventPublisher:
         if self._budget.take():
             await self.event(
                 "warning",
-                "message-rejected",
+                MESSAGE_REJECTED,
                 f"dropped message on {topic[:200]}: {reason}",
                 details={"topic": topic[:512], "reason": reason},
             )
@@ -104,7 +105,7 @@ class EventPublisher:
         )
         await self.event(
             "info" if reply.ok else "warning",
-            "command",
+            COMMAND,
             text,
             details={"reply": reply.model_dump(mode="json", exclude_none=True)},
         )
