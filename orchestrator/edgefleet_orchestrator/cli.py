@@ -57,12 +57,26 @@ def run(
     rebalance_interval: float = typer.Option(
         60.0, "--rebalance-interval", help="Seconds over which --rebalance-moves counts."
     ),
+    metrics_addr: str | None = typer.Option(
+        None,
+        "--metrics-addr",
+        envvar="EDGEFLEET_METRICS_ADDR",
+        help="Serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 127.0.0.1:9464).",
+    ),
+    metrics_per_node_limit: int = typer.Option(
+        0,
+        "--metrics-per-node-limit",
+        min=0,
+        help="Also export per-node series while the fleet has at most this many nodes "
+        "(0: never; keeps the series count bounded).",
+    ),
     client_id: str = typer.Option("edgefleet-orchestrator", "--client-id"),
     log_level: str = typer.Option("INFO", "--log-level", envvar="EDGEFLEET_LOG_LEVEL"),
 ) -> None:
     """Run the orchestrator until SIGTERM/SIGINT."""
+    from edgefleet_orchestrator.exporters.http import AddressError, parse_address
+    from edgefleet_orchestrator.exporters.run import ExporterOptions, run_until_signalled
     from edgefleet_orchestrator.service.config import OrchestratorConfig
-    from edgefleet_orchestrator.service.orchestrator import run_until_signalled
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -70,8 +84,10 @@ def run(
     try:
         settings = BrokerSettings.from_url(broker)
         validate_root(root)
-    except ProtocolError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        metrics = parse_address(metrics_addr) if metrics_addr else None
+    except (ProtocolError, AddressError) as exc:
+        option = "--metrics-addr: " if isinstance(exc, AddressError) else ""
+        typer.echo(f"error: {option}{exc}", err=True)
         raise typer.Exit(2) from None
     if min(stale_after, tick, scaling_interval, rebalance_interval) <= 0 or resize_cooldown < 0:
         typer.echo(
@@ -92,8 +108,12 @@ def run(
         rebalance_max_moves=rebalance_moves,
         rebalance_interval_s=rebalance_interval,
     )
+    options = ExporterOptions(metrics=metrics, per_node_limit=metrics_per_node_limit)
     try:
-        asyncio.run(run_until_signalled(config))
+        asyncio.run(run_until_signalled(config, options))
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except OSError as exc:  # only the metrics port is bound before the service runs
+        typer.echo(f"error: --metrics-addr {metrics}: cannot listen: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None

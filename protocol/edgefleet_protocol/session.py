@@ -107,6 +107,8 @@ class Session:
         self._closing = asyncio.Event()
         self.connected = asyncio.Event()
         self.stats = SessionStats()
+        self.on_published: Callable[[Publication], None] | None = None
+        """Told of every message the broker took (a metrics counter); must not raise."""
         self._fallback_to_311 = settings.protocol == "3.1.1"
         self._just_fell_back = False
         self._v5_worked = False
@@ -230,6 +232,8 @@ class Session:
             timeout=10,
         )
         self.stats.published += 1
+        if self.on_published is not None:
+            self.on_published(pub)
 
     def _properties(self, pub: Publication) -> Properties | None:
         if self.stats.protocol != "5":

@@ -28,7 +28,7 @@ stores it with the pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,11 +78,13 @@ class Control:
 @dataclass(frozen=True, slots=True)
 class Knobs:
     """Per-pass settings from the shell: the resize cooldown, and whether (and how many
-    moves) rebalancing may make in this pass."""
+    moves) rebalancing may make in this pass, and the clock that times placement."""
 
     resize_cooldown_s: float = DEFAULT_COOLDOWN_S
     rebalance: bool = False
     rebalance_budget: int = 0
+    timer: Callable[[], float] | None = None
+    """A monotonic clock to time placement with (the metrics); ``None``: not timed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,8 @@ class PassResult:
     drains: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
     rebalance: RebalancePlan = field(default_factory=RebalancePlan)
+    placement_s: float = 0.0
+    """How long placement took, when the knobs carry a timer."""
 
     def assignments_of(self, app: str) -> tuple[Assignment, ...]:
         return tuple(a for a in self.assignments if a.app == app)
@@ -196,6 +200,8 @@ def reconcile(view: FleetView) -> PassResult:
         )
     leaving, causes = _merge_leaving(drains.leaving, rebalance.leaving)
 
+    timer = view.knobs.timer
+    placing_since = timer() if timer is not None else 0.0
     placements = place_all(
         apps.values(),
         nodes,
@@ -206,6 +212,7 @@ def reconcile(view: FleetView) -> PassResult:
         leaving=leaving,
         reserved=reserved,
     )
+    placement_s = timer() - placing_since if timer is not None else 0.0
     verdicts, memory, rescaled, scale_notes = settle_all(
         evaluated, placements, apps, control.autoscale, now=view.now
     )
@@ -255,6 +262,7 @@ def reconcile(view: FleetView) -> PassResult:
         drains=progress,
         notes=notes,
         rebalance=rebalance,
+        placement_s=placement_s,
     )
 
 

@@ -116,6 +116,9 @@ class CommandIntake:
                 request_id, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", verb=verb
             )
         self._on_change(outcome.placement_changed)
+        if verb == "deploy" and outcome.placement_changed:
+            # Deploy-to-running starts now (the metrics' histogram; see _note_converged).
+            self._stats.deploys_waiting[outcome.result["app"]] = self._state.clock()
         return CommandReply(request_id=request_id, verb=verb, ok=True, result=outcome.result)
 
     async def _answer(

@@ -1,4 +1,9 @@
-"""The orchestrator service's settings (from ``edgefleet orchestrator run``) and counters."""
+"""The orchestrator service's settings (from ``edgefleet orchestrator run``) and counters.
+
+The counters are plain values the service bumps as it works; the metrics exporter
+(:mod:`edgefleet_orchestrator.exporters`) reads them at scrape time, so the service needs no
+metrics library and costs nothing extra when no exporter runs.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +38,49 @@ class OrchestratorConfig:
     rebalance_interval_s: float = 60.0
 
 
+DURATION_BUCKETS_S: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Bucket bounds for pass durations: a pass over a few nodes takes about a millisecond,
+one over thousands about a second (bench/)."""
+
+CONVERGE_BUCKETS_S: tuple[float, ...] = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+"""Bucket bounds for deploy-to-running times: seconds for processes, minutes for pulls."""
+
+
+@dataclass
+class Observations:
+    """A fixed-bucket histogram of observed values (cumulative on export, not here).
+
+    Bounded memory however long the service runs: one count per bucket, a sum and a
+    count, as Prometheus histograms need. ``counts[i]`` counts values ``<= bounds[i]``
+    and above the previous bound; ``counts[-1]`` the values above every bound.
+    """
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        index = next((i for i, b in enumerate(self.bounds) if value <= b), len(self.bounds))
+        self.counts[index] += 1
+        self.total += value
+        self.count += 1
+
+
+def _durations() -> Observations:
+    return Observations(DURATION_BUCKETS_S)
+
+
+def _converge() -> Observations:
+    return Observations(CONVERGE_BUCKETS_S)
+
+
 @dataclass
 class ServiceStats:
     passes: int = 0
@@ -42,3 +90,13 @@ class ServiceStats:
     documents_published: int = 0
     last_pass_ms: float = 0.0
     rejections_by_reason: dict[str, int] = field(default_factory=dict)
+    # What the metrics exporter reads. Every key set is closed (topic kinds, the invalid
+    # message classes below), so no label ever grows with the fleet or with hostile input.
+    received_by_kind: dict[str, int] = field(default_factory=dict)
+    published_by_kind: dict[str, int] = field(default_factory=dict)
+    invalid_by_reason: dict[str, int] = field(default_factory=dict)
+    pass_seconds: Observations = field(default_factory=_durations)
+    placement_seconds: Observations = field(default_factory=_durations)
+    deploy_to_running_seconds: Observations = field(default_factory=_converge)
+    deploys_waiting: dict[str, float] = field(default_factory=dict)
+    """App → when a deploy that changed it was accepted, until all its replicas run."""

@@ -20,6 +20,11 @@ log = logging.getLogger("edgefleet.orchestrator")
 
 Level = Literal["debug", "info", "warning", "error"]
 
+Invalid = Literal["topic", "payload", "retained-command", "refused", "internal"]
+"""Why a message was dropped, as a closed set (the metrics' ``reason`` label): a topic that
+is not ours, a payload that does not decode, a retained command, a message the registry
+refused (an older session, another node's id), or an internal error while handling it."""
+
 
 class EventBudget:
     """Token bucket for rejection events: a hostile flood must not become an event flood."""
@@ -83,10 +88,13 @@ class EventPublisher:
             TopicKind.ORCHESTRATOR_EVENTS, self._topics.orchestrator_events(), event
         )
 
-    async def reject(self, topic: str, reason: str, *, node: str | None = None) -> None:
+    async def reject(
+        self, topic: str, reason: str, *, node: str | None = None, why: Invalid = "payload"
+    ) -> None:
         """A dropped message: counted by reason, logged, and reported while the budget lasts."""
         stats = self._stats
         stats.rejected += 1
+        stats.invalid_by_reason[why] = stats.invalid_by_reason.get(why, 0) + 1
         key = reason.split(":")[0][:80]
         stats.rejections_by_reason[key] = stats.rejections_by_reason.get(key, 0) + 1
         log.info("dropped message on %s: %s", topic, reason)

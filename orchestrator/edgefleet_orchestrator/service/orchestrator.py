@@ -26,7 +26,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -109,6 +108,7 @@ class Orchestrator:
             subscriptions=[self.topics.all_nodes(), self.topics.all_commands()],
             on_connect=self._on_connect,
         )
+        self.session.on_published = self._count_published
         self.events = EventPublisher(
             self.session,
             self.topics,
@@ -187,18 +187,24 @@ class Orchestrator:
                 await self._dispatch(message)
             except Exception:  # one message must never stop the loop
                 log.exception("unexpected error handling %s", message.topic)
-                await self.events.reject(message.topic, "internal error while handling the message")
+                await self.events.reject(
+                    message.topic, "internal error while handling the message", why="internal"
+                )
 
     async def _dispatch(self, message: InboundMessage) -> None:
         try:
             parsed = self.topics.parse(message.topic)
         except ProtocolError as exc:
-            await self.events.reject(message.topic, str(exc))
+            self._count(self.stats.received_by_kind, "unknown")
+            await self.events.reject(message.topic, str(exc), why="topic")
             return
+        self._count(self.stats.received_by_kind, parsed.kind.value)
         if parsed.kind is TopicKind.COMMAND:
             if message.retain:
                 await self.events.reject(
-                    message.topic, "retained command ignored: commands are never retained"
+                    message.topic,
+                    "retained command ignored: commands are never retained",
+                    why="retained-command",
                 )
                 return
             await self.commands.command(parsed.verb or "", message)
@@ -218,7 +224,9 @@ class Orchestrator:
             parsed.kind, parsed.site, parsed.node, model, self.clock(), retained=message.retain
         )
         if result.rejection:
-            await self.events.reject(message.topic, result.rejection, node=parsed.node)
+            await self.events.reject(
+                message.topic, result.rejection, node=parsed.node, why="refused"
+            )
             return
         if result.event:
             await self.events.event(
@@ -230,6 +238,18 @@ class Orchestrator:
             self._dirty.set()  # a replacement may run now: its old copy can stop
         if result.status_relevant or result.scheduling_relevant:
             self._status_dirty.set()
+
+    @staticmethod
+    def _count(counts: dict[str, int], key: str) -> None:
+        counts[key] = counts.get(key, 0) + 1
+
+    def _count_published(self, pub: Publication) -> None:
+        """Outbound messages by topic kind; anything else we publish is a command reply."""
+        try:
+            kind = self.topics.parse(pub.topic).kind.value
+        except ProtocolError:
+            kind = "reply"
+        self._count(self.stats.published_by_kind, kind)
 
     def _after_command(self, placement_changed: bool) -> None:
         if placement_changed:
@@ -277,8 +297,23 @@ class Orchestrator:
             last=self.passes.last_result,
             now=self.clock(),
         )
+        self._note_converged()
         for pub in pubs:  # in order: a deleted app's status must land before its clear
             await self.session.publish(pub)
+
+    def _note_converged(self) -> None:
+        """Deploy-to-running: an app deployed (or changed) by a command counts as converged
+        when its status first shows every desired replica running; a deleted app is
+        forgotten."""
+        waiting = self.stats.deploys_waiting
+        now = self.clock()
+        for app, since in list(waiting.items()):
+            status = self.state.statuses.get(app)
+            if app not in self.state.apps:
+                del waiting[app]
+            elif status is not None and status.desired > 0 and status.running >= status.desired:
+                self.stats.deploy_to_running_seconds.observe(max(0.0, now - since))
+                del waiting[app]
 
     async def _tick_loop(self) -> None:
         """The timer input: staleness, disconnect grace expiry, and status refresh."""
@@ -322,17 +357,4 @@ async def _cancel_all(tasks: list[asyncio.Task[Any]], every_s: float = 0.5) -> N
         _, pending = await asyncio.wait(pending, timeout=every_s)
 
 
-async def run_until_signalled(config: OrchestratorConfig) -> None:
-    """Run the service until SIGTERM or SIGINT."""
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    orchestrator = Orchestrator(config)
-    await orchestrator.run(stop)
-
-
-__all__ = ["Orchestrator", "OrchestratorConfig", "run_until_signalled"]
+__all__ = ["Orchestrator", "OrchestratorConfig"]

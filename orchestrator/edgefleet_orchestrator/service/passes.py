@@ -78,6 +78,7 @@ class PassRunner:
             resize_cooldown_s=self._config.resize_cooldown_s,
             rebalance=rebalance,
             rebalance_budget=budget,
+            timer=time.perf_counter,
         )
         view = FleetView(
             apps=dict(state.apps),
@@ -129,7 +130,10 @@ class PassRunner:
             self.published[change.node] = Published(change.site, change.generation, change.doc_hash)
             self._stored_docs[change.node] = (change.site, encode(change.document).decode())
         self._stats.passes += 1
-        self._stats.last_pass_ms = (time.perf_counter() - started) * 1000
+        took = time.perf_counter() - started
+        self._stats.last_pass_ms = took * 1000
+        self._stats.pass_seconds.observe(took)
+        self._stats.placement_seconds.observe(result.placement_s)
         return result
 
     def stored_documents(self, topics: Topics) -> list[Publication]:
