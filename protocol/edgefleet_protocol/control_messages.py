@@ -127,17 +127,35 @@ class OrchestratorStatus(Envelope):
 
 
 class Endpoint(WireModel):
+    """One healthy replica a client may connect to. ``port`` is the service's first port;
+    ``ports`` names every port. ``weight`` (0-1000) is the share of new connections this
+    endpoint should get relative to the others; 0 means "only if nothing else is left"."""
+
     node: Identifier
     address: str = Field(max_length=255)
     port: int = Field(ge=1, le=65535)
     weight: int = Field(default=100, ge=0, le=1000)
+    replica: Identifier | None = None
+    site: Identifier | None = None
+    region: str | None = Field(default=None, max_length=64)
+    ports: dict[Identifier, int] = Field(default_factory=dict)
+
+
+Topology = Literal["prefer-site", "prefer-region", "any"]
 
 
 class ServiceEndpoints(Envelope):
+    """The retained catalog entry of one service. ``revision`` rises by one each time the
+    endpoint set or a weight changes (and only then), so a client can ignore a replay."""
+
     service: Identifier
     app: Identifier
     endpoints: list[Endpoint] = Field(default_factory=list)
     updated_at: float
+    revision: int = Field(default=0, ge=0)
+    protocol: Literal["tcp"] = "tcp"
+    topology: Topology = "any"
+    mqtt_group: Identifier | None = None
 
 
 class CommandRequest(Envelope):

@@ -90,6 +90,21 @@ class WorkloadReport(WireModel):
     restarts: int = Field(default=0, ge=0)
     since: float
     message: str = Field(default="", max_length=2048)
+    address: str | None = Field(default=None, max_length=255)
+    ports: dict[Identifier, int] = Field(default_factory=dict)
+
+
+class ServiceProxy(WireModel):
+    """The agent's local proxy for one service a workload here uses: where it listens
+    (``port`` is the service's first port; ``ports`` names each), how many endpoints it
+    knows, and why it is not listening when ``state`` is ``failed``."""
+
+    state: Literal["listening", "failed"]
+    host: str = Field(max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    ports: dict[Identifier, int] = Field(default_factory=dict)
+    endpoints: int = Field(default=0, ge=0)
+    message: str = Field(default="", max_length=2048)
 
 
 class Reported(Envelope):
@@ -101,6 +116,7 @@ class Reported(Envelope):
     session: int = Field(ge=0)
     ts: float
     workloads: dict[Identifier, WorkloadReport] = Field(default_factory=dict)
+    proxies: dict[Identifier, ServiceProxy] = Field(default_factory=dict)
 
 
 class Event(Envelope):

@@ -13,9 +13,10 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgefleet_protocol.base import StrictSpec
+from edgefleet_protocol.ids import Identifier
 
 RuntimeName = Literal["docker", "process", "simulated"]
 RUNTIMES: tuple[str, ...] = ("docker", "process", "simulated")
@@ -127,12 +128,35 @@ class HealthCheck(StrictSpec):
         return self
 
 
+class ServiceBinding(StrictSpec):
+    """The service a replica serves, as its agent needs it: the name, the named ports it
+    listens on (reported with the node's address) and the MQTT shared-subscription group.
+
+    Orchestrator-filled: a manifest declares ``service`` at the app level and the
+    orchestrator copies it here, so the desired document tells the agent what to report
+    and which environment to give the replica."""
+
+    name: Identifier
+    ports: dict[Identifier, int] = Field(default_factory=dict)
+    mqtt_group: Identifier | None = None
+
+    @field_validator("ports")
+    @classmethod
+    def _ports_in_range(cls, ports: dict[str, int]) -> dict[str, int]:
+        for name, port in ports.items():
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {name}: {port} is outside 1..65535")
+        return ports
+
+
 class WorkloadSpec(StrictSpec):
     """One replica's runtime spec.
 
     ``runtime: docker`` needs ``image`` (``command`` overrides the image's command);
     ``runtime: process`` needs ``command`` (argv, no shell); ``runtime: simulated`` needs
-    neither and is for the fleet simulator and tests.
+    neither and is for the fleet simulator and tests. ``service`` and ``uses`` are copied
+    from the manifest's app-level ``service`` and ``uses`` by the orchestrator; both default
+    to nothing and so leave existing spec hashes as they were.
     """
 
     runtime: RuntimeName
@@ -145,6 +169,8 @@ class WorkloadSpec(StrictSpec):
     health: HealthCheck | None = None
     restart: Literal["always", "on-failure", "never"] = "always"
     stop_timeout_s: float = Field(default=10.0, ge=0, le=600)
+    service: ServiceBinding | None = None
+    uses: list[Identifier] = Field(default_factory=list, max_length=64)
 
     @model_validator(mode="after")
     def _fields_for_runtime(self) -> WorkloadSpec:
@@ -155,6 +181,16 @@ class WorkloadSpec(StrictSpec):
         if self.command is not None and not self.command:
             raise ValueError("command must not be an empty list")
         return self
+
+
+def host_ports(spec: WorkloadSpec) -> frozenset[int]:
+    """The TCP ports a replica of ``spec`` holds on its node: published Docker host ports
+    and, for a process, the ports it serves its service on (placement keeps two replicas
+    that want one port off the same node)."""
+    held = {p.host for p in spec.ports if p.host is not None and p.protocol == "tcp"}
+    if spec.service is not None and spec.runtime != "docker":
+        held.update(spec.service.ports.values())
+    return frozenset(held)
 
 
 def canonical_json(data: object) -> bytes:

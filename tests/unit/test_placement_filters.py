@@ -339,7 +339,7 @@ def test_the_pipeline_order_is_presence_then_facts_then_measurements_then_capaci
         "bandwidth-known",
         "bandwidth",
     ]
-    assert [f.name for f in DYNAMIC_FILTERS] == ["max-per-node", "resources"]
+    assert [f.name for f in DYNAMIC_FILTERS] == ["max-per-node", "host-port", "resources"]
 
 
 def test_a_node_failing_several_filters_reports_the_first_in_order() -> None:

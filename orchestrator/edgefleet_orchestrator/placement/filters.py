@@ -10,9 +10,9 @@ so the order decides which reason an operator sees; it is chosen so that:
    the node's fixed facts against the app's hard constraints, cheapest (set lookups) first.
 3. ``latency-probe``, ``latency``, ``bandwidth-known``, ``bandwidth``: measured values,
    which change often; absence of data is its own filter so it never evicts (below).
-4. ``max-per-node`` and ``resources`` are *dynamic*: they depend on what this very pass has
-   placed already, so the pipeline re-checks them for every placement while the static
-   ones above are computed once per node and app.
+4. ``max-per-node``, ``host-port`` and ``resources`` are *dynamic*: they depend on what
+   this very pass has placed already, so the pipeline re-checks them for every placement
+   while the static ones above are computed once per node and app.
 
 ``evicts`` says whether failing a filter moves a replica that already runs on the node.
 Hard constraints evict (labels changed, latency now over the limit). Readiness, cordon and
@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edgefleet_protocol import host_ports
 from edgefleet_protocol.manifest import AppManifest
 
 from edgefleet_orchestrator.placement.model import NodeView, Rejection
@@ -50,6 +51,8 @@ class FilterContext:
     used_cpu_m: dict[str, int] = field(default_factory=dict)
     used_memory_mb: dict[str, int] = field(default_factory=dict)
     replicas_on: dict[str, int] = field(default_factory=dict)
+    ports: frozenset[int] = frozenset()
+    ports_on: dict[str, dict[int, str]] = field(default_factory=dict)
 
     @classmethod
     def for_app(
@@ -59,6 +62,7 @@ class FilterContext:
         lost: frozenset[str] = frozenset(),
         used_cpu_m: dict[str, int] | None = None,
         used_memory_mb: dict[str, int] | None = None,
+        ports_on: dict[str, dict[int, str]] | None = None,
     ) -> FilterContext:
         placement = app.placement
         return cls(
@@ -71,11 +75,16 @@ class FilterContext:
             arch=frozenset(placement.arch),
             used_cpu_m={} if used_cpu_m is None else used_cpu_m,
             used_memory_mb={} if used_memory_mb is None else used_memory_mb,
+            ports=host_ports(app.workload),
+            ports_on={} if ports_on is None else ports_on,
         )
 
     def charge(self, node: str, cpu_m: int, memory_mb: int) -> None:
         self.used_cpu_m[node] = self.used_cpu_m.get(node, 0) + cpu_m
         self.used_memory_mb[node] = self.used_memory_mb.get(node, 0) + memory_mb
+        if self.ports:
+            held = self.ports_on.setdefault(node, {})
+            held.update(dict.fromkeys(self.ports, self.app.name))
 
     def free_cpu_m(self, node: NodeView) -> int:
         return millicores(node.cpu_cores) - self.used_cpu_m.get(node.node, 0)
@@ -210,6 +219,17 @@ def _max_per_node(node: NodeView, ctx: FilterContext) -> Rejection | None:
     return Rejection("max-per-node", f"max {limit} replica{'s' if limit != 1 else ''} per node")
 
 
+def _host_port(node: NodeView, ctx: FilterContext) -> Rejection | None:
+    held = ctx.ports_on.get(node.node)
+    if not held:
+        return None
+    taken = sorted(p for p in ctx.ports if p in held)
+    if not taken:
+        return None
+    port = taken[0]
+    return Rejection("host-port", f"host port {port} taken", f"by {held[port]}")
+
+
 def _resources(node: NodeView, ctx: FilterContext) -> Rejection | None:
     free_memory = ctx.free_memory_mb(node)
     if free_memory < ctx.memory_mb:
@@ -275,11 +295,14 @@ MAX_PER_NODE = Filter(
     evicts=True,
 )
 RESOURCES = Filter("resources", _resources, _always, evicts=False)
+# A port clash never evicts: the replica that runs keeps its port, a new one goes elsewhere.
+HOST_PORT = Filter("host-port", _host_port, lambda app: bool(host_ports(app.workload)), False)
 
 DYNAMIC_FILTERS: tuple[Filter, ...] = (
     # Per-node limit before resources: "max 1 replica per node" is the more useful reason
     # when both hold, because adding nodes (not capacity) is what would help.
     MAX_PER_NODE,
+    HOST_PORT,
     RESOURCES,
 )
 """Filters that depend on what the pass has placed so far: re-checked per placement."""

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from edgefleet_protocol import Unplaced
+from edgefleet_protocol import Unplaced, host_ports
 from edgefleet_protocol.manifest import AppManifest, replica_index, replica_name
 
 from edgefleet_orchestrator.placement.filters import (
@@ -95,7 +95,7 @@ def place_app(
         elif a.node in by_name:
             used_cpu[a.node] = used_cpu.get(a.node, 0) + millicores(a.cpu)
             used_memory[a.node] = used_memory.get(a.node, 0) + a.memory_mb
-    usage = _Usage(used_cpu, used_memory)
+    usage = _Usage(used_cpu, used_memory, {})  # other apps' ports: place_all knows them
     presence = _Presence.of(app, lost_nodes, offline_for_s)
     moves = _Moves(sizes or {}, leaving or {})
     return _place(app, by_name, mine, usage, seed, presence, StaticCache(), moves)
@@ -125,12 +125,16 @@ def place_all(
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"place_all got the same app twice: {', '.join(dupes)}")
     by_name = _index_nodes(nodes)
-    usage = _Usage({}, {})
+    usage = _Usage({}, {}, {})
+    ports = {app.name: host_ports(app.workload) for app in ordered}
     per_app: dict[str, list[Assignment]] = {}
     for a in assignments:
         per_app.setdefault(a.app, []).append(a)
         if a.node in by_name:
             usage.add(a.node, millicores(a.cpu), a.memory_mb)
+    for a in [*assignments, *reserved]:
+        if a.node in by_name:
+            usage.hold(a.node, ports.get(a.app, frozenset()), a.app)
     for a in reserved:
         if a.node in by_name:
             usage.add(a.node, millicores(a.cpu), a.memory_mb)
@@ -141,6 +145,10 @@ def place_all(
         for a in mine:
             if a.node in by_name:
                 usage.add(a.node, -millicores(a.cpu), -a.memory_mb)
+                usage.release(a.node, app.name)
+        for a in reserved:  # an old copy still running keeps its ports until it stops
+            if a.app == app.name and a.node in by_name:
+                usage.hold(a.node, ports[app.name], app.name)
         # The pass charges the app's new set into ``usage``, ready for the next app.
         presence = _Presence.of(app, lost_nodes, offline_for_s)
         moves = _Moves((sizes or {}).get(app.name, {}), (leaving or {}).get(app.name, {}))
@@ -150,12 +158,29 @@ def place_all(
 
 @dataclass(slots=True)
 class _Usage:
+    """What the nodes hold so far in a pass: cpu, memory, and host ports (port -> app)."""
+
     cpu_m: dict[str, int]
     memory_mb: dict[str, int]
+    ports: dict[str, dict[int, str]]
 
     def add(self, node: str, cpu_m: int, memory_mb: int) -> None:
         self.cpu_m[node] = self.cpu_m.get(node, 0) + cpu_m
         self.memory_mb[node] = self.memory_mb.get(node, 0) + memory_mb
+
+    def hold(self, node: str, ports: frozenset[int], app: str) -> None:
+        if ports:
+            held = self.ports.setdefault(node, {})
+            for port in ports:
+                held.setdefault(port, app)
+
+    def release(self, node: str, app: str) -> None:
+        """Forget ``app``'s ports on ``node`` (its replicas are placed again, and charge
+        them again as they are kept or taken); another app's ports stay."""
+        held = self.ports.get(node)
+        if held:
+            for port in [p for p, owner in held.items() if owner == app]:
+                del held[port]
 
 
 def _index_nodes(nodes: Sequence[NodeView]) -> dict[str, NodeView]:
@@ -212,7 +237,11 @@ def _place(
 ) -> AppPlacement:
     lost = presence.lost
     ctx = FilterContext.for_app(
-        app, lost=lost, used_cpu_m=usage.cpu_m, used_memory_mb=usage.memory_mb
+        app,
+        lost=lost,
+        used_cpu_m=usage.cpu_m,
+        used_memory_mb=usage.memory_mb,
+        ports_on=usage.ports,
     )
     static = active(STATIC_FILTERS, app)
     state = PassState(

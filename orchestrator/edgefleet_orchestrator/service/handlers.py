@@ -71,6 +71,7 @@ def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
             f"invalid manifest: {exc.field}: {exc.reason}",
             {"field": f"manifest.{exc.field}", "reason": exc.reason},
         ) from None
+    _refuse_service_clash(app, state)
     previous = state.apps.get(app.name)
     if previous is not None and app.autoscale is not None and "replicas" not in args.manifest:
         # The count of an autoscaled app is the autoscaler's: a redeploy that does not name
@@ -84,6 +85,22 @@ def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
     state.apps[app.name] = app
     action = "created" if previous is None else "updated"
     return Outcome({"app": app.name, "action": action, "version": version}, True)
+
+
+def _refuse_service_clash(app: AppManifest, state: ControlState) -> None:
+    """One service name, one app: a second claim would mix two apps' replicas in one
+    endpoint list, so it is refused and nothing changes."""
+    wanted = app.service_name
+    if wanted is None:
+        return
+    for other in state.apps.values():
+        if other.name != app.name and other.service_name == wanted:
+            raise CommandFailed(
+                ErrorCode.CONFLICT,
+                f"service {wanted} is already offered by app {other.name}; give this app's "
+                "service another name (service.name) or delete that app first",
+                {"field": "manifest.service.name", "service": wanted, "app": other.name},
+            )
 
 
 def _delete(args: BaseModel, state: ControlState, store: Store) -> Outcome:

@@ -11,7 +11,7 @@ Callers: the ``deploy`` command handler and ``edgefleet`` CLI (via :func:`load_m
 :func:`load_manifests`), and the reconcile loop (via :func:`replica_name`).
 
 Rooms: :mod:`.rules` (shared shapes), :mod:`.blocks` (placement, disconnect, autoscale,
-disruption: where a new block goes), :mod:`.names` (replica names), :mod:`.app` (the
+disruption, service: where a new block goes), :mod:`.names` (replica names), :mod:`.app` (the
 manifest), :mod:`.files` (reading text and files). Import from this package.
 """
 
@@ -26,6 +26,9 @@ from edgefleet_protocol.manifest.blocks import (
     Disruption,
     LatencyLimit,
     Placement,
+    Service,
+    ServicePort,
+    Topology,
 )
 from edgefleet_protocol.manifest.files import (
     ManifestError,
@@ -61,8 +64,11 @@ __all__ = [
     "ManifestError",
     "Mode",
     "Placement",
+    "Service",
+    "ServicePort",
     "Spread",
     "Strategy",
+    "Topology",
     "load_manifest",
     "load_manifests",
     "manifest_files",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from edgefleet_protocol.base import StrictSpec
 from edgefleet_protocol.codec import validate
@@ -15,6 +15,7 @@ from edgefleet_protocol.manifest.blocks import (
     Disconnect,
     Disruption,
     Placement,
+    Service,
 )
 from edgefleet_protocol.manifest.names import (
     longest_replica_name,
@@ -44,11 +45,45 @@ class AppManifest(StrictSpec):
     autoscale: Autoscale | None = None
     disruption: Disruption = Field(default_factory=Disruption)
     labels: dict[str, str] = Field(default_factory=dict)
+    service: Service | None = None
+    uses: list[Identifier] = Field(default_factory=list, max_length=64)
 
     @field_validator("labels")
     @classmethod
     def _labels_shape(cls, labels: dict[str, str]) -> dict[str, str]:
         return check_labels(labels)
+
+    @field_validator("uses")
+    @classmethod
+    def _uses_unique(cls, uses: list[str]) -> list[str]:
+        if len(set(uses)) != len(uses):
+            raise ValueError("lists a service more than once")
+        return uses
+
+    @model_validator(mode="before")
+    @classmethod
+    def _service_into_workload(cls, data: Any) -> Any:
+        # The agent sees only the workload spec, so the app-level ``service`` and ``uses``
+        # travel in it (see WorkloadSpec). Copying here, once, keeps every spec and hash
+        # the orchestrator derives from ``app.workload`` consistent with the manifest.
+        if not isinstance(data, dict) or not isinstance(data.get("workload"), dict):
+            return data
+        workload = dict(data["workload"])
+        wanted = _binding_of(data)
+        for key, value in (("service", wanted[0]), ("uses", wanted[1])):
+            given = workload.get(key)
+            if isinstance(given, dict):  # a dumped binding spells out its defaults
+                given = {k: v for k, v in given.items() if v is not None}
+            if given not in (None, [], value):
+                raise ValueError(
+                    f"workload.{key} is filled from the app-level {key!r}; set {key} beside "
+                    "workload, not inside it"
+                )
+            if value in (None, []):
+                workload.pop(key, None)
+            else:
+                workload[key] = value
+        return {**data, "workload": workload}
 
     @model_validator(mode="before")
     @classmethod
@@ -94,6 +129,7 @@ class AppManifest(StrictSpec):
                 "it out to start at min)",
                 self.replicas,
             )
+        self._check_service()
         most = max(self.replicas or 0, auto.max if auto is not None else 0)
         longest = longest_replica_name(self.name, self.mode, most)
         if len(longest) > MAX_ID_LENGTH:
@@ -106,9 +142,60 @@ class AppManifest(StrictSpec):
             )
         return self
 
+    def _check_service(self) -> None:
+        service = self.service
+        if service is not None and self.service_name in self.uses:
+            raise field_error(
+                "AppManifest", ("uses",), "an app cannot use its own service", self.uses
+            )
+        if service is None or self.workload.runtime != "docker":
+            return
+        published = {p.host for p in self.workload.ports if p.host is not None}
+        for index, port in enumerate(service.ports):
+            if port.port not in published:
+                raise field_error(
+                    "AppManifest",
+                    ("service", "ports", str(index), "port"),
+                    f"{port.port} is not published: a docker workload serves on a host "
+                    "port, so add it to workload.ports as host",
+                    port.port,
+                )
+
     @property
     def is_daemon(self) -> bool:
         return self.mode == "daemon"
+
+    @property
+    def service_name(self) -> str | None:
+        """The name other apps ``use`` this app by (the app's own name by default)."""
+        if self.service is None:
+            return None
+        return self.service.name or self.name
+
+
+_USES = TypeAdapter(list[Identifier])
+
+
+def _binding_of(data: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Any]]:
+    """The (service binding, uses) the workload spec carries for raw manifest ``data``.
+    A malformed block is not copied: the block's own field then reports the error, at the
+    path the author wrote."""
+    try:
+        uses = _USES.validate_python(data.get("uses") or [])
+    except ValidationError:
+        uses = []
+    raw = data.get("service")
+    try:
+        service = Service.model_validate(raw)
+    except ValidationError:
+        return None, uses
+    binding: dict[str, Any] = {
+        "name": service.name or data.get("name"),
+        "ports": {p.name: p.port for p in service.ports},
+    }
+    if service.mqtt_group is not None:
+        binding["mqtt_group"] = service.mqtt_group
+    return binding, uses
 
 
 def with_replicas(app: AppManifest, replicas: int) -> AppManifest:

@@ -1,4 +1,4 @@
-"""The optional blocks of a manifest: placement, disconnect, autoscale, disruption.
+"""The optional blocks of a manifest: placement, disconnect, autoscale, disruption, service.
 
 Each block is a frozen, strict model with its own defaults, so an app that leaves a block
 out keeps today's behaviour. A new block (an update strategy, a service) gets its own
@@ -6,6 +6,8 @@ class here and one field on :class:`~edgefleet_protocol.manifest.app.AppManifest
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -175,3 +177,58 @@ class Disruption(StrictSpec):
 
     max_unavailable: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     rebalance: bool = True
+
+
+Topology = Literal["prefer-site", "prefer-region", "any"]
+
+
+class ServicePort(StrictSpec):
+    """One named TCP port the replicas serve on, on their node's advertised address.
+
+    For ``runtime: process`` it is the port the process listens on; for ``runtime: docker``
+    it must be published as a host port in ``workload.ports`` (the container's own port is
+    not reachable from other gateways)."""
+
+    name: Identifier = "main"
+    port: int = Field(ge=1, le=65535)
+
+
+class Service(StrictSpec):
+    """An app offered to other apps: its replicas become endpoints in the retained
+    ``services/{name}`` message, and consumers that list ``name`` in ``uses`` reach them
+    through their gateway's local proxy.
+
+    ``topology`` is where a consumer's proxy sends connections first: ``prefer-site``
+    (endpoints in its own site while any is healthy, then its region, then any),
+    ``prefer-region`` (its region, then any) or ``any``. ``mqtt_group`` names an MQTT
+    shared-subscription group the replicas join (they get it as ``EDGEFLEET_MQTT_GROUP``),
+    for apps that balance messages rather than connections; such an app may have no ports.
+    """
+
+    name: Identifier | None = None
+    ports: list[ServicePort] = Field(default_factory=list, max_length=16)
+    protocol: Literal["tcp"] = "tcp"
+    topology: Topology = "prefer-site"
+    mqtt_group: Identifier | None = None
+
+    @field_validator("ports")
+    @classmethod
+    def _ports_unique(cls, ports: list[ServicePort]) -> list[ServicePort]:
+        names = [p.name for p in ports]
+        if len(set(names)) != len(names):
+            raise ValueError("names a port more than once")
+        numbers = [p.port for p in ports]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("lists a port number more than once")
+        return ports
+
+    @model_validator(mode="after")
+    def _something_to_offer(self) -> Service:
+        if not self.ports and self.mqtt_group is None:
+            raise field_error(
+                "Service",
+                ("ports",),
+                "needs at least one port (or an mqtt_group for message balancing)",
+                [],
+            )
+        return self
