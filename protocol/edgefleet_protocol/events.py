@@ -116,8 +116,8 @@ MESSAGE_REJECTED = _kind(
 COMMAND = _kind(
     "command",
     "orchestrator",
-    ("reply",),
-    "a command was answered (the audit trail; the reply in details)",
+    ("ts", "operator", "verb", "request_id", "target_kind", "target", "ok", "result"),
+    "a command was answered (the audit trail: who, verb, target, result; never the reply)",
 )
 AUTOSCALE = _kind(
     "autoscale",

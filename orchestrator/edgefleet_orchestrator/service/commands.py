@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Literal
 
 from edgefleet_protocol import CommandReply, ProtocolError, encode
 from edgefleet_protocol.commands import (
+    DeployArgs,
     ErrorCode,
     check_reply_to,
     error_reply,
@@ -22,15 +24,45 @@ from edgefleet_protocol.commands import (
     rejection_reply,
     resolve_reply_to,
 )
+from edgefleet_protocol.ids import validate_id
 from edgefleet_protocol.session import InboundMessage, Publication, Session
+from pydantic import BaseModel
 
 from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.service.events import EventPublisher
 from edgefleet_orchestrator.service.handlers import CommandFailed, handle
 from edgefleet_orchestrator.service.state import ControlState
-from edgefleet_orchestrator.store.base import Store
+from edgefleet_orchestrator.store.base import AuditEntry, Store
 
 log = logging.getLogger("edgefleet.orchestrator")
+
+ANONYMOUS = "anonymous"
+"""The operator a command comes from when the broker names no user (the dev config)."""
+
+Target = tuple[Literal["app", "node"] | None, str | None]
+NO_TARGET: Target = (None, None)
+
+
+def target_of(args: BaseModel) -> Target:
+    """What a command acts on, for the audit trail: the app or node it names. A deploy's
+    app is its manifest's ``name`` (only when that is a valid id: the trail never quotes
+    anything else from a payload)."""
+    if isinstance(args, DeployArgs):
+        name = args.manifest.get("name")
+        return ("app", name) if isinstance(name, str) and _is_id(name) else NO_TARGET
+    for kind in ("app", "node"):
+        value = getattr(args, kind, None)
+        if isinstance(value, str):
+            return ("app" if kind == "app" else "node", value)
+    return NO_TARGET
+
+
+def _is_id(value: str) -> bool:
+    try:
+        validate_id(value, kind="app")
+    except ProtocolError:
+        return False
+    return True
 
 
 class CommandIntake:
@@ -46,7 +78,9 @@ class CommandIntake:
         events: EventPublisher,
         stats: ServiceStats,
         on_change: Callable[[bool], None],
+        clock: Callable[[], float],
     ) -> None:
+        self._clock = clock
         self._root = root
         self._session = session
         self._store = store
@@ -87,10 +121,10 @@ class CommandIntake:
         if earlier is not None:
             await self._answer_raw(earlier.encode(), reply_to, message.correlation_data)
             return
-        reply = self._execute(verb, envelope.request_id, message.payload)
+        reply, target = self._execute(verb, envelope.request_id, message.payload)
         stored = self._store.remember_reply(envelope.request_id, verb, encode(reply).decode())
         await self._answer_raw(stored.encode(), reply_to, message.correlation_data)
-        await self._events.audit(reply, verb)
+        await self._audit(reply, verb, target)
 
     def _safe_reply_topic(self, topic: str | None) -> str | None:
         if topic is None:
@@ -100,32 +134,50 @@ class CommandIntake:
         except ProtocolError:
             return None
 
-    def _execute(self, verb: str, request_id: str, payload: bytes) -> CommandReply:
+    def _execute(self, verb: str, request_id: str, payload: bytes) -> tuple[CommandReply, Target]:
         try:
             _, args = parse_command(verb, payload)
         except ProtocolError as exc:
-            return rejection_reply(request_id, verb, exc)
+            return rejection_reply(request_id, verb, exc), NO_TARGET
+        target = target_of(args)
         try:
             with self._store.transaction():
                 outcome = handle(verb, args, self._state, self._store)
         except CommandFailed as exc:
-            return error_reply(request_id, exc.code, exc.message, verb=verb, details=exc.details)
+            reply = error_reply(request_id, exc.code, exc.message, verb=verb, details=exc.details)
+            return reply, target
         except Exception as exc:
             log.exception("command %s failed", verb)
-            return error_reply(
+            reply = error_reply(
                 request_id, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", verb=verb
             )
+            return reply, target
         self._on_change(outcome.placement_changed)
         if verb == "deploy" and outcome.placement_changed:
             # Deploy-to-running starts now (the metrics' histogram; see _note_converged).
             self._stats.deploys_waiting[outcome.result["app"]] = self._state.clock()
-        return CommandReply(request_id=request_id, verb=verb, ok=True, result=outcome.result)
+        reply = CommandReply(request_id=request_id, verb=verb, ok=True, result=outcome.result)
+        return reply, target
 
     async def _answer(
         self, reply: CommandReply, reply_to: str | None, correlation: bytes | None, verb: str
     ) -> None:
         await self._answer_raw(encode(reply), reply_to, correlation)
-        await self._events.audit(reply, verb)
+        await self._audit(reply, verb, NO_TARGET)
+
+    async def _audit(self, reply: CommandReply, verb: str, target: Target) -> None:
+        kind, name = target
+        entry = AuditEntry(
+            ts=self._clock(),
+            operator=ANONYMOUS,
+            verb=verb,
+            request_id=reply.request_id,
+            ok=reply.ok,
+            code=reply.error.code if reply.error is not None else None,
+            target_kind=kind,
+            target=name,
+        )
+        await self._events.audit(entry)
 
     async def _answer_raw(
         self, payload: bytes, reply_to: str | None, correlation: bytes | None

@@ -10,11 +10,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from edgefleet_protocol import CommandReply, TopicKind, Topics
+from edgefleet_protocol import TopicKind, Topics
 from edgefleet_protocol.events import COMMAND, MESSAGE_REJECTED, EventKind, build_event
 from edgefleet_protocol.session import MAX_INFLIGHT, Publication, Session
 
 from edgefleet_orchestrator.service.config import ServiceStats
+from edgefleet_orchestrator.store.base import AuditEntry
 
 log = logging.getLogger("edgefleet.orchestrator")
 
@@ -106,16 +107,18 @@ class EventPublisher:
                 details={"topic": topic[:512], "reason": reason},
             )
 
-    async def audit(self, reply: CommandReply, verb: str) -> None:
-        """Every command result also goes to ``orchestrator/events`` (the audit trail)."""
-        text = f"command {verb} {reply.request_id}: " + (
-            "ok" if reply.ok else f"{reply.error.code}: {reply.error.message}"  # type: ignore[union-attr]
-        )
+    async def audit(self, entry: AuditEntry) -> None:
+        """Every command's outcome also goes to ``orchestrator/events`` (the audit trail):
+        who, verb, target, result and time — never the reply, whose result and error
+        message can quote payload values (a manifest's ``env``) that viewers must not read."""
+        target = f" {entry.target_kind} {entry.target}" if entry.target else ""
         await self.event(
-            "info" if reply.ok else "warning",
+            "info" if entry.ok else "warning",
             COMMAND,
-            text,
-            details={"reply": reply.model_dump(mode="json", exclude_none=True)},
+            f"{entry.operator}: {entry.verb}{target}: {entry.result}",
+            app=entry.target if entry.target_kind == "app" else None,
+            node=entry.target if entry.target_kind == "node" else None,
+            details=entry.as_details(),
         )
 
 

@@ -124,6 +124,7 @@ class Orchestrator:
             events=self.events,
             stats=self.stats,
             on_change=self._after_command,
+            clock=clock,
         )
 
     @property

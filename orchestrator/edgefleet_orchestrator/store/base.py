@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
+from typing import Literal, Protocol
 
 # The store keeps placement's own record of a replica on a node: one type, no conversions.
 from edgefleet_orchestrator.placement.model import Assignment as Assignment
@@ -98,6 +98,45 @@ class NodeGeneration:
     generation: int
     doc_hash: str
     doc_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One command's outcome for the audit trail: who, verb, target, result, time.
+
+    Deliberately without arguments, results or error messages: those can quote payload
+    values (a manifest's ``env``), and the trail is read more widely than replies are.
+    ``operator`` is the broker user the command came from (its topic says so, never its
+    payload); ``code`` is the error code of a refusal, ``None`` when it succeeded.
+    """
+
+    ts: float
+    operator: str
+    verb: str
+    request_id: str
+    ok: bool
+    code: str | None = None
+    target_kind: Literal["app", "node"] | None = None
+    target: str | None = None
+    seq: int = 0
+    """The store's order of arrival (0 until stored)."""
+
+    @property
+    def result(self) -> str:
+        return "ok" if self.ok else (self.code or "failed")
+
+    def as_details(self) -> dict[str, object]:
+        """The entry as the JSON object of ``edgefleet audit`` rows and audit events."""
+        return {
+            "ts": self.ts,
+            "operator": self.operator,
+            "verb": self.verb,
+            "request_id": self.request_id,
+            "target_kind": self.target_kind,
+            "target": self.target,
+            "ok": self.ok,
+            "result": self.result,
+        }
 
 
 @dataclass(frozen=True, slots=True)
