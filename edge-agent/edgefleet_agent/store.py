@@ -44,11 +44,20 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+PRIVATE_MODE = 0o600
+"""The store holds desired documents (workload ``env`` values included): owner only."""
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers and crashes see old or new, never half."""
+    """Replace ``path`` with ``data`` so that readers and crashes see old or new, never half.
+
+    The file is created 0600 whatever the umask: it holds ``env`` values.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
+        os.fchmod(fd, PRIVATE_MODE)  # a leftover temp file keeps its old mode otherwise
+        with open(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -102,6 +111,8 @@ class LocalStore:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / STORE_FILE
         self.recovered_from: str | None = None
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(self.path, PRIVATE_MODE)  # a store written 0644 by an older agent
         try:
             AtomicJSONStorage(str(self.path)).read()
         except StoreCorrupt as exc:

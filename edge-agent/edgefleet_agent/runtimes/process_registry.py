@@ -32,6 +32,7 @@ class RegistryFile(BaseModel):
 
 def load_registry(path: Path, node: str) -> dict[str, ProcessRecord]:
     try:
+        os.chmod(path, 0o600)  # a registry written 0644 by an older agent
         raw = path.read_bytes()
     except FileNotFoundError:
         return {}
@@ -54,7 +55,10 @@ def save_registry(path: Path, node: str, records: dict[str, ProcessRecord]) -> N
     # A temp name of this writer's own: a second writer (another thread or process) can
     # never rename this one's file away from under it.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
+    # 0600 whatever the umask: the registry names commands, and it outlives the processes.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "w", encoding="utf-8") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())

@@ -139,6 +139,29 @@ def refuse_foreign_file(path: Path) -> None:
         raise StoreError(f"{path} is not a SQLite database; {_WHAT_TO_DO}")
 
 
+PRIVATE_MODE = 0o600
+"""The database and its ``-wal``/``-shm`` files hold manifests (``env`` values) and stored
+replies: readable by the orchestrator's user only."""
+
+
+def make_private(path: Path) -> None:
+    """Create ``path`` 0600 if it is missing, and tighten it and its WAL/SHM files to 0600.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode, so creating the
+    database file 0600 before SQLite opens it covers them; files left 0644 by an older
+    version are tightened here on every open.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_MODE)
+        os.close(fd)
+        for suffix in ("", "-wal", "-shm"):
+            candidate = path.with_name(path.name + suffix)
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(candidate, PRIVATE_MODE)
+    except OSError as exc:
+        raise StoreError(f"cannot make {path} private: {exc.strerror or exc}") from exc
+
+
 def connect(path: Path) -> sqlite3.Connection:
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (Python's implicit

@@ -56,6 +56,7 @@ from edgefleet_orchestrator.store.schema import (
     SCHEMA_VERSION,
     Migration,
     connect,
+    make_private,
     migrate,
     prepare,
     refuse_foreign_file,
@@ -118,8 +119,10 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         try:
             refuse_foreign_file(self.path)
+            make_private(self.path)
             self._conn = connect(self.path)
             self.schema_version = prepare(self._conn, self.path, migrations, synchronous)
+            make_private(self.path)  # the WAL/SHM files prepare() just created
         except BaseException:
             self.close()
             raise
