@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from edgefleet_protocol.base import Envelope, WireModel
+from edgefleet_protocol.bounds import Counter, Timestamp
 from edgefleet_protocol.ids import Identifier
 from edgefleet_protocol.workload import WorkloadSpec
 
@@ -34,8 +35,8 @@ class Desired(Envelope):
 
     node: Identifier
     site: Identifier | None = None
-    generation: int = Field(ge=0)
-    issued_at: float
+    generation: Counter
+    issued_at: Timestamp
     workloads: list[DesiredWorkload] = Field(default_factory=list)
 
     # A field validator (not a model validator) so the error names "workloads".

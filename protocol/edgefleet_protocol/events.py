@@ -160,6 +160,24 @@ MOVE = _kind(
     ("replica", "from", "to", "completed", "cause"),
     "a moved replica's old copy was let go",
 )
+NODE_ISOLATED = _kind(
+    "node-isolated",
+    "orchestrator",
+    ("reason", "since"),
+    "a node's data would end a reconcile pass: it is left out, treated as offline",
+)
+NODE_RELEASED = _kind(
+    "node-released",
+    "orchestrator",
+    (),
+    "an isolated node's data is usable again: it is scheduled again",
+)
+RECONCILE_FAILED = _kind(
+    "reconcile-failed",
+    "orchestrator",
+    (),
+    "a reconcile pass failed for a reason no single node explains; it was skipped",
+)
 
 CATALOGUE: Final[Mapping[str, EventKind]] = MappingProxyType(_CATALOGUE)
 """Every event kind, by name."""

@@ -10,6 +10,20 @@ from typing import Literal
 from pydantic import Field
 
 from edgefleet_protocol.base import Envelope, WireModel
+from edgefleet_protocol.bounds import (
+    MAX_BANDWIDTH_MBPS,
+    MAX_CPU_CORES,
+    MAX_DISK_MB,
+    MAX_LATENCY_MS,
+    MAX_LOAD,
+    MAX_MEMORY_MB,
+    Counter,
+    CpuPercent,
+    LatencyMs,
+    Metric,
+    Percent,
+    Timestamp,
+)
 from edgefleet_protocol.ids import Identifier
 
 NodeState = Literal["online", "offline"]
@@ -18,7 +32,7 @@ WorkloadState = Literal[
     "pending", "pulling", "starting", "running", "unhealthy", "failed", "stopped"
 ]
 Health = Literal["unknown", "healthy", "unhealthy", "none"]
-_Metric = float
+_Metric = Metric
 
 
 class NodeStatus(Envelope):
@@ -28,15 +42,15 @@ class NodeStatus(Envelope):
     node: Identifier
     site: Identifier
     state: NodeState
-    session: int = Field(ge=0)
-    since: float
+    session: Counter
+    since: Timestamp
     agent_version: str = Field(default="", max_length=64)
 
 
 class NetworkInfo(WireModel):
     link: str = Field(default="unknown", max_length=32)
-    bandwidth_mbps: float | None = Field(default=None, ge=0)
-    latency_ms: float | None = Field(default=None, ge=0)
+    bandwidth_mbps: float | None = Field(default=None, ge=0, le=MAX_BANDWIDTH_MBPS)
+    latency_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS)
 
 
 class Capabilities(Envelope):
@@ -45,9 +59,9 @@ class Capabilities(Envelope):
     profile: str | None = Field(default=None, max_length=64)
     arch: str = Field(max_length=32)
     os: str = Field(default="linux", max_length=64)
-    cpu_cores: float = Field(gt=0)
-    memory_mb: int = Field(gt=0)
-    disk_mb: int = Field(ge=0)
+    cpu_cores: float = Field(gt=0, le=MAX_CPU_CORES)
+    memory_mb: int = Field(gt=0, le=MAX_MEMORY_MB)
+    disk_mb: int = Field(ge=0, le=MAX_DISK_MB)
     runtimes: list[Literal["docker", "process", "simulated"]] = Field(min_length=1)
     labels: dict[str, str] = Field(default_factory=dict)
     sensors: list[str] = Field(default_factory=list)
@@ -59,9 +73,9 @@ class Capabilities(Envelope):
 
 
 class WorkloadUsage(WireModel):
-    cpu_pct: float | None = Field(default=None, ge=0)
-    memory_mb: float | None = Field(default=None, ge=0)
-    memory_pct: float | None = Field(default=None, ge=0)
+    cpu_pct: CpuPercent | None = None
+    memory_mb: float | None = Field(default=None, ge=0, le=MAX_MEMORY_MB)
+    memory_pct: float | None = Field(default=None, ge=0, le=1000)  # of a limit: may overshoot
     metrics: dict[str, _Metric] = Field(default_factory=dict)
 
 
@@ -71,13 +85,13 @@ class Telemetry(Envelope):
 
     node: Identifier
     site: Identifier
-    ts: float
+    ts: Timestamp
     full: bool = False
-    cpu_pct: float | None = Field(default=None, ge=0)
-    memory_pct: float | None = Field(default=None, ge=0, le=100)
-    disk_pct: float | None = Field(default=None, ge=0, le=100)
-    load1: float | None = Field(default=None, ge=0)
-    latency_ms: dict[str, float] = Field(default_factory=dict)
+    cpu_pct: CpuPercent | None = None
+    memory_pct: Percent | None = None
+    disk_pct: Percent | None = None
+    load1: float | None = Field(default=None, ge=0, le=MAX_LOAD)
+    latency_ms: dict[str, LatencyMs] = Field(default_factory=dict)
     metrics: dict[str, _Metric] = Field(default_factory=dict)
     workloads: dict[Identifier, WorkloadUsage] = Field(default_factory=dict)
 
@@ -87,8 +101,8 @@ class WorkloadReport(WireModel):
     spec_hash: str = Field(max_length=80)
     state: WorkloadState
     health: Health = "unknown"
-    restarts: int = Field(default=0, ge=0)
-    since: float
+    restarts: Counter = 0
+    since: Timestamp
     message: str = Field(default="", max_length=2048)
     address: str | None = Field(default=None, max_length=255)
     ports: dict[Identifier, int] = Field(default_factory=dict)
@@ -112,9 +126,9 @@ class Reported(Envelope):
 
     node: Identifier
     site: Identifier | None = None
-    observed_generation: int = Field(ge=0)
-    session: int = Field(ge=0)
-    ts: float
+    observed_generation: Counter
+    session: Counter
+    ts: Timestamp
     workloads: dict[Identifier, WorkloadReport] = Field(default_factory=dict)
     proxies: dict[Identifier, ServiceProxy] = Field(default_factory=dict)
 
@@ -122,7 +136,7 @@ class Reported(Envelope):
 class Event(Envelope):
     """A notable thing that happened, for humans and audit: never retained."""
 
-    ts: float
+    ts: Timestamp
     level: Level = "info"
     kind: str = Field(min_length=1, max_length=64)
     message: str = Field(max_length=4096)

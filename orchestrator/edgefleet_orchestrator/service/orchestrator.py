@@ -265,8 +265,18 @@ class Orchestrator:
             await self._dirty.wait()
             await asyncio.sleep(self.config.debounce_s)
             self._dirty.clear()
-            result = self.passes.run()
+            try:
+                result = self.passes.run()
+            except Exception as exc:  # no node explains it (see reconcile.isolation)
+                log.exception("reconcile pass failed")
+                await self.events.event(
+                    "error",
+                    "reconcile-failed",
+                    f"the reconcile pass failed and was skipped: {type(exc).__name__}: {exc}",
+                )
+                continue  # the next input tries again; the loop and commands go on
             self._status_dirty.set()
+            await self._publish_isolations()
             await self._publish_pass(result)
             await self._publish_statuses()
 
@@ -289,6 +299,27 @@ class Orchestrator:
             level: Literal["info", "warning"] = "warning" if state == "stuck" else "info"
             await self.events.event(level, "drain", text, node=node, details={"state": state})
         self.passes.drain_milestones = []
+
+    async def _publish_isolations(self) -> None:
+        started, released = self.passes.isolation_changes
+        for iso in started:
+            log.warning("node %s isolated: %s", iso.node, iso.reason)
+            await self.events.event(
+                "warning",
+                "node-isolated",
+                f"node {iso.node} is left out of scheduling (treated as offline): {iso.reason}",
+                node=iso.node,
+                site=iso.site,
+                details={"reason": iso.reason, "since": iso.since},
+            )
+        for iso in released:
+            await self.events.event(
+                "info",
+                "node-released",
+                f"node {iso.node} is scheduled again: its data is usable",
+                node=iso.node,
+                site=iso.site,
+            )
 
     async def _publish_statuses(self) -> None:
         self._status_dirty.clear()

@@ -23,8 +23,8 @@ from edgefleet_orchestrator.reconcile.fleet_pass import (
     FleetView,
     Knobs,
     PassResult,
-    reconcile,
 )
+from edgefleet_orchestrator.reconcile.isolation import Isolation, reconcile_isolating
 from edgefleet_orchestrator.scaling.drain import milestones
 from edgefleet_orchestrator.scaling.rebalance import RebalanceGate
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
@@ -58,6 +58,10 @@ class PassRunner:
         self.last_result: PassResult | None = None
         self.placements: dict[str, AppPlacement] = {}
         self.drain_milestones: list[tuple[str, str, str]] = []
+        self.isolated: dict[str, Isolation] = {}
+        """Nodes the passes leave out because their data broke (or would break) a pass."""
+        self.isolation_changes: tuple[list[Isolation], list[Isolation]] = ([], [])
+        """Of the last pass: (newly isolated, released) — the shell reports both."""
         self.published: dict[str, Published] = {
             g.node: Published(site=g.site, generation=g.generation, doc_hash=g.doc_hash)
             for g in snapshot.generations.values()
@@ -91,7 +95,13 @@ class PassRunner:
             control=state.control,
             knobs=knobs,
         )
-        result = reconcile(view)
+        result, isolated = reconcile_isolating(view, self.isolated)
+        started_now = [
+            i for n, i in isolated.items() if (p := self.isolated.get(n)) is None or p != i
+        ]
+        released = [i for n, i in self.isolated.items() if n not in isolated]
+        self.isolation_changes = (started_now, released)
+        self.isolated = isolated
         self._stored_control = persist_pass(
             self._store,
             result,
