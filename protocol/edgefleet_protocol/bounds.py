@@ -41,6 +41,7 @@ Percent = Annotated[float, Field(ge=0, le=100)]
 CpuPercent = Annotated[float, Field(ge=0, le=MAX_CPU_PCT)]
 LatencyMs = Annotated[float, Field(ge=0, le=MAX_LATENCY_MS)]
 Metric = Annotated[float, Field(ge=-MAX_METRIC, le=MAX_METRIC)]
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 __all__ = [
     "MAX_BANDWIDTH_MBPS",
@@ -58,5 +59,6 @@ __all__ = [
     "LatencyMs",
     "Metric",
     "Percent",
+    "Port",
     "Timestamp",
 ]

@@ -22,6 +22,7 @@ from edgefleet_protocol.bounds import (
     LatencyMs,
     Metric,
     Percent,
+    Port,
     Timestamp,
 )
 from edgefleet_protocol.ids import Identifier
@@ -105,7 +106,7 @@ class WorkloadReport(WireModel):
     since: Timestamp
     message: str = Field(default="", max_length=2048)
     address: str | None = Field(default=None, max_length=255)
-    ports: dict[Identifier, int] = Field(default_factory=dict)
+    ports: dict[Identifier, Port] = Field(default_factory=dict)
 
 
 class ServiceProxy(WireModel):
@@ -116,8 +117,8 @@ class ServiceProxy(WireModel):
     state: Literal["listening", "failed"]
     host: str = Field(max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
-    ports: dict[Identifier, int] = Field(default_factory=dict)
-    endpoints: int = Field(default=0, ge=0)
+    ports: dict[Identifier, Port] = Field(default_factory=dict)
+    endpoints: Counter = 0
     message: str = Field(default="", max_length=2048)
 
 

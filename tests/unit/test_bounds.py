@@ -65,6 +65,7 @@ BOUNDS: list[tuple[TopicKind, tuple[str, ...], float]] = [
     (TopicKind.NODE_REPORTED, ("ts",), MAX_TIMESTAMP),
     (TopicKind.NODE_REPORTED, ("workloads", "w", "restarts"), MAX_SAFE_INT),
     (TopicKind.NODE_REPORTED, ("workloads", "w", "since"), MAX_TIMESTAMP),
+    (TopicKind.NODE_REPORTED, ("workloads", "w", "ports", "http"), 65535),
     (TopicKind.NODE_DESIRED, ("generation",), MAX_SAFE_INT),
     (TopicKind.NODE_DESIRED, ("issued_at",), MAX_TIMESTAMP),
 ]
@@ -74,10 +75,8 @@ def payload(kind: TopicKind, path: tuple[str, ...], value: Any) -> str:
     body: dict[str, Any] = json.loads(json.dumps({"v": 1, **BASE[kind]}))
     here = body
     for i, key in enumerate(path[:-1]):
-        if kind is TopicKind.NODE_REPORTED and i == 0 and key == "workloads":
-            here = here.setdefault("workloads", {}).setdefault(path[1], dict(REPORT))
-            break
-        here = here.setdefault(key, {})
+        fresh = dict(REPORT) if kind is TopicKind.NODE_REPORTED and i == 1 else {}
+        here = here.setdefault(key, fresh)
     here[path[-1]] = value
     return json.dumps(body)
 
