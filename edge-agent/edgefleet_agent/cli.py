@@ -60,6 +60,7 @@ SINGLE = {
     "reconcile_interval_s": "converge pass period when nothing happens (default 10)",
     "capabilities_interval_s": "capabilities re-check period (default 60)",
     "max_payload_bytes": "largest desired document accepted (default 262144)",
+    "metrics_addr": "serve Prometheus metrics on http://HOST:PORT/metrics, loopback only",
     "sim_seed": "simulated runtime: RNG seed",
     "sim_start_delay_s": "simulated runtime: seconds a workload spends starting",
     "sim_failure_rate": "simulated runtime: probability a start fails (0-1)",
@@ -151,16 +152,33 @@ def run_until_signalled(prepared: Prepared) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    async def serve() -> None:
-        await prepared.build().run(stop)  # built inside the loop that runs it
+    async def serve() -> int:
+        agent = prepared.build()  # built inside the loop that runs it
+        address = prepared.settings.metrics_addr
+        if address is None:
+            await agent.run(stop)
+            return 0
+        from edgefleet_agent.exporters.metrics import metrics_server  # only when asked for
+
+        server = metrics_server(agent, address)
+        try:
+            await server.start()
+        except OSError as exc:
+            print(f"edgefleet-agent: --metrics-addr {address}: {exc.strerror}", file=sys.stderr)
+            prepared.store.close()
+            return EXIT_BAD_SETTINGS
+        try:
+            await agent.run(stop)
+        finally:
+            await server.close()
+        return 0
 
     try:
-        loop.run_until_complete(serve())
+        return loop.run_until_complete(serve())
     finally:
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

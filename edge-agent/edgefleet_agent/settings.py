@@ -23,6 +23,7 @@ from typing import Any
 from edgefleet_protocol import ProtocolError
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.codec import MAX_PAYLOAD_BYTES
+from edgefleet_protocol.scrape import Address
 from edgefleet_protocol.topics import DEFAULT_ROOT
 
 from edgefleet_agent.core import setting_values as v
@@ -72,6 +73,7 @@ class AgentSettings:
     capabilities_interval_s: float = 60.0
     deadbands: Deadbands = field(default_factory=Deadbands)
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    metrics_addr: Address | None = None
     sim_seed: int = 0
     sim_start_delay_s: float = 0.0
     sim_failure_rate: float = 0.0
@@ -100,6 +102,7 @@ PARSERS: dict[str, Parser] = {
     "capabilities_interval_s": v.number(low=1, high=86_400),
     "deadbands": v.deadbands,
     "max_payload_bytes": v.number(low=1024, high=16 * 1024 * 1024, integer=True),
+    "metrics_addr": v.loopback_address,
     "sim_seed": v.number(low=0, high=2**63, integer=True),
     "sim_start_delay_s": v.number(low=0, high=3_600),
     "sim_failure_rate": v.number(low=0, high=1),

@@ -60,7 +60,7 @@ def run(
     metrics_addr: str | None = typer.Option(
         None,
         "--metrics-addr",
-        envvar="EDGEFLEET_METRICS_ADDR",
+        envvar="EDGEFLEET_ORCHESTRATOR_METRICS_ADDR",
         help="Serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 127.0.0.1:9464).",
     ),
     metrics_per_node_limit: int = typer.Option(
@@ -74,7 +74,8 @@ def run(
     log_level: str = typer.Option("INFO", "--log-level", envvar="EDGEFLEET_LOG_LEVEL"),
 ) -> None:
     """Run the orchestrator until SIGTERM/SIGINT."""
-    from edgefleet_orchestrator.exporters.http import AddressError, parse_address
+    from edgefleet_protocol.scrape import AddressError, parse_address
+
     from edgefleet_orchestrator.exporters.run import ExporterOptions, run_until_signalled
     from edgefleet_orchestrator.service.config import OrchestratorConfig
 

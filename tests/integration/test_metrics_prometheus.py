@@ -1,8 +1,9 @@
 """Prometheus metrics, read back by a real Prometheus server.
 
-A real mosquitto, the ``edgefleet orchestrator run --metrics-addr`` process and a small
-fleet of real agents (``edgefleet-agent simulate``: real agents, simulated runtime); a real
-Prometheus (Debian's package) scrapes the orchestrator every second, and the test reads
+A real mosquitto, the ``edgefleet orchestrator run --metrics-addr`` process, a small fleet
+of real agents (``edgefleet-agent simulate``: real agents, simulated runtime) and one
+``edgefleet-agent run --metrics-addr`` process; a real Prometheus (Debian's package)
+scrapes the orchestrator and that agent every second, and the test reads
 fleet metrics back through Prometheus' HTTP query API. Then the bad cases: a message with
 an id no node may have, and the broker going away, must show in the metrics while the
 orchestrator and its endpoint stay up.
@@ -123,10 +124,34 @@ async def test_prometheus_scrapes_fleet_metrics_and_they_survive_bad_input_and_a
         ],
         tmp_path / "fleet.log",
     )
+    agent_port = free_port()
+    agent = spawn(
+        [
+            str(BIN / "edgefleet-agent"),
+            "run",
+            "--node",
+            "real-1",
+            "--site",
+            "site-0",
+            "--broker",
+            broker.url,
+            "--root",
+            topic_root,
+            "--state-dir",
+            str(tmp_path / "agent"),
+            "--runtime",
+            "process",
+            "--metrics-addr",
+            f"127.0.0.1:{agent_port}",
+        ],
+        tmp_path / "agent.log",
+    )
     try:
-        prom = prometheus_factory([f"127.0.0.1:{metrics_port}"])
-        wait_for(prom, 'edgefleet_nodes{state="online"}', NODES)
-        wait_for(prom, "sum(edgefleet_node_online)", NODES)
+        prom = prometheus_factory([f"127.0.0.1:{metrics_port}", f"127.0.0.1:{agent_port}"])
+        wait_for(prom, 'edgefleet_nodes{state="online"}', NODES + 1)
+        wait_for(prom, "sum(edgefleet_node_online)", NODES + 1)
+        wait_for(prom, "edgefleet_agent_broker_connected", 1)
+        assert value(prom, 'edgefleet_agent_workloads{state="running"}') == 0
 
         manifest = {"name": "sim-app", "replicas": 3, "workload": {"runtime": "simulated"}}
         async with Operator(broker.url, topic_root) as op:
@@ -152,15 +177,19 @@ async def test_prometheus_scrapes_fleet_metrics_and_they_survive_bad_input_and_a
             wait_for(prom, 'edgefleet_messages_invalid_total{reason="payload"}', 1)
 
         stop(fleet)
-        broker.stop()  # the broker goes away: the endpoint stays and says so
+        broker.stop()  # the broker goes away: the endpoints stay and say so
         wait_for(prom, "edgefleet_broker_connected", 0)
-        wait_for(prom, 'up{job="edgefleet"}', 1)
+        wait_for(prom, "edgefleet_agent_broker_connected", 0)
+        wait_for(prom, 'count(up{job="edgefleet"} == 1)', 2)
         assert orch.poll() is None, (tmp_path / "orchestrator.log").read_text()
+        assert agent.poll() is None, (tmp_path / "agent.log").read_text()
         assert all(t["health"] == "up" for t in prom.targets())
     finally:
         stop(fleet)
+        stop(agent)
         stop(orch)
         broker.stop()
     log = (tmp_path / "orchestrator.log").read_text()
     assert "Traceback" not in log, log
+    assert "Traceback" not in (tmp_path / "agent.log").read_text()
     assert json.loads((tmp_path / "fleet.log").read_text().splitlines()[0])["ready"] == NODES

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from edgefleet_orchestrator.exporters.http import AddressError, parse_address
 from edgefleet_orchestrator.exporters.metrics import histogram, registry_for
 from edgefleet_orchestrator.fleet.registry import NodeRecord
 from edgefleet_orchestrator.fleet.telemetry import TelemetryView
 from edgefleet_orchestrator.service.config import Observations, ServiceStats
+from edgefleet_protocol.scrape import AddressError, parse_address
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 

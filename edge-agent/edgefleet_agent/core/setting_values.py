@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet_protocol import ProtocolError, validate_id
+from edgefleet_protocol.scrape import Address, AddressError, parse_address
 from edgefleet_protocol.topics import validate_root
 
 from edgefleet_agent.core.telemetry import Deadbands
@@ -173,3 +174,15 @@ def optional_text(raw: Any) -> str:
     if len(text) > 64:
         raise ValueError("must be at most 64 characters")
     return text
+
+
+def loopback_address(raw: Any) -> Address:
+    """``HOST:PORT`` on loopback only: a gateway's metrics endpoint has no authentication,
+    so it is never offered to the network (a local Prometheus agent or exporter reads it)."""
+    try:
+        address = parse_address(plain_text(raw))
+    except AddressError as exc:
+        raise ValueError(str(exc)) from None
+    if not address.loopback:
+        raise ValueError(f"{address} is not a loopback address (use 127.0.0.1:PORT or [::1]:PORT)")
+    return address

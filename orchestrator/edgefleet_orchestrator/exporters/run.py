@@ -12,7 +12,9 @@ import contextlib
 import signal
 from dataclasses import dataclass
 
-from edgefleet_orchestrator.exporters.http import Address, MetricsServer
+from edgefleet_protocol.scrape import Address, MetricsServer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from edgefleet_orchestrator.exporters.metrics import registry_for
 from edgefleet_orchestrator.service.config import OrchestratorConfig
 from edgefleet_orchestrator.service.orchestrator import Orchestrator
@@ -36,7 +38,9 @@ async def run_until_signalled(config: OrchestratorConfig, options: ExporterOptio
     server: MetricsServer | None = None
     if options.metrics is not None:
         registry = registry_for(orchestrator, per_node_limit=options.per_node_limit)
-        server = MetricsServer(registry, options.metrics)
+        server = MetricsServer(
+            lambda: generate_latest(registry), CONTENT_TYPE_LATEST, options.metrics
+        )
         try:
             await server.start()
         except OSError:

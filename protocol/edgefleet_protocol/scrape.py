@@ -1,10 +1,13 @@
-"""A minimal HTTP server for ``GET /metrics``, inside the service's event loop.
+"""A minimal HTTP server for ``GET /metrics``, inside the caller's event loop.
 
-Why not prometheus-client's own ``start_http_server``: it serves from a thread, and the
-orchestrator's state belongs to its event loop alone (service/orchestrator.py); a scrape
-must read it between two loop steps, never while a pass changes it. A scrape is one short
-request, so a few lines of asyncio do: read the request head (bounded in size and time),
-answer, close. Any failure is logged and answered with 500; nothing reaches the service.
+Shared by the orchestrator's and the agent's ``exporters/``; it knows nothing of metrics
+(the caller passes a ``render`` function and its content type), so this package needs no
+metrics library. Why not prometheus-client's own ``start_http_server``: it serves from a
+thread, and the orchestrator's and the agent's state belong to their event loop alone; a
+scrape must read it between two loop steps, never while a pass changes it. A scrape is one
+short request, so a few lines of asyncio do: read the request head (bounded in size and
+time), answer, close. Any failure is logged and answered with 500; nothing reaches the
+service. :func:`parse_address` (pure) reads ``--metrics-addr``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import CollectorRegistry
 
 log = logging.getLogger("edgefleet.metrics")
 
@@ -62,11 +63,12 @@ def parse_address(text: str) -> Address:
 
 
 class MetricsServer:
-    """Serves ``registry`` on ``/metrics`` until :meth:`close`. ``port`` is the bound port
+    """Serves ``render()`` on ``/metrics`` until :meth:`close`. ``port`` is the bound port
     (useful with port 0)."""
 
-    def __init__(self, registry: CollectorRegistry, address: Address) -> None:
-        self._registry = registry
+    def __init__(self, render: Callable[[], bytes], content_type: str, address: Address) -> None:
+        self._render = render
+        self._content_type = content_type
         self._address = address
         self._server: asyncio.Server | None = None
         self.port = address.port
@@ -121,4 +123,4 @@ class MetricsServer:
             return "405 Method Not Allowed", "text/plain", b"only GET\n"
         if path != "/metrics":
             return "404 Not Found", "text/plain", b"see /metrics\n"
-        return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self._registry)
+        return "200 OK", self._content_type, self._render()
