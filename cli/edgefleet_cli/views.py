@@ -153,7 +153,7 @@ def nodes_view(result: Mapping[str, Any]) -> RenderableType:
         table.add_row(
             cell(r.get("node")),
             cell(r.get("site")),
-            state(r.get("state")),
+            _state_cell(r),
             _cordon_cell(r),
             cell(r.get("profile")),
             cell(r.get("arch")),
@@ -162,6 +162,12 @@ def nodes_view(result: Mapping[str, Any]) -> RenderableType:
             cell(r.get("replicas")),
         )
     return table
+
+
+def _state_cell(row: Mapping[str, Any]) -> str:
+    """The node's state, marked when the orchestrator holds it as flapping."""
+    shown = state(row.get("state"))
+    return f"{shown} [yellow](flapping)[/]" if row.get("flapping") else shown
 
 
 def _cordon_cell(row: Mapping[str, Any]) -> str:
@@ -178,6 +184,7 @@ def node_view(result: Mapping[str, Any]) -> RenderableType:
     facts.add_column(style="bold")
     facts.add_column()
     cordon = "  [yellow]cordoned[/]" if result.get("cordoned") else ""
+    cordon += "  [yellow]flapping[/]" if result.get("flapping") else ""
     facts.add_row("node", f"{cell(result.get('node'))} (site {cell(result.get('site'))})")
     facts.add_row("state", f"{state(result.get('state'))}{cordon}")
     facts.add_row("profile", f"{cell(caps.get('profile'))}  arch {cell(caps.get('arch'))}")
@@ -288,7 +295,8 @@ def fleet_view(snapshot: FleetSnapshot, root: str, now: float | None = None) -> 
     if s is not None:
         lines.append(
             f"nodes {s.nodes_online}/{s.nodes_total} online, {s.nodes_offline} offline, "
-            f"{s.nodes_stale} stale, {s.nodes_cordoned} cordoned   "
+            f"{s.nodes_stale} stale, {s.nodes_cordoned} cordoned"
+            f"{f', {s.nodes_flapping} flapping' if s.nodes_flapping else ''}   "
             f"apps {s.apps_healthy}/{s.apps_total} healthy, {s.apps_degraded} degraded   "
             f"replicas {s.replicas_running}/{s.replicas_desired} running   "
             f"(as of {max(0.0, now - s.ts):.0f} s ago)"

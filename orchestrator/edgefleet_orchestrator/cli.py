@@ -70,6 +70,31 @@ def run(
         help="Also export per-node series while the fleet has at most this many nodes "
         "(0: never; keeps the series count bounded).",
     ),
+    rebalance_settle: float = typer.Option(
+        30.0,
+        "--rebalance-settle",
+        min=0,
+        help="Seconds a returning node must stay online before rebalancing targets it.",
+    ),
+    flap_max: int = typer.Option(
+        3, "--flap-max", min=1, help="Exits from online within --flap-window before flapping."
+    ),
+    flap_window: float = typer.Option(
+        600.0, "--flap-window", help="Seconds over which --flap-max counts (and it clears)."
+    ),
+    burst_nodes: int = typer.Option(
+        3,
+        "--burst-nodes",
+        min=0,
+        help="Nodes offline within --burst-window that make a broker event (0: off).",
+    ),
+    burst_window: float = typer.Option(1.0, "--burst-window", help="Seconds; see --burst-nodes."),
+    burst_hold: float = typer.Option(
+        30.0,
+        "--burst-hold",
+        min=0,
+        help="After a broker event, seconds before the nodes' disconnect grace starts.",
+    ),
     client_id: str = typer.Option("edgefleet-orchestrator", "--client-id"),
     log_level: str = typer.Option("INFO", "--log-level", envvar="EDGEFLEET_LOG_LEVEL"),
 ) -> None:
@@ -90,10 +115,11 @@ def run(
         option = "--metrics-addr: " if isinstance(exc, AddressError) else ""
         typer.echo(f"error: {option}{exc}", err=True)
         raise typer.Exit(2) from None
-    if min(stale_after, tick, scaling_interval, rebalance_interval) <= 0 or resize_cooldown < 0:
+    periods = (stale_after, tick, scaling_interval, rebalance_interval, flap_window, burst_window)
+    if min(periods) <= 0 or resize_cooldown < 0:
         typer.echo(
-            "error: --stale-after, --tick, --scaling-interval and --rebalance-interval must be "
-            "positive, --resize-cooldown 0 or more",
+            "error: --stale-after, --tick, --scaling-interval, --rebalance-interval,"
+            " --flap-window and --burst-window must be positive, --resize-cooldown 0 or more",
             err=True,
         )
         raise typer.Exit(2)
@@ -108,6 +134,12 @@ def run(
         resize_cooldown_s=resize_cooldown,
         rebalance_max_moves=rebalance_moves,
         rebalance_interval_s=rebalance_interval,
+        rebalance_settle_s=rebalance_settle,
+        flap_max=flap_max,
+        flap_window_s=flap_window,
+        burst_nodes=burst_nodes,
+        burst_window_s=burst_window,
+        burst_hold_s=burst_hold,
     )
     options = ExporterOptions(metrics=metrics, per_node_limit=metrics_per_node_limit)
     try:

@@ -114,6 +114,7 @@ class FleetSummary(Envelope):
     nodes_offline: int = Field(ge=0)
     nodes_stale: int = Field(default=0, ge=0)
     nodes_cordoned: int = Field(default=0, ge=0)
+    nodes_flapping: int = Field(default=0, ge=0)
     apps_total: int = Field(ge=0)
     apps_healthy: int = Field(ge=0)
     apps_degraded: int = Field(ge=0)

@@ -172,6 +172,13 @@ NODE_RELEASED = _kind(
     (),
     "an isolated node's data is usable again: it is scheduled again",
 )
+BROKER = _kind(
+    "broker",
+    "orchestrator",
+    (),
+    "the orchestrator reconnected to the broker (offline clocks restart), or a burst of wills"
+    " was taken as a broker event ([Presence faults](#presence-faults))",
+)
 RECONCILE_FAILED = _kind(
     "reconcile-failed",
     "orchestrator",

@@ -24,23 +24,50 @@ Invariants:
 
 Node states: ``unknown`` (seen, but no status yet: not schedulable), ``online``,
 ``offline`` (the agent said so, or its will did) and ``stale`` (online, but nothing heard
-for ``stale_after_s``). Cordoning is a separate flag that the store keeps across restarts.
+for ``stale_after_s``). Cordoning is a separate flag that the store keeps across restarts;
+``flapping`` another, kept only in memory (:mod:`.liveness`).
+
+- Grace is measured only while the orchestrator can see the broker: :meth:`Registry.resume`
+  (called on the orchestrator's own reconnect) restarts every offline clock, and a burst
+  of wills (:mod:`.liveness`) starts its nodes' clocks only after a hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Literal
 
 from edgefleet_protocol import Capabilities, NodeStatus, Reported, Telemetry
 from edgefleet_protocol.topics import TopicKind
 from pydantic import BaseModel
 
-from edgefleet_orchestrator.fleet.telemetry import TelemetryView, latency_moved, merge_telemetry
+from edgefleet_orchestrator.fleet.liveness import (
+    BurstDetector,
+    BurstPolicy,
+    FlapPolicy,
+    recent_flaps,
+)
+from edgefleet_orchestrator.fleet.records import (
+    IngestResult,
+    NodeRecord,
+    NodeState,
+    StateChange,
+    apply_reported,
+    apply_status,
+    apply_telemetry,
+    joined,
+    moved_to,
+)
 
-NodeState = Literal["unknown", "online", "offline", "stale"]
+__all__ = [
+    "DEFAULT_STALE_AFTER_S",
+    "IngestResult",
+    "NodeRecord",
+    "NodeState",
+    "Registry",
+    "StateChange",
+]
 
 DEFAULT_STALE_AFTER_S = 180.0
 """Three missed heartbeats at the agent's default 60 s heartbeat. A silently cut link is
@@ -55,76 +82,22 @@ _MODEL_FOR_KIND: dict[TopicKind, type[BaseModel]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class NodeRecord:
-    """Everything the orchestrator knows about one node right now.
-
-    ``since`` is the agent's own session start (from its status); ``offline_since`` is when
-    the orchestrator saw the node stop being online (offline or stale), ``None`` while it
-    is online. ``last_seen`` is the last message of any kind; ``last_heard`` the last live
-    status or telemetry — the clock staleness is measured on.
-    """
-
-    node: str
-    site: str
-    state: NodeState = "unknown"
-    session: int | None = None
-    since: float | None = None
-    offline_since: float | None = None
-    last_seen: float = 0.0
-    last_heard: float | None = None
-    capabilities: Capabilities | None = None
-    telemetry: TelemetryView = field(default_factory=TelemetryView)
-    reported: Reported | None = None
-    cordoned: bool = False
-
-    @property
-    def schedulable(self) -> bool:
-        """Whether new replicas may be placed here."""
-        return self.state == "online" and not self.cordoned
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    """What one message did to the registry.
-
-    ``scheduling_relevant``: state, capabilities or a latency probe (beyond
-    :data:`LATENCY_CHANGE_RATIO`) changed — placement should run again.
-    ``status_relevant``: the node's reported workloads changed — app status should be
-    recomputed. ``rejection`` is set for a message that contradicts its topic or the fleet
-    (nothing was recorded); ``ignored`` for a valid message superseded by newer knowledge.
-    ``event`` is a human sentence for the audit trail when the node's lifecycle moved.
-    """
-
-    changed: bool = False
-    scheduling_relevant: bool = False
-    status_relevant: bool = False
-    rejection: str | None = None
-    ignored: str | None = None
-    event: str | None = None
-    record: NodeRecord | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """A lifecycle transition found by :meth:`Registry.sweep`."""
-
-    node: str
-    site: str
-    previous: NodeState
-    current: NodeState
-    reason: str
-
-
 class Registry:
     """The live node table. Mutable as a whole; every record in it is frozen."""
 
     def __init__(
-        self, *, stale_after_s: float = DEFAULT_STALE_AFTER_S, cordoned: Iterable[str] = ()
+        self,
+        *,
+        stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        cordoned: Iterable[str] = (),
+        burst: BurstPolicy | None = None,
+        flap: FlapPolicy | None = None,
     ) -> None:
         if stale_after_s <= 0:
             raise ValueError(f"stale_after_s must be positive, got {stale_after_s}")
         self.stale_after_s = stale_after_s
+        self.flap = flap or FlapPolicy()
+        self._bursts = BurstDetector(burst or BurstPolicy())
         self._nodes: dict[str, NodeRecord] = {}
         # Cordons outlive records: they are loaded from the store before nodes reappear and
         # kept across forget(), mirroring the store.
@@ -158,9 +131,9 @@ class Registry:
         before = existing or NodeRecord(node=node, site=site, cordoned=node in self._cordoned)
         live = not retained
         if isinstance(model, NodeStatus):
-            result = _apply_status(before, model, now, live)
+            result = apply_status(before, model, now, live)
         elif isinstance(model, Telemetry):
-            result = _apply_telemetry(before, model, now, live)
+            result = apply_telemetry(before, model, now, live)
         elif isinstance(model, Capabilities):
             changed = model != before.capabilities
             result = IngestResult(
@@ -170,12 +143,73 @@ class Registry:
             )
         else:
             assert isinstance(model, Reported)  # guaranteed by _rejection
-            result = _apply_reported(before, model)
+            result = apply_reported(before, model)
         after = replace(result.record or before, last_seen=now)
+        if live and before.state == "online" and after.state != "online":
+            after, flap_event = self._left_online(after, now)
+            result = replace(result, event=joined(result.event, flap_event))
         self._nodes[node] = after
+        if live and before.state == "online" and after.state != "online":
+            burst = self._burst(node, now)
+            after = self._nodes[node]
+            result = replace(result, broker_event=burst)
         if existing is None:  # a first sighting is a change whatever the message said
             return replace(result, changed=True, record=after)
         return replace(result, record=after)
+
+    def resume(self, now: float) -> int:
+        """The orchestrator sees the broker again after not seeing it: whatever happened
+        meanwhile was invisible to it, so every offline node's grace starts again now (a
+        burst hold further ahead is kept) and every online node counts as heard now.
+        Returns the number of offline nodes whose clock restarted."""
+        restarted = 0
+        for node, record in self._nodes.items():
+            if record.state == "online":
+                self._nodes[node] = replace(record, last_heard=now)
+                continue
+            since = record.offline_since
+            self._nodes[node] = replace(record, offline_since=max(since or now, now))
+            restarted += 1
+        return restarted
+
+    def _left_online(self, record: NodeRecord, now: float) -> tuple[NodeRecord, str | None]:
+        """Count a flap; say so when it makes the node flapping."""
+        flaps = (*recent_flaps(record.flaps, now, self.flap.window_s), now)
+        flapping = len(flaps) > self.flap.max_flaps
+        after = replace(record, flaps=flaps, flapping=flapping)
+        if flapping and not record.flapping:
+            return after, (
+                f"node {record.node} (site {record.site}) is flapping: it left online"
+                f" {len(flaps)} times in {self.flap.window_s:.0f} s; no new replicas go there"
+                f" until it has been steady for {self.flap.window_s:.0f} s"
+            )
+        return after, None
+
+    def _burst(self, node: str, now: float) -> str | None:
+        """A burst of wills is a broker event: hold its nodes' grace, count no flaps."""
+        nodes = self._bursts.went_offline(node, now)
+        if not nodes:
+            return None
+        policy = self._bursts.policy
+        hold_until = now + policy.hold_s
+        for name in nodes:
+            record = self._nodes.get(name)
+            if record is None or record.state == "online":
+                continue
+            flaps = tuple(t for t in record.flaps if t <= now - policy.window_s)
+            self._nodes[name] = replace(
+                record,
+                offline_since=max(record.offline_since or hold_until, hold_until),
+                flaps=flaps,
+                flapping=record.flapping and len(flaps) > self.flap.max_flaps,
+            )
+        if len(nodes) != policy.nodes:
+            return None  # the burst grows: announced once, when it was first seen
+        return (
+            f"broker event: {len(nodes)} nodes went offline within {policy.window_s:g} s"
+            f" ({', '.join(nodes)}); their disconnect grace starts {policy.hold_s:g} s"
+            " later, and nothing counts as a flap"
+        )
 
     def sweep(self, now: float) -> list[StateChange]:
         """Mark online nodes stale when nothing live was heard for ``stale_after_s``."""
@@ -183,9 +217,22 @@ class Registry:
         for node, record in sorted(self._nodes.items()):
             heard = record.last_heard if record.last_heard is not None else record.last_seen
             silent_for = now - heard
+            if record.flapping and not recent_flaps(record.flaps, now, self.flap.window_s):
+                record = self._nodes[node] = replace(record, flapping=False, flaps=())
+                changes.append(
+                    StateChange(
+                        node=node,
+                        site=record.site,
+                        previous=record.state,
+                        current=record.state,
+                        reason=f"node {node} (site {record.site}) is no longer flapping",
+                        level="info",
+                    )
+                )
             if record.state != "online" or silent_for <= self.stale_after_s:
                 continue
-            self._nodes[node] = _moved(record, "stale", now)
+            stale, _ = self._left_online(moved_to(record, "stale", now), now)
+            self._nodes[node] = stale
             changes.append(
                 StateChange(
                     node=node,
@@ -244,90 +291,3 @@ class Registry:
                 " node ids are unique fleet-wide (forget the node first if it really moved)"
             )
         return None
-
-
-# -- one function per message kind: plain record in, result out -----------------------------
-
-
-def _moved(record: NodeRecord, state: NodeState, now: float) -> NodeRecord:
-    """The record in ``state``. ``offline_since`` keeps the first moment the node left
-    online: a stale node whose will arrives later has been gone since it went stale."""
-    if state == "online":
-        return replace(record, state=state, offline_since=None)
-    gone_since = now if record.offline_since is None else record.offline_since
-    return replace(record, state=state, offline_since=gone_since)
-
-
-def _apply_status(record: NodeRecord, status: NodeStatus, now: float, live: bool) -> IngestResult:
-    where = f"node {record.node} (site {record.site})"
-    current = record.session
-    if current is not None and status.session < current:
-        return IngestResult(
-            ignored=f"{status.state} status of {where} from session {status.session} is older"
-            f" than its current session {current}",
-            record=record,
-        )
-    new_session = current is None or status.session > current
-    state: NodeState = status.state
-    if not new_session and state == "online" and record.state == "stale" and not live:
-        # A replayed retained "online" of the same session says nothing about now.
-        state = "stale"
-    after = replace(record, session=status.session, since=status.since)
-    if state != record.state:
-        after = _moved(after, state, now)
-    if state == "online" and (live or record.state != "online"):
-        after = replace(after, last_heard=now)  # live proof, or the start of its grace
-    moved = after.state != record.state
-    event = None
-    if moved or (new_session and current is not None):
-        event = _status_event(where, record, after)
-    return IngestResult(
-        changed=moved or new_session or after.since != record.since,
-        scheduling_relevant=moved,
-        event=event,
-        record=after,
-    )
-
-
-def _status_event(where: str, before: NodeRecord, after: NodeRecord) -> str:
-    if before.session is not None and after.session != before.session:
-        return (
-            f"{where} started a new session {after.session} (was {before.session}) and is"
-            f" {after.state}"
-        )
-    if before.state == "stale" and after.state == "online":
-        return f"{where} is heard again after being stale (session {after.session})"
-    return f"{where} is {after.state} (session {after.session})"
-
-
-def _apply_telemetry(
-    record: NodeRecord, telemetry: Telemetry, now: float, live: bool
-) -> IngestResult:
-    view = merge_telemetry(record.telemetry, telemetry)
-    after = replace(record, telemetry=view)
-    event = None
-    if live:
-        after = replace(after, last_heard=now)
-        if record.state == "stale":
-            after = _moved(after, "online", now)
-            event = f"node {record.node} (site {record.site}) is heard again after being stale"
-    moved = after.state != record.state
-    return IngestResult(
-        changed=moved or view != record.telemetry,
-        scheduling_relevant=moved or latency_moved(record.telemetry.latency_ms, view.latency_ms),
-        event=event,
-        record=after,
-    )
-
-
-def _apply_reported(record: NodeRecord, reported: Reported) -> IngestResult:
-    if record.session is not None and reported.session < record.session:
-        return IngestResult(
-            ignored=f"report of node {record.node} (site {record.site}) from session"
-            f" {reported.session} is older than its current session {record.session}",
-            record=record,
-        )
-    changed = reported != record.reported
-    return IngestResult(
-        changed=changed, status_relevant=changed, record=replace(record, reported=reported)
-    )

@@ -124,7 +124,11 @@ def _lost(node: NodeView, ctx: FilterContext) -> Rejection | None:
 
 
 def _cordon(node: NodeView, ctx: FilterContext) -> Rejection | None:
-    return Rejection("cordon", "cordoned") if node.cordoned else None
+    if node.cordoned:
+        return Rejection("cordon", "cordoned")
+    if node.flapping:  # the orchestrator's own cordon, until the node is steady again
+        return Rejection("flapping", "flapping (no new replicas until it is steady)")
+    return None
 
 
 def _runtime(node: NodeView, ctx: FilterContext) -> Rejection | None:

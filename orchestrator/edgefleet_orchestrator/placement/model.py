@@ -42,6 +42,8 @@ class NodeView:
     accelerators: frozenset[str] = frozenset()
     latency_ms: Mapping[str, float] = field(default_factory=lambda: _NO_LATENCY)
     bandwidth_mbps: float | None = None
+    flapping: bool = False
+    """Left online too often lately: like a cordon, no new replicas (fleet.liveness)."""
 
 
 def node_view_from(
@@ -50,6 +52,7 @@ def node_view_from(
     ready: bool,
     cordoned: bool = False,
     latency_ms: Mapping[str, float] | None = None,
+    flapping: bool = False,
 ) -> NodeView:
     """A node view from an agent's capabilities plus the orchestrator's own knowledge."""
     return NodeView(
@@ -67,6 +70,7 @@ def node_view_from(
         memory_mb=caps.memory_mb,
         latency_ms=MappingProxyType(dict(latency_ms or {})),
         bandwidth_mbps=caps.network.bandwidth_mbps,
+        flapping=flapping,
     )
 
 

@@ -139,6 +139,7 @@ def node_views(nodes: Mapping[str, NodeRecord]) -> list[NodeView]:
                 ready=record.state == "online",
                 cordoned=record.cordoned,
                 latency_ms=record.telemetry.latency_ms,
+                flapping=record.flapping,
             )
         )
     views.sort(key=lambda v: v.node)

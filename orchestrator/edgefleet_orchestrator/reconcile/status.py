@@ -183,6 +183,7 @@ def fleet_summary(
         nodes_offline=states.count("offline") + states.count("unknown"),
         nodes_stale=states.count("stale"),
         nodes_cordoned=sum(1 for r in nodes.values() if r.cordoned),
+        nodes_flapping=sum(1 for r in nodes.values() if r.flapping),
         apps_total=len(statuses),
         apps_healthy=sum(1 for s in statuses.values() if s.state == "healthy"),
         apps_degraded=sum(1 for s in statuses.values() if s.state == "degraded"),

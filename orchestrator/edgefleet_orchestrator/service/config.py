@@ -13,7 +13,11 @@ from pathlib import Path
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.topics import DEFAULT_ROOT
 
+from edgefleet_orchestrator.fleet.liveness import BurstPolicy, FlapPolicy
 from edgefleet_orchestrator.fleet.registry import DEFAULT_STALE_AFTER_S
+
+_BURST = BurstPolicy()
+_FLAP = FlapPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,22 @@ class OrchestratorConfig:
     """Rebalancing's churn budget: at most this many moves per ``rebalance_interval_s``
     (0 turns rebalancing off)."""
     rebalance_interval_s: float = 60.0
+    rebalance_settle_s: float = _FLAP.settle_s
+    """A node back online becomes a rebalancing target only after this many seconds."""
+    flap_max: int = _FLAP.max_flaps
+    """A node that leaves online more than this many times in ``flap_window_s`` is flapping."""
+    flap_window_s: float = _FLAP.window_s
+    burst_nodes: int = _BURST.nodes
+    """This many nodes offline within ``burst_window_s`` is a broker event (0: off)."""
+    burst_window_s: float = _BURST.window_s
+    burst_hold_s: float = _BURST.hold_s
+    """After a broker event, the nodes' disconnect grace starts this much later."""
+
+    def liveness(self) -> tuple[BurstPolicy, FlapPolicy]:
+        """The registry's burst and flap rules from these settings."""
+        burst = BurstPolicy(self.burst_nodes, self.burst_window_s, self.burst_hold_s)
+        flap = FlapPolicy(self.flap_max, self.flap_window_s, self.rebalance_settle_s)
+        return burst, flap
 
 
 DURATION_BUCKETS_S: tuple[float, ...] = (

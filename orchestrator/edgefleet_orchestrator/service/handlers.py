@@ -185,6 +185,7 @@ def node_row(record: NodeRecord, assignments: list[Assignment]) -> dict[str, Any
         "site": record.site,
         "state": record.state,
         "cordoned": record.cordoned,
+        "flapping": record.flapping,
         "session": record.session,
         "profile": caps.profile if caps else None,
         "arch": caps.arch if caps else None,

@@ -21,6 +21,10 @@ Invariants:
   state and its assignments are stored in the pass's transaction, before anything of it
   is published. Autoscaling and sizing read telemetry, which does not wake the loop by
   itself: the tick runs a pass every ``scaling_interval_s`` while any app scales.
+* Grace is measured only while the orchestrator sees the broker. While its session is
+  down no pass runs and nothing goes stale; after every reconnect (not only the first) it
+  restarts every offline clock (:meth:`Registry.resume`) and settles ``settle_s`` for
+  retained state to replay before the next pass, exactly as at start.
 """
 
 from __future__ import annotations
@@ -80,7 +84,12 @@ class Orchestrator:
                 name: load_manifest(rec.manifest_json, source=f"stored app {name}")
                 for name, rec in snapshot.apps.items()
             },
-            registry=Registry(stale_after_s=config.stale_after_s, cordoned=snapshot.cordoned),
+            registry=Registry(
+                stale_after_s=config.stale_after_s,
+                cordoned=snapshot.cordoned,
+                burst=config.liveness()[0],
+                flap=config.liveness()[1],
+            ),
             assignments=list(snapshot.assignments.values()),
             control=control,
             clock=clock,
@@ -98,6 +107,7 @@ class Orchestrator:
         self._dirty = asyncio.Event()
         self._status_dirty = asyncio.Event()
         self._ready = asyncio.Event()
+        self._seen_broker = False
         status_topic = self.topics.orchestrator_status()
         self.session = Session(
             config.broker,
@@ -168,12 +178,25 @@ class Orchestrator:
         await self.session.publish_model(
             TopicKind.ORCHESTRATOR_STATUS, self.topics.orchestrator_status(), self._status("online")
         )
+        if self._seen_broker:
+            # Back after an outage of our own: nothing heard meanwhile says a node failed.
+            self._ready.clear()
+            now = self.clock()
+            restarted = self.state.registry.resume(now)
+            self.passes.resume(now)
+            await self.events.event(
+                "warning",
+                "broker",
+                f"orchestrator reconnected to the broker: the disconnect grace of {restarted}"
+                f" offline node(s) starts again now; settling {self.config.settle_s:g} s",
+            )
+        self._seen_broker = True
         docs = self.passes.stored_documents(self.topics)
         await publish_all(self.session, docs)
         self.stats.documents_published += len(docs)
         if not self._ready.is_set():
             # Let the broker replay retained node state before the first pass, so a
-            # restart sees the fleet as it is rather than empty.
+            # (re)start sees the fleet as it is rather than empty or as it was.
             await asyncio.sleep(self.config.settle_s)
             self._ready.set()
         self._dirty.set()
@@ -233,6 +256,8 @@ class Orchestrator:
             await self.events.event(
                 "info", "node", result.event, node=parsed.node, site=parsed.site
             )
+        if result.broker_event:
+            await self.events.event("warning", "broker", result.broker_event)
         if result.scheduling_relevant:
             self._dirty.set()
         elif result.status_relevant and self.passes.moves_wait_on_reports():
@@ -260,10 +285,12 @@ class Orchestrator:
     # -- reconcile ------------------------------------------------------------------------
 
     async def _reconcile_loop(self) -> None:
-        await self._ready.wait()
         while True:
+            await self._ready.wait()
             await self._dirty.wait()
             await asyncio.sleep(self.config.debounce_s)
+            if not self._ready.is_set():
+                continue  # the broker went away meanwhile: decide nothing blind
             self._dirty.clear()
             try:
                 result = self.passes.run()
@@ -352,9 +379,12 @@ class Orchestrator:
         while True:
             await asyncio.sleep(self.config.tick_s)
             now = self.clock()
+            if not self.session.connected.is_set():
+                self._ready.clear()  # blind: no pass, no staleness until resume()
+                continue
             for change in self.state.registry.sweep(now):
                 await self.events.event(
-                    "warning", "node", change.reason, node=change.node, site=change.site
+                    change.level, "node", change.reason, node=change.node, site=change.site
                 )
                 self._dirty.set()
             if self._assigned_to_absent_nodes():
@@ -362,7 +392,7 @@ class Orchestrator:
             if self.passes.scaling_due(now):
                 self._dirty.set()  # telemetry moved on: autoscaling and sizing look again
             if self.passes.rebalance_due(now):
-                self._dirty.set()  # the churn budget has room again
+                self._dirty.set()  # the churn budget has room again, or a node settled
             if self._status_dirty.is_set() and not self._dirty.is_set() and self._ready.is_set():
                 await self._publish_statuses()
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from edgefleet_protocol import TopicKind, Topics, encode
 from edgefleet_protocol.session import Publication
 
+from edgefleet_orchestrator.fleet.liveness import settled_online
 from edgefleet_orchestrator.placement.model import AppPlacement
 from edgefleet_orchestrator.reconcile.documents import Published
 from edgefleet_orchestrator.reconcile.fleet_pass import (
@@ -55,6 +56,7 @@ class PassRunner:
         self._stored_control = documents(state.control)
         self._rebalance = RebalanceGate(config.rebalance_max_moves, config.rebalance_interval_s)
         self._last_scaling_pass = float("-inf")
+        self._settles_at: float | None = None
         self.last_result: PassResult | None = None
         self.placements: dict[str, AppPlacement] = {}
         self.drain_milestones: list[tuple[str, str, str]] = []
@@ -72,12 +74,13 @@ class PassRunner:
         started = time.perf_counter()
         state = self._state
         now = self._clock()
-        online = frozenset(
-            n
-            for n, r in state.registry.nodes.items()
-            if r.state == "online" and r.capabilities is not None
+        # Rebalancing targets only nodes that stayed online long enough (anti-flap), and
+        # waits while any returning node has not settled yet: it would be the emptiest.
+        online, self._settles_at = settled_online(
+            state.registry.nodes, now, self._config.rebalance_settle_s
         )
         rebalance, budget = self._rebalance.budget(online, now)
+        rebalance = rebalance and self._settles_at is None
         knobs = Knobs(
             resize_cooldown_s=self._config.resize_cooldown_s,
             rebalance=rebalance,
@@ -182,5 +185,13 @@ class PassRunner:
         return self.scales() and now - self._last_scaling_pass >= self._config.scaling_interval_s
 
     def rebalance_due(self, now: float) -> bool:
-        """The churn budget has room again."""
+        """The churn budget has room again, or a returning node has settled."""
+        if self._settles_at is not None and now >= self._settles_at:
+            self._settles_at = None
+            return True
         return self._rebalance.due(now)
+
+    def resume(self, now: float) -> None:
+        """The orchestrator sees the broker again: nodes it has not heard of since count
+        as gone only from now (like a start)."""
+        self._started_at = now
