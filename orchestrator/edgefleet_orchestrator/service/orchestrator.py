@@ -54,6 +54,7 @@ from edgefleet_orchestrator.service.events import EventPublisher, publish_all
 from edgefleet_orchestrator.service.passes import PassRunner
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.service.statuses import StatusBoard
+from edgefleet_orchestrator.service.tasks import cancel_all
 from edgefleet_orchestrator.store.base import Store
 from edgefleet_orchestrator.store.control import control_from_snapshot
 from edgefleet_orchestrator.store.sqlite import open_store
@@ -157,7 +158,7 @@ class Orchestrator:
         try:
             await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await _cancel_all([*loops, stopper])
+            await cancel_all([*loops, stopper])
             final = Publication.of(
                 TopicKind.ORCHESTRATOR_STATUS,
                 self.topics.orchestrator_status(),
@@ -181,15 +182,7 @@ class Orchestrator:
         if self._seen_broker:
             # Back after an outage of our own: nothing heard meanwhile says a node failed.
             self._ready.clear()
-            now = self.clock()
-            restarted = self.state.registry.resume(now)
-            self.passes.resume(now)
-            await self.events.event(
-                "warning",
-                "broker",
-                f"orchestrator reconnected to the broker: the disconnect grace of {restarted}"
-                f" offline node(s) starts again now; settling {self.config.settle_s:g} s",
-            )
+            await self.events.event("warning", "broker", self.passes.resume(self.clock()))
         self._seen_broker = True
         docs = self.passes.stored_documents(self.topics)
         await publish_all(self.session, docs)
@@ -402,21 +395,6 @@ class Orchestrator:
             (rec := nodes.get(a.node)) is None or rec.state != "online"
             for a in self.state.assignments
         )
-
-
-async def _cancel_all(tasks: list[asyncio.Task[Any]], every_s: float = 0.5) -> None:
-    """Cancel ``tasks`` and wait until all have ended, cancelling again every ``every_s``.
-
-    Cancelling once is not always enough on Python 3.11: ``asyncio.wait_for`` (used by
-    aiomqtt for every QoS 1 publish) can swallow a cancellation that arrives as its inner
-    future completes (fixed in 3.12), and a loop that swallowed it goes back to waiting
-    for input that will never come. Asking again ends it at its next await.
-    """
-    pending = {t for t in tasks if not t.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=every_s)
 
 
 __all__ = ["Orchestrator", "OrchestratorConfig"]

@@ -191,7 +191,13 @@ class PassRunner:
             return True
         return self._rebalance.due(now)
 
-    def resume(self, now: float) -> None:
-        """The orchestrator sees the broker again: nodes it has not heard of since count
-        as gone only from now (like a start)."""
+    def resume(self, now: float) -> str:
+        """The orchestrator sees the broker again: every offline clock restarts now, and
+        nodes it has not heard of since count as gone only from now (like a start).
+        Returns the sentence for the ``broker`` event."""
+        restarted = self._state.registry.resume(now)
         self._started_at = now
+        return (
+            f"orchestrator reconnected to the broker: the disconnect grace of {restarted}"
+            f" offline node(s) starts again now; settling {self._config.settle_s:g} s"
+        )
