@@ -41,7 +41,7 @@ def _root(
 
 def _mount() -> None:
     # Imported here so that importing this module stays cheap.
-    from edgefleet_cli.commands import apps, broker, deploy, drain, nodes, profiles, watch
+    from edgefleet_cli.commands import apps, broker, deploy, drain, keys, nodes, profiles, watch
 
     verbs = (
         deploy.deploy,
@@ -60,6 +60,7 @@ def _mount() -> None:
         app.command(command.__name__)(command)
     app.add_typer(broker.app, name="broker")
     app.add_typer(profiles.app, name="profiles")
+    app.add_typer(keys.app, name="keys")
     for plugin in entry_points(group=PLUGIN_GROUP):
         app.add_typer(plugin.load(), name=plugin.name)
 

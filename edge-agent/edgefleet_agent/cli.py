@@ -61,6 +61,8 @@ SINGLE = {
     "capabilities_interval_s": "capabilities re-check period (default 60)",
     "max_payload_bytes": "largest desired document accepted (default 262144)",
     "metrics_addr": "serve Prometheus metrics on http://HOST:PORT/metrics, loopback only",
+    "trust_anchor": "trust-anchor.json from `edgefleet broker config`: refuse unsigned or"
+    " untrusted desired documents (default: none, unsigned mode)",
     "sim_seed": "simulated runtime: RNG seed",
     "sim_start_delay_s": "simulated runtime: seconds a workload spends starting",
     "sim_failure_rate": "simulated runtime: probability a start fails (0-1)",

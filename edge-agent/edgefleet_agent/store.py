@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet_protocol import Desired, ProtocolError, WorkloadSpec, validate
+from edgefleet_protocol.signing import PublicKeyRef
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
@@ -124,6 +125,7 @@ class LocalStore:
         self._desired = self._db.table("desired")
         self._specs = self._db.table("specs")
         self._aliases = self._db.table("aliases")
+        self._trust = self._db.table("trust")
 
     def close(self) -> None:
         self._db.close()
@@ -157,6 +159,25 @@ class LocalStore:
             {"document": desired.model_dump(mode="json"), "accepted_at": accepted_at}
         )
         self.remember_specs({w.spec_hash: w.spec for w in desired.workloads})
+
+    # -- trust ------------------------------------------------------------------------------
+
+    def load_trust(self) -> tuple[PublicKeyRef | None, str | None]:
+        """The orchestrator key in force after a rotation, and the root it was reached
+        under; ``(None, None)`` before any rotation (or when unreadable)."""
+        docs = self._trust.all()
+        if not docs:
+            return None, None
+        try:
+            key = validate(PublicKeyRef, docs[0]["key"])
+            return key, str(docs[0]["root"])
+        except (ProtocolError, KeyError, TypeError):
+            return None, None
+
+    def save_trust(self, key: PublicKeyRef, *, root: str) -> None:
+        """Persist the key in force (before the document it signed is adopted)."""
+        self._trust.truncate()
+        self._trust.insert({"key": key.model_dump(mode="json"), "root": root})
 
     # -- specs by hash ----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from edgefleet_protocol import ProtocolError
@@ -13,6 +14,9 @@ from edgefleet_protocol.topics import DEFAULT_ROOT, validate_root
 
 from edgefleet_orchestrator.fleet.registry import DEFAULT_STALE_AFTER_S
 from edgefleet_orchestrator.store.base import StoreError
+
+if TYPE_CHECKING:
+    from edgefleet_orchestrator.security.signer import Signer
 
 app = typer.Typer(help="Run the orchestrator service.", no_args_is_help=True)
 
@@ -95,6 +99,19 @@ def run(
         min=0,
         help="After a broker event, seconds before the nodes' disconnect grace starts.",
     ),
+    signing_key: Path | None = typer.Option(
+        None,
+        "--signing-key",
+        envvar="EDGEFLEET_SIGNING_KEY",
+        help="Ed25519 PEM key to sign desired documents with (keys/orchestrator.key of "
+        "`edgefleet broker config`); without it documents go out unsigned.",
+    ),
+    key_chain: Path | None = typer.Option(
+        None,
+        "--key-chain",
+        envvar="EDGEFLEET_KEY_CHAIN",
+        help="Endorsement chain of a rotated signing key (`edgefleet keys rotate`).",
+    ),
     client_id: str = typer.Option("edgefleet-orchestrator", "--client-id"),
     log_level: str = typer.Option("INFO", "--log-level", envvar="EDGEFLEET_LOG_LEVEL"),
 ) -> None:
@@ -123,6 +140,7 @@ def run(
             err=True,
         )
         raise typer.Exit(2)
+    signer = _load_signer(signing_key, key_chain)
     config = OrchestratorConfig(
         broker=settings,
         data_dir=data_dir,
@@ -140,6 +158,7 @@ def run(
         burst_nodes=burst_nodes,
         burst_window_s=burst_window,
         burst_hold_s=burst_hold,
+        signer=signer,
     )
     options = ExporterOptions(metrics=metrics, per_node_limit=metrics_per_node_limit)
     try:
@@ -150,3 +169,23 @@ def run(
     except OSError as exc:  # only the metrics port is bound before the service runs
         typer.echo(f"error: --metrics-addr {metrics}: cannot listen: {exc.strerror}", err=True)
         raise typer.Exit(2) from None
+
+
+def _load_signer(key_path: Path | None, chain_path: Path | None) -> Signer | None:
+    """The signing identity, or exit 2 naming the file that is wrong."""
+    from edgefleet_orchestrator.security.signer import load_signer
+
+    if key_path is None:
+        if chain_path is not None:
+            typer.echo("error: --key-chain needs --signing-key", err=True)
+            raise typer.Exit(2)
+        return None
+    try:
+        chain = chain_path.read_bytes() if chain_path is not None else None
+        return load_signer(key_path.read_bytes(), chain)
+    except OSError as exc:
+        typer.echo(f"error: cannot read {exc.filename}: {exc.strerror}", err=True)
+    except ProtocolError as exc:
+        typer.echo(f"error: {key_path if exc.field == 'signing_key' else chain_path}: {exc}",
+                   err=True)  # fmt: skip
+    raise typer.Exit(2)

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from edgefleet_protocol.base import Envelope, WireModel
 from edgefleet_protocol.bounds import Counter, Timestamp
 from edgefleet_protocol.ids import Identifier
+from edgefleet_protocol.signing import KeyIdText
 from edgefleet_protocol.workload import WorkloadSpec
 
 RequestId = str
@@ -26,11 +27,30 @@ class DesiredWorkload(WireModel):
     spec_hash: str = Field(min_length=1, max_length=80)
 
 
+class KeyEndorsement(WireModel):
+    """``signer`` vouches for the Ed25519 key ``key_id`` (``public_key``, base64 of the raw
+    32 bytes): the signature covers :func:`edgefleet_protocol.signing.endorsement_bytes`.
+    A chain of these in a desired document is how agents learn a rotated orchestrator key.
+    """
+
+    key_id: KeyIdText
+    public_key: str = Field(min_length=1, max_length=64)
+    signer: KeyIdText
+    signature: str = Field(min_length=1, max_length=128)
+
+
+MAX_KEY_CHAIN = 8
+
+
 class Desired(Envelope):
     """The whole truth for one node: the agent converges to exactly these workloads.
 
     ``generation`` rises by one each time the document changes; an agent applies a higher
     generation, treats an equal one as a no-op and ignores a lower one.
+
+    Signed documents carry ``key_id`` (the orchestrator key that signed), ``signature``
+    (base64 Ed25519 over :func:`edgefleet_protocol.signing.document_bytes`) and, after a key
+    rotation, ``key_chain`` (endorsements from a key the agent trusts to ``key_id``).
     """
 
     node: Identifier
@@ -38,6 +58,9 @@ class Desired(Envelope):
     generation: Counter
     issued_at: Timestamp
     workloads: list[DesiredWorkload] = Field(default_factory=list)
+    key_id: KeyIdText | None = None
+    key_chain: list[KeyEndorsement] | None = Field(default=None, max_length=MAX_KEY_CHAIN)
+    signature: str | None = Field(default=None, max_length=128)
 
     # A field validator (not a model validator) so the error names "workloads".
     @field_validator("workloads")

@@ -12,7 +12,9 @@ What the set holds (paths relative to the output directory):
 * ``passwd`` / ``acl`` — what the broker enforces;
 * ``clients/<user>.crt|.key|.env`` — per-user client certificate, key and a ready
   ``EDGEFLEET_BROKER`` (the variable the agent, the orchestrator and the CLI read);
-* ``credentials.json`` — every user's plaintext password, for handing out once.
+* ``credentials.json`` — every user's plaintext password, for handing out once;
+* ``keys/`` — the desired-state signing keys and the gateways' trust anchor
+  (:mod:`edgefleet_cli.brokerconfig.trust`).
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from urllib.parse import quote
 from edgefleet_protocol.errors import ProtocolError
 from edgefleet_protocol.topics import DEFAULT_ROOT, validate_root
 
-from edgefleet_cli.brokerconfig import certs, conf
+from edgefleet_cli.brokerconfig import certs, conf, trust
 from edgefleet_cli.brokerconfig.acl import acl_text
 from edgefleet_cli.brokerconfig.passwd import hash_password, password_file_text
-from edgefleet_cli.brokerconfig.users import BrokerUser
+from edgefleet_cli.brokerconfig.users import BrokerUser, Role
 
 SECRET = 0o600
 PUBLIC = 0o644
@@ -78,6 +80,12 @@ def broker_url(request: ConfigRequest, user: BrokerUser, password: str) -> str:
 
 
 def _env_file(request: ConfigRequest, user: BrokerUser, password: str) -> bytes:
+    client = PurePosixPath(request.client_dir)
+    signing: list[str] = []
+    if user.role is Role.AGENT:
+        signing = [f"EDGEFLEET_TRUST_ANCHOR={client / 'trust-anchor.json'}"]
+    elif user.role is Role.ORCHESTRATOR:
+        signing = [f"EDGEFLEET_SIGNING_KEY={client / 'orchestrator.key'}"]
     lines = [
         f"# edgefleet broker credentials for {user.username} (role: {user.role.value}).",
         f"# Secret. Copy with ca.crt, {user.username}.crt and {user.username}.key to "
@@ -85,6 +93,7 @@ def _env_file(request: ConfigRequest, user: BrokerUser, password: str) -> bytes:
         f"EDGEFLEET_BROKER={broker_url(request, user, password)}",
         f"EDGEFLEET_BROKER_USERNAME={user.username}",
         f"EDGEFLEET_BROKER_PASSWORD={password}",
+        *signing,
         "",
     ]
     return "\n".join(lines).encode()
@@ -140,6 +149,12 @@ def build_config_set(
             "key": f"{base}.key",
             "url": broker_url(request, user, password),
         }
+    root_key, orchestrator_key = trust.new_key(), trust.new_key()
+    files += [
+        GeneratedFile(trust.ROOT_KEY, trust.key_pem(root_key), SECRET),
+        GeneratedFile(trust.ORCHESTRATOR_KEY, trust.key_pem(orchestrator_key), SECRET),
+        GeneratedFile(trust.TRUST_ANCHOR, trust.anchor_json(root_key, orchestrator_key), PUBLIC),
+    ]
     files.append(GeneratedFile(conf.PASSWORD_FILE, password_file_text(hashes).encode(), SECRET))
     document = {
         "v": 1,

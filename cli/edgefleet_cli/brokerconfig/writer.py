@@ -30,6 +30,11 @@ def check_target(out_dir: Path, *, force: bool) -> None:
         )
 
 
+def write_file(target: Path, content: bytes, mode: int) -> None:
+    """Write one file atomically with ``mode`` from its first byte (also for ``keys``)."""
+    _write_one(target, content, mode)
+
+
 def _write_one(target: Path, content: bytes, mode: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = target.with_name(f".{target.name}.tmp")

@@ -7,7 +7,8 @@ in one TaskGroup:
   desired document, a health verdict or a retry coming due, else every
   ``reconcile_interval_s``. The first pass runs from the local store at once, before and
   without any broker.
-* ``inbound`` — desired documents from the broker, through :func:`admission.admit`.
+* ``inbound`` — desired documents from the broker, through :mod:`.intake` (with a trust
+  anchor: signature, key, node and replay checks first, then :func:`admission.admit`).
 * ``health`` — HTTP/TCP/exec probes of running workloads (:mod:`health_watch`).
 * ``telemetry`` — sample, decide by deadband/heartbeat, publish at QoS 0.
 * ``capabilities`` — re-checked every ``capabilities_interval_s``, published on change.
@@ -45,10 +46,10 @@ from edgefleet_protocol.node_messages import NodeState
 from edgefleet_protocol.session import Publication, Session
 
 from edgefleet_agent import __version__
-from edgefleet_agent.core.admission import Accept, Unchanged, admit, notice_for
 from edgefleet_agent.core.backoff import BackoffPolicy
 from edgefleet_agent.core.presence import hello_due
 from edgefleet_agent.core.runtime import Runtime
+from edgefleet_agent.security.trust import TrustState
 from edgefleet_agent.service.capabilities import (
     HostFacts,
     answering_runtimes,
@@ -58,6 +59,7 @@ from edgefleet_agent.service.capabilities import (
 from edgefleet_agent.service.collector import Collector, Target
 from edgefleet_agent.service.converge import Converger
 from edgefleet_agent.service.health_watch import HealthWatch
+from edgefleet_agent.service.intake import DesiredIntake
 from edgefleet_agent.service.loops import end_if_cancelled, forever, woken
 from edgefleet_agent.service.metrics_inbox import MetricsInbox
 from edgefleet_agent.service.outbox import EventOutbox
@@ -92,6 +94,7 @@ class Agent:
         backoff_policy: BackoffPolicy | None = None,
         sampler: Sampler | None = None,
         host_facts: Callable[[Path], HostFacts] = gather_host_facts,
+        trust: TrustState | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -133,6 +136,14 @@ class Agent:
             reconcile_interval_s=settings.reconcile_interval_s,
             clock=clock,
             policy=backoff_policy,
+        )
+        self.intake = DesiredIntake(
+            settings,
+            runtimes=runtimes,
+            store=store,
+            converger=self.converger,
+            events=self.events,
+            trust=trust,
         )
         targets = {"broker": Target(settings.broker.host, settings.broker.port)}
         targets.update({n: Target(t.host, t.port) for n, t in settings.probes.items()})
@@ -319,28 +330,9 @@ class Agent:
         await self.telemetry_once()
 
     async def on_desired(self, payload: bytes) -> None:
-        """Admit one desired document; an accepted one is persisted before converging."""
-        held = self.converger.desired
-        s = self.settings
-        verdict = admit(
-            payload,
-            node=s.node,
-            site=s.site,
-            runtimes=self.runtimes,
-            current_generation=held.generation if held else None,
-            max_bytes=s.max_payload_bytes,
-        )
-        if isinstance(verdict, Accept):
-            problem = self.converger.accept(verdict.desired)
-            if problem is not None:
-                failed = f"could not persist generation {verdict.desired.generation}: {problem}"
-                await self.events.emit("error", "store-write-failed", failed)
+        """Admit one desired document (see :mod:`edgefleet_agent.service.intake`)."""
+        if await self.intake.on_desired(payload):
             self._wake.set()
-        elif isinstance(verdict, Unchanged):
-            log.debug("desired generation %d unchanged", verdict.generation)
-        notice = notice_for(verdict)
-        if notice is not None:
-            await self.events.emit(notice.level, notice.kind, notice.message, **notice.details)
 
     # -- the loops ------------------------------------------------------------------------
 

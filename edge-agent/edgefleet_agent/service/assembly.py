@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgefleet_protocol import ProtocolError, decode
+from edgefleet_protocol.signing import TrustAnchor
+
 from edgefleet_agent.core.runtime import Runtime
+from edgefleet_agent.security.trust import TrustState, initial_state
 from edgefleet_agent.service.agent import Agent
 from edgefleet_agent.service.capabilities import load_device_profile
 from edgefleet_agent.service.runtime_factory import build_runtimes
@@ -28,10 +33,29 @@ class Prepared:
     profile: Profile | None
     runtimes: dict[str, Runtime]
     store: LocalStore
+    trust: TrustState | None = None
 
     def build(self) -> Agent:
         """The agent; call inside the running event loop."""
-        return Agent(self.settings, store=self.store, runtimes=self.runtimes, profile=self.profile)
+        return Agent(
+            self.settings,
+            store=self.store,
+            runtimes=self.runtimes,
+            profile=self.profile,
+            trust=self.trust,
+        )
+
+
+def load_trust_anchor(path: Path) -> TrustAnchor:
+    """The trust anchor file, or ``SettingsError`` naming what is wrong with it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError("trust_anchor", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return decode(TrustAnchor, raw)
+    except ProtocolError as exc:
+        raise SettingsError("trust_anchor", f"{path} is not a trust anchor: {exc}") from None
 
 
 def prepare(settings: AgentSettings) -> Prepared:
@@ -56,8 +80,14 @@ def prepare(settings: AgentSettings) -> Prepared:
         raise SettingsError(
             "runtime", f"runtime {settings.runtime!r} cannot be loaded here: {exc}"
         ) from None
+    anchor = None
+    if settings.trust_anchor is not None:
+        anchor = load_trust_anchor(settings.trust_anchor)
     try:
         store = LocalStore(state_dir)
     except OSError as exc:
         raise SettingsError("state_dir", f"cannot open the local store: {exc}") from None
-    return Prepared(settings, profile, runtimes, store)
+    trust = None
+    if anchor is not None:
+        trust = initial_state(anchor, *store.load_trust())
+    return Prepared(settings, profile, runtimes, store, trust)

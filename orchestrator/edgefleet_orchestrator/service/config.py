@@ -15,6 +15,7 @@ from edgefleet_protocol.topics import DEFAULT_ROOT
 
 from edgefleet_orchestrator.fleet.liveness import BurstPolicy, FlapPolicy
 from edgefleet_orchestrator.fleet.registry import DEFAULT_STALE_AFTER_S
+from edgefleet_orchestrator.security.signer import Signer
 
 _BURST = BurstPolicy()
 _FLAP = FlapPolicy()
@@ -50,6 +51,9 @@ class OrchestratorConfig:
     burst_window_s: float = _BURST.window_s
     burst_hold_s: float = _BURST.hold_s
     """After a broker event, the nodes' disconnect grace starts this much later."""
+    signer: Signer | None = None
+    """The key desired documents are signed with (``--signing-key``); ``None`` publishes
+    unsigned documents (the development setup: agents without a trust anchor)."""
 
     def liveness(self) -> tuple[BurstPolicy, FlapPolicy]:
         """The registry's burst and flap rules from these settings."""

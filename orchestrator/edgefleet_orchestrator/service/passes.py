@@ -10,10 +10,13 @@ milestones to announce. It publishes nothing; the service does.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
-from edgefleet_protocol import TopicKind, Topics, encode
+from edgefleet_protocol import Desired, TopicKind, Topics, encode
+from edgefleet_protocol.codec import decode
 from edgefleet_protocol.session import Publication
 
 from edgefleet_orchestrator.fleet.liveness import settled_online
@@ -28,6 +31,7 @@ from edgefleet_orchestrator.reconcile.fleet_pass import (
 from edgefleet_orchestrator.reconcile.isolation import Isolation, reconcile_isolating
 from edgefleet_orchestrator.scaling.drain import milestones
 from edgefleet_orchestrator.scaling.rebalance import RebalanceGate
+from edgefleet_orchestrator.security.signer import sign_document
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import Store, StoreSnapshot
@@ -69,6 +73,33 @@ class PassRunner:
             for g in snapshot.generations.values()
         }
         self._stored_docs = {g.node: (g.site, g.doc_json) for g in snapshot.generations.values()}
+        self._resign_stored_documents()
+
+    def _resign_stored_documents(self) -> None:
+        """Stored documents signed by another key (or none) are re-signed in memory, same
+        generation, so a republish after a key rotation carries the current key (agents
+        treat the same generation and workloads as unchanged)."""
+        signer = self._config.signer
+        if signer is None:
+            return
+        for node, (site, doc_json) in list(self._stored_docs.items()):
+            if json.loads(doc_json).get("key_id") == signer.key_id:
+                continue
+            signed = sign_document(decode(Desired, doc_json), signer)
+            self._stored_docs[node] = (site, encode(signed).decode())
+
+    def _sign(self, result: PassResult) -> None:
+        """Sign every document of ``result`` in place (before it is stored or published)."""
+        signer = self._config.signer
+        if signer is None:
+            return
+        signed = []
+        for change in result.documents:
+            stored = self._stored_docs.get(change.node)
+            previous = float(json.loads(stored[1])["issued_at"]) if stored else None
+            document = sign_document(change.document, signer, previous_issued_at=previous)
+            signed.append(replace(change, document=document))
+        result.documents[:] = signed
 
     def run(self) -> PassResult:
         started = time.perf_counter()
@@ -105,6 +136,7 @@ class PassRunner:
         released = [i for n, i in self.isolated.items() if n not in isolated]
         self.isolation_changes = (started_now, released)
         self.isolated = isolated
+        self._sign(result)
         self._stored_control = persist_pass(
             self._store,
             result,

@@ -1,0 +1,104 @@
+"""Desired documents in: trust check, admission, persistence; called by the agent's
+``inbound`` loop for every message on its ``desired`` topic.
+
+With a trust anchor the document goes first through
+:func:`edgefleet_agent.security.trust.verify` (signature, key chain, node, replay); only a
+verified document reaches :func:`edgefleet_agent.core.admission.admit`. Every refusal is
+an event and changes nothing. A document signed by a newly endorsed key makes it the key in
+force, stored *before* the document is adopted, so a crash in between cannot leave the
+gateway running a document whose key it would refuse after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+
+from edgefleet_agent.core.admission import Accept, Notice, Unchanged, admit, notice_for
+from edgefleet_agent.core.runtime import Runtime
+from edgefleet_agent.security.trust import TrustState, Verified, verify
+from edgefleet_agent.service.converge import Converger
+from edgefleet_agent.service.outbox import EventOutbox
+from edgefleet_agent.settings import AgentSettings
+from edgefleet_agent.store import LocalStore
+
+log = logging.getLogger("edgefleet.agent")
+
+
+class DesiredIntake:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        runtimes: Mapping[str, Runtime],
+        store: LocalStore,
+        converger: Converger,
+        events: EventOutbox,
+        trust: TrustState | None,
+    ) -> None:
+        self.settings = settings
+        self.runtimes = runtimes
+        self.store = store
+        self.converger = converger
+        self.events = events
+        self.trust = trust
+
+    async def on_desired(self, payload: bytes) -> bool:
+        """Admit one document; ``True`` when one was accepted (a pass should run)."""
+        held = self.converger.desired
+        s = self.settings
+        verified: Verified | None = None
+        if self.trust is not None:
+            checked = verify(
+                payload,
+                state=self.trust,
+                node=s.node,
+                site=s.site,
+                held=held,
+                max_bytes=s.max_payload_bytes,
+            )
+            if not isinstance(checked, Verified):
+                await self._notify(notice_for(checked))
+                return False
+            verified = checked
+        verdict = admit(
+            payload,
+            node=s.node,
+            site=s.site,
+            runtimes=self.runtimes,
+            current_generation=held.generation if held else None,
+            max_bytes=s.max_payload_bytes,
+        )
+        accepted = isinstance(verdict, Accept)
+        if isinstance(verdict, Accept):
+            if verified is not None and verified.rotated:
+                await self._adopt_key(verified)
+            problem = self.converger.accept(verdict.desired)
+            if problem is not None:
+                failed = f"could not persist generation {verdict.desired.generation}: {problem}"
+                await self.events.emit("error", "store-write-failed", failed)
+        elif isinstance(verdict, Unchanged):
+            log.debug("desired generation %d unchanged", verdict.generation)
+        await self._notify(notice_for(verdict))
+        return accepted
+
+    async def _notify(self, notice: Notice | None) -> None:
+        if notice is not None:
+            await self.events.emit(notice.level, notice.kind, notice.message, **notice.details)
+
+    async def _adopt_key(self, verified: Verified) -> None:
+        assert self.trust is not None
+        old = self.trust.current.key_id
+        try:
+            self.store.save_trust(verified.key, root=self.trust.anchor.root.key_id)
+        except OSError as exc:
+            await self.events.emit("error", "store-write-failed", f"could not persist key: {exc}")
+        self.trust = replace(self.trust, current=verified.key)
+        await self.events.emit(
+            "info",
+            "key-rotated",
+            f"orchestrator key {verified.key.key_id} now in force (was {old})",
+            key_id=verified.key.key_id,
+            previous=old,
+        )
