@@ -68,6 +68,13 @@ DESIRED_REJECTED = _kind(
     ("field", "reason"),
     "a desired document was refused; the workloads stay as they are",
 )
+KEY_ROTATED = _kind(
+    "key-rotated",
+    "agent",
+    ("key_id", "previous"),
+    "a desired document signed by a newly endorsed orchestrator key was accepted; that key"
+    " is in force from now on",
+)
 WORKLOAD_FAILED = _kind(
     "workload-failed",
     "agent",

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import replace
 
+from edgefleet_protocol.events import KEY_ROTATED, STORE_WRITE_FAILED
+
 from edgefleet_agent.core.admission import Accept, Notice, Unchanged, admit, notice_for
 from edgefleet_agent.core.runtime import Runtime
 from edgefleet_agent.security.trust import TrustState, Verified, verify
@@ -93,11 +95,11 @@ class DesiredIntake:
         try:
             self.store.save_trust(verified.key, root=self.trust.anchor.root.key_id)
         except OSError as exc:
-            await self.events.emit("error", "store-write-failed", f"could not persist key: {exc}")
+            await self.events.emit("error", STORE_WRITE_FAILED, f"could not persist key: {exc}")
         self.trust = replace(self.trust, current=verified.key)
         await self.events.emit(
             "info",
-            "key-rotated",
+            KEY_ROTATED,
             f"orchestrator key {verified.key.key_id} now in force (was {old})",
             key_id=verified.key.key_id,
             previous=old,
