@@ -14,11 +14,13 @@ request cannot make the orchestrator publish over somebody else's topics.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import yaml
-from pydantic import BaseModel, Field, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from edgefleet_protocol.base import WireModel
 from edgefleet_protocol.codec import MAX_PAYLOAD_BYTES, parse_json_object, validate
@@ -44,6 +46,24 @@ class ErrorCode(StrEnum):
 
 
 # -- argument models, one per verb ------------------------------------------------------------
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON integer, or a JSON number with no fraction (``3.0``: JavaScript clients send
+    whole numbers so); never a string or a boolean, which a sloppy flow must not turn into
+    a count."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+WholeInt = Annotated[int, BeforeValidator(_whole_number)]
+"""An integer argument as docs/protocol.md's conventions define it: ``3`` and ``3.0`` are 3;
+``3.5``, ``"3"`` and ``true`` are refused."""
 
 
 class NoArgs(WireModel):
@@ -77,8 +97,8 @@ class ScaleArgs(WireModel):
     """``scale``: set an app's replica count; 0 keeps the app but runs nothing."""
 
     app: Identifier
-    # Strict: `true` or "3" from a sloppy flow must not silently become a replica count.
-    replicas: StrictInt = Field(ge=0, le=MAX_REPLICAS)
+    # `true` or "3" from a sloppy flow must not silently become a replica count; 3.0 is 3.
+    replicas: WholeInt = Field(ge=0, le=MAX_REPLICAS)
 
 
 class NodeArgs(WireModel):
@@ -92,7 +112,7 @@ class DrainArgs(WireModel):
     an app's replicas at a time (default: the orchestrator's setting, 1)."""
 
     node: Identifier
-    max_unavailable: StrictInt | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+    max_unavailable: WholeInt | None = Field(default=None, ge=1, le=MAX_REPLICAS)
 
 
 VERBS: dict[str, type[BaseModel]] = {
@@ -134,6 +154,48 @@ def parse_envelope(
 ) -> CommandRequest:
     """Only the envelope of a command: who to answer, even when the arguments are bad."""
     return validate(CommandRequest, parse_json_object(payload, max_bytes=max_bytes))
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class Salvage:
+    """Who to answer about a command whose envelope was refused, as far as it can be read."""
+
+    request_id: str
+    """The payload's ``request_id`` if it is a valid one, else ``"unknown"``."""
+    reply_to: str | None
+    """The payload's ``reply_to`` if it passes :func:`check_reply_to`, else ``None``."""
+    code: ErrorCode
+    """``bad_reply_to`` when the refusal is about ``reply_to`` (answered on events only),
+    else ``bad_request``."""
+
+
+def salvage_envelope(
+    root: str, payload: bytes | bytearray | str, refusal: ProtocolError
+) -> Salvage:
+    """Read what can be read of a command :func:`parse_envelope` refused, so the refusal
+    reaches the caller's reply topic whenever one is readable (a bad ``v`` with a good
+    ``request_id`` and ``reply_to`` is answered there), and a bad ``reply_to`` is a
+    ``bad_reply_to`` whatever else is wrong."""
+    if refusal.field == "reply_to":
+        code, reply_to = ErrorCode.BAD_REPLY_TO, None
+    else:
+        code, reply_to = ErrorCode.BAD_REQUEST, None
+    try:
+        data = parse_json_object(payload)
+    except ProtocolError:
+        return Salvage("unknown", None, code)
+    raw_id = data.get("request_id")
+    request_id = raw_id if isinstance(raw_id, str) and _REQUEST_ID.fullmatch(raw_id) else None
+    raw_reply = data.get("reply_to")
+    if code is ErrorCode.BAD_REQUEST and isinstance(raw_reply, str) and len(raw_reply) <= 512:
+        try:
+            reply_to = check_reply_to(root, raw_reply)
+        except ProtocolError:
+            reply_to = None
+    return Salvage(request_id or "unknown", reply_to, code)
 
 
 def check_reply_to(root: str, reply_to: str) -> str:

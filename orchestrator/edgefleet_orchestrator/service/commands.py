@@ -23,6 +23,7 @@ from edgefleet_protocol.commands import (
     parse_envelope,
     rejection_reply,
     resolve_reply_to,
+    salvage_envelope,
 )
 from edgefleet_protocol.ids import validate_id
 from edgefleet_protocol.session import InboundMessage, Publication, Session
@@ -94,16 +95,18 @@ class CommandIntake:
         try:
             envelope = parse_envelope(message.payload)
         except ProtocolError as exc:
+            # Answer where the payload still says to, if it can be read (a bad `v` with a
+            # good request_id and reply_to); else on an MQTT 5 Response Topic; a bad
+            # reply_to itself (bad_reply_to) only on events.
+            salvage = salvage_envelope(self._root, message.payload, exc)
             reply = error_reply(
-                "unknown", ErrorCode.BAD_REQUEST, str(exc), verb=verb, details=exc.as_dict()
+                salvage.request_id, salvage.code, str(exc), verb=verb, details=exc.as_dict()
             )
-            # No envelope means no reply_to; an MQTT 5 response topic still names one.
-            await self._answer(
-                reply,
-                self._safe_reply_topic(message.response_topic),
-                message.correlation_data,
-                verb,
-            )
+            if salvage.code is ErrorCode.BAD_REPLY_TO:
+                reply_to = None
+            else:
+                reply_to = salvage.reply_to or self._safe_reply_topic(message.response_topic)
+            await self._answer(reply, reply_to, message.correlation_data, verb)
             return
         try:
             reply_to = resolve_reply_to(self._root, envelope, message.response_topic)
