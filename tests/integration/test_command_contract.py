@@ -24,7 +24,7 @@ def command_events(obs: Observer, root: str, after: int) -> list[dict[str, Any]]
 
 def audit_of(request_id: str) -> Any:
     def match(body: dict[str, Any]) -> bool:
-        return body["kind"] == "command" and body["details"]["reply"]["request_id"] == request_id
+        return body["kind"] == "command" and body["details"]["request_id"] == request_id
 
     return match
 
@@ -65,8 +65,8 @@ async def test_a_wildcard_reply_topic_is_refused_as_bad_reply_to_on_events_only(
         payload = {"v": 1, "request_id": "w-1", "reply_to": reply_to.format(root=topic_root)}
         obs.publish(f"{topic_root}/commands/apps", json.dumps(payload))
         event = await obs.wait_json(f"{topic_root}/orchestrator/events", audit_of("w-1"))
-        reply = event.json()["details"]["reply"]
-        assert (reply["ok"], reply["error"]["code"]) == (False, "bad_reply_to")
+        audit = event.json()["details"]
+        assert (audit["ok"], audit["result"]) == (False, "bad_reply_to")
         assert not [s for s in obs.seen() if s.topic.startswith(f"{topic_root}/replies/")]
 
 
@@ -104,9 +104,7 @@ async def test_clearing_a_retained_command_is_not_a_command_and_not_an_error(
         await obs.wait_json(
             f"{topic_root}/orchestrator/events", audit_of("after-clear"), after=mark
         )
-        answered = [
-            e["details"]["reply"]["request_id"] for e in command_events(obs, topic_root, mark)
-        ]
+        answered = [e["details"]["request_id"] for e in command_events(obs, topic_root, mark)]
         assert answered == ["after-clear"]
         rejected = [s for s in obs.since(mark) if s.payload and s.json()["kind"] != "command"]
         assert rejected == []

@@ -91,6 +91,11 @@ class CommandIntake:
         self._on_change = on_change
 
     async def command(self, verb: str, message: InboundMessage) -> None:
+        if not message.payload:
+            # Someone cleared a command retained by mistake (docs/protocol.md says how):
+            # not a command, and nothing went wrong.
+            log.debug("cleared retained command on %s", message.topic)
+            return
         self._stats.commands += 1
         try:
             envelope = parse_envelope(message.payload)

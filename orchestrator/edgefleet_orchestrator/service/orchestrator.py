@@ -217,11 +217,6 @@ class Orchestrator:
             return
         self._count(self.stats.received_by_kind, parsed.kind.value)
         if parsed.kind is TopicKind.COMMAND:
-            if not message.payload:
-                # Someone cleared a command retained by mistake (docs/protocol.md says how):
-                # not a command, and nothing went wrong.
-                log.debug("cleared retained command on %s", message.topic)
-                return
             if message.retain:
                 await self.events.reject(
                     message.topic,
