@@ -43,6 +43,8 @@ class ErrorCode(StrEnum):
         "conflict"  # the request contradicts the current state (e.g. draining a drained node)
     )
     INTERNAL = "internal"  # the orchestrator failed; the request may be retried with its request_id
+    RATE_LIMITED = "rate_limited"  # the client sent commands faster than its limit; not run
+    TOO_LARGE = "too_large"  # a desired document would exceed the agent's payload limit
 
 
 # -- argument models, one per verb ------------------------------------------------------------

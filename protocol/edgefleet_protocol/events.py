@@ -105,6 +105,12 @@ STORE_RECOVERED = _kind(
 STORE_WRITE_FAILED = _kind(
     "store-write-failed", "agent", (), "an accepted desired document could not be stored on disk"
 )
+EVENTS_SUPPRESSED = _kind(
+    "events-suppressed",
+    "agent",
+    ("kind", "suppressed", "window_s"),
+    "more events of one kind than the limit per window: how many were not sent, once",
+)
 
 # -- the orchestrator, on orchestrator/events -------------------------------------------------
 
@@ -191,6 +197,18 @@ RECONCILE_FAILED = _kind(
     "orchestrator",
     (),
     "a reconcile pass failed for a reason no single node explains; it was skipped",
+)
+COMMANDS_REFUSED = _kind(
+    "commands-refused",
+    "orchestrator",
+    ("client", "refused", "window_s"),
+    "a client sent commands over its rate limit: how many were not run, once per window",
+)
+REJECTIONS_SUPPRESSED = _kind(
+    "rejections-suppressed",
+    "orchestrator",
+    ("source", "suppressed", "window_s"),
+    "more invalid messages from one node than reported per window: how many more, once",
 )
 
 CATALOGUE: Final[Mapping[str, EventKind]] = MappingProxyType(_CATALOGUE)

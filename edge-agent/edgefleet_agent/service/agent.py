@@ -365,6 +365,7 @@ class Agent:
             self.converger.healthy_again(name)
 
     async def telemetry_once(self) -> float:
+        await self.events.flush_summaries()  # a suppressed flood is reported once it ends
         c = self.converger
         usable = [rt for name, rt in self.runtimes.items() if name not in c.unavailable]
         running = [o.name for o in c.owned if o.observed.state == "running"]

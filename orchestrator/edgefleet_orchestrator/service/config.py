@@ -22,6 +22,19 @@ _FLAP = FlapPolicy()
 
 
 @dataclass(frozen=True, slots=True)
+class IntakeLimits:
+    """Per client: ``limit`` commands admitted per ``window_s``; ``max_queued`` waiting;
+    ``refusal_replies`` ``rate_limited`` answers per window (the rest are only counted)."""
+
+    limit: int = 50
+    window_s: float = 5.0
+    max_queued: int = 50
+    refusal_replies: int = 5
+    max_queued_total: int = 5000
+    """All clients together: a peer inventing client keys cannot queue without bound."""
+
+
+@dataclass(frozen=True, slots=True)
 class OrchestratorConfig:
     broker: BrokerSettings
     data_dir: Path
@@ -54,6 +67,8 @@ class OrchestratorConfig:
     signer: Signer | None = None
     """The key desired documents are signed with (``--signing-key``); ``None`` publishes
     unsigned documents (the development setup: agents without a trust anchor)."""
+    intake: IntakeLimits = IntakeLimits()
+    """Per-client command limits (service.intake)."""
 
     def liveness(self) -> tuple[BurstPolicy, FlapPolicy]:
         """The registry's burst and flap rules from these settings."""
@@ -111,6 +126,8 @@ class ServiceStats:
     messages: int = 0
     rejected: int = 0
     commands: int = 0
+    commands_refused: int = 0
+    """Commands not run: their client was over its rate limit (service.intake)."""
     documents_published: int = 0
     last_pass_ms: float = 0.0
     rejections_by_reason: dict[str, int] = field(default_factory=dict)

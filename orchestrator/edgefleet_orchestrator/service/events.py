@@ -11,15 +11,34 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from edgefleet_protocol import TopicKind, Topics
-from edgefleet_protocol.events import COMMAND, MESSAGE_REJECTED, EventKind, build_event
+from edgefleet_protocol.events import (
+    COMMAND,
+    MESSAGE_REJECTED,
+    NODE_ISOLATED,
+    NODE_RELEASED,
+    REJECTIONS_SUPPRESSED,
+    EventKind,
+    build_event,
+)
+from edgefleet_protocol.limits import WindowLimiter
 from edgefleet_protocol.session import MAX_INFLIGHT, Publication, Session
 
+from edgefleet_orchestrator.reconcile.isolation import Isolation
 from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.store.base import AuditEntry
 
 log = logging.getLogger("edgefleet.orchestrator")
 
 Level = Literal["debug", "info", "warning", "error"]
+
+REJECTIONS_PER_SOURCE = 5
+REJECTION_WINDOW_S = 10.0
+"""Per node (and once for all messages that name no node): the first
+``REJECTIONS_PER_SOURCE`` invalid messages of every ``REJECTION_WINDOW_S`` are logged and
+reported one by one; the rest are counted and summarised once per window
+(``rejections-suppressed``), so a flood costs one log line and one event per window."""
+
+NO_NODE = "-"
 
 Invalid = Literal["topic", "payload", "retained-command", "refused", "internal"]
 """Why a message was dropped, as a closed set (the metrics' ``reason`` label): a topic that
@@ -63,6 +82,7 @@ class EventPublisher:
         self._stats = stats
         self._clock = clock
         self._budget = EventBudget(max_rejections_per_s, clock)
+        self._per_source = WindowLimiter(REJECTIONS_PER_SOURCE, REJECTION_WINDOW_S)
 
     async def event(
         self,
@@ -98,13 +118,54 @@ class EventPublisher:
         stats.invalid_by_reason[why] = stats.invalid_by_reason.get(why, 0) + 1
         key = reason.split(":")[0][:80]
         stats.rejections_by_reason[key] = stats.rejections_by_reason.get(key, 0) + 1
-        log.info("dropped message on %s: %s", topic, reason)
+        if not self._per_source.allow(node or NO_NODE, self._clock()):
+            return  # counted above; summarised by flush_summaries()
+        log.info("dropped message on %s: %s", topic[:200], reason)
         if self._budget.take():
             await self.event(
                 "warning",
                 MESSAGE_REJECTED,
                 f"dropped message on {topic[:200]}: {reason}",
                 details={"topic": topic[:512], "reason": reason},
+            )
+
+    async def isolations(self, started: list[Isolation], released: list[Isolation]) -> None:
+        """Nodes a pass left out of scheduling (see reconcile.isolation), and released."""
+        for iso in started:
+            log.warning("node %s isolated: %s", iso.node, iso.reason)
+            await self.event(
+                "warning",
+                NODE_ISOLATED,
+                f"node {iso.node} is left out of scheduling (treated as offline): {iso.reason}",
+                node=iso.node,
+                site=iso.site,
+                details={"reason": iso.reason, "since": iso.since},
+            )
+        for iso in released:
+            await self.event(
+                "info",
+                NODE_RELEASED,
+                f"node {iso.node} is scheduled again: its data is usable",
+                node=iso.node,
+                site=iso.site,
+            )
+
+    async def flush_summaries(self) -> None:
+        """One log line and one event for every node whose window of suppressed invalid
+        messages ended (called from the orchestrator's tick)."""
+        for source, count in self._per_source.summaries(self._clock()):
+            who = "messages naming no node" if source == NO_NODE else f"node {source}"
+            text = (
+                f"dropped {count} more invalid message(s) from {who} in {REJECTION_WINDOW_S:g} s"
+                f" without reporting each (the first {REJECTIONS_PER_SOURCE} were)"
+            )
+            log.warning("%s", text)
+            await self.event(
+                "warning",
+                REJECTIONS_SUPPRESSED,
+                text,
+                node=None if source == NO_NODE or source.startswith("*") else source,
+                details={"source": source, "suppressed": count, "window_s": REJECTION_WINDOW_S},
             )
 
     async def audit(self, entry: AuditEntry) -> None:

@@ -51,6 +51,7 @@ from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
 from edgefleet_orchestrator.service.commands import CommandIntake
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
 from edgefleet_orchestrator.service.events import EventPublisher, publish_all
+from edgefleet_orchestrator.service.intake import CommandQueue
 from edgefleet_orchestrator.service.passes import PassRunner
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.service.statuses import StatusBoard
@@ -137,6 +138,15 @@ class Orchestrator:
             on_change=self._after_command,
             clock=clock,
         )
+        self.intake = CommandQueue(
+            root=config.root,
+            session=self.session,
+            intake=self.commands,
+            events=self.events,
+            stats=self.stats,
+            clock=clock,
+            limits=config.intake,
+        )
 
     @property
     def published(self) -> dict[str, Any]:
@@ -153,6 +163,7 @@ class Orchestrator:
             asyncio.create_task(self._consume(), name="orchestrator-inbound"),
             asyncio.create_task(self._reconcile_loop(), name="orchestrator-reconcile"),
             asyncio.create_task(self._tick_loop(), name="orchestrator-tick"),
+            asyncio.create_task(self.intake.serve(), name="orchestrator-commands"),
         ]
         stopper = asyncio.create_task(stop.wait(), name="orchestrator-stop")
         try:
@@ -224,7 +235,7 @@ class Orchestrator:
                     why="retained-command",
                 )
                 return
-            await self.commands.command(parsed.verb or "", message)
+            await self.intake.submit(parsed.verb or "", message)
             return
         if parsed.kind in (TopicKind.NODE_DESIRED, TopicKind.NODE_EVENTS):
             return  # our own output, and agents' events (audit only)
@@ -296,7 +307,7 @@ class Orchestrator:
                 )
                 continue  # the next input tries again; the loop and commands go on
             self._status_dirty.set()
-            await self._publish_isolations()
+            await self.events.isolations(*self.passes.isolation_changes)
             await self._publish_pass(result)
             await self._publish_statuses()
 
@@ -319,27 +330,6 @@ class Orchestrator:
             level: Literal["info", "warning"] = "warning" if state == "stuck" else "info"
             await self.events.event(level, "drain", text, node=node, details={"state": state})
         self.passes.drain_milestones = []
-
-    async def _publish_isolations(self) -> None:
-        started, released = self.passes.isolation_changes
-        for iso in started:
-            log.warning("node %s isolated: %s", iso.node, iso.reason)
-            await self.events.event(
-                "warning",
-                "node-isolated",
-                f"node {iso.node} is left out of scheduling (treated as offline): {iso.reason}",
-                node=iso.node,
-                site=iso.site,
-                details={"reason": iso.reason, "since": iso.since},
-            )
-        for iso in released:
-            await self.events.event(
-                "info",
-                "node-released",
-                f"node {iso.node} is scheduled again: its data is usable",
-                node=iso.node,
-                site=iso.site,
-            )
 
     async def _publish_statuses(self) -> None:
         self._status_dirty.clear()
@@ -371,6 +361,8 @@ class Orchestrator:
         """The timer input: staleness, disconnect grace expiry, and status refresh."""
         while True:
             await asyncio.sleep(self.config.tick_s)
+            await self.events.flush_summaries()
+            await self.intake.flush_summaries()
             now = self.clock()
             if not self.session.connected.is_set():
                 self._ready.clear()  # blind: no pass, no staleness until resume()
