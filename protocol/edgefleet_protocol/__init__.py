@@ -34,6 +34,12 @@ from edgefleet_protocol.node_messages import (
     WorkloadReport,
     WorkloadUsage,
 )
+from edgefleet_protocol.rollout import (
+    RolledBack,
+    RolloutCounts,
+    RolloutGuard,
+    RolloutStatus,
+)
 from edgefleet_protocol.topics import DEFAULT_ROOT, RULES, ParsedTopic, TopicKind, Topics
 from edgefleet_protocol.workload import (
     AutoResources,
@@ -77,6 +83,10 @@ __all__ = [
     "ReplicaStatus",
     "Reported",
     "Resources",
+    "RolledBack",
+    "RolloutCounts",
+    "RolloutGuard",
+    "RolloutStatus",
     "ServiceBinding",
     "ServiceEndpoints",
     "ServiceProxy",

@@ -29,6 +29,7 @@ from edgefleet_protocol.node_messages import (
     Reported,
     Telemetry,
 )
+from edgefleet_protocol.rollout import RolloutStatus
 from edgefleet_protocol.topics import TopicKind
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -42,6 +43,7 @@ MODEL_FOR_KIND: dict[TopicKind, type[BaseModel]] = {
     TopicKind.NODE_REPORTED: Reported,
     TopicKind.NODE_EVENTS: Event,
     TopicKind.APP_STATUS: AppStatus,
+    TopicKind.APP_ROLLOUT: RolloutStatus,
     TopicKind.SERVICE: ServiceEndpoints,
     TopicKind.FLEET_SUMMARY: FleetSummary,
     TopicKind.ORCHESTRATOR_STATUS: OrchestratorStatus,

@@ -117,6 +117,24 @@ class DrainArgs(WireModel):
     max_unavailable: WholeInt | None = Field(default=None, ge=1, le=MAX_REPLICAS)
 
 
+class UndoArgs(WireModel):
+    """``rollout-undo``: revert the app's rollout in progress, or roll its workload back to
+    ``to_revision`` (default: the revision before the current one)."""
+
+    app: Identifier
+    to_revision: StrictInt | None = Field(default=None, ge=1)
+
+
+ROLLOUT_VERBS: dict[str, type[BaseModel]] = {
+    "rollout-status": AppArgs,
+    "rollout-history": AppArgs,
+    "rollout-promote": AppArgs,
+    "rollout-pause": AppArgs,
+    "rollout-resume": AppArgs,
+    "rollout-undo": UndoArgs,
+}
+"""The staged-rollout verbs (docs/protocol.md, "Rollouts")."""
+
 VERBS: dict[str, type[BaseModel]] = {
     "deploy": DeployArgs,
     "delete": AppArgs,
@@ -128,6 +146,7 @@ VERBS: dict[str, type[BaseModel]] = {
     "cordon": NodeArgs,
     "uncordon": NodeArgs,
     "drain": DrainArgs,
+    **ROLLOUT_VERBS,
 }
 """Every verb the orchestrator answers, with the model its arguments must satisfy."""
 

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from edgefleet_protocol.base import Envelope, WireModel
 from edgefleet_protocol.bounds import Counter, Timestamp
 from edgefleet_protocol.ids import Identifier
+from edgefleet_protocol.rollout import RolloutGuard
 from edgefleet_protocol.signing import KeyIdText
 from edgefleet_protocol.workload import WorkloadSpec
 
@@ -25,6 +26,8 @@ class DesiredWorkload(WireModel):
     app: Identifier
     spec: WorkloadSpec
     spec_hash: str = Field(min_length=1, max_length=80)
+    # Only while the workload is under a rollout with auto_revert (see rollout.py).
+    rollout: RolloutGuard | None = None
 
 
 class KeyEndorsement(WireModel):

@@ -26,6 +26,7 @@ from edgefleet_protocol.bounds import (
     Timestamp,
 )
 from edgefleet_protocol.ids import Identifier
+from edgefleet_protocol.rollout import RolledBack
 
 NodeState = Literal["online", "offline"]
 Level = Literal["debug", "info", "warning", "error"]
@@ -107,6 +108,9 @@ class WorkloadReport(WireModel):
     message: str = Field(default="", max_length=2048)
     address: str | None = Field(default=None, max_length=255)
     ports: dict[Identifier, Port] = Field(default_factory=dict)
+    # Set while the agent runs the previous spec because the desired one failed its
+    # rollout guard (edgefleet_protocol.rollout).
+    rolled_back: RolledBack | None = None
 
 
 class ServiceProxy(WireModel):

@@ -28,6 +28,7 @@ class TopicKind(StrEnum):
     NODE_REPORTED = "reported"
     NODE_EVENTS = "events"
     APP_STATUS = "app-status"
+    APP_ROLLOUT = "app-rollout"
     SERVICE = "service"
     FLEET_SUMMARY = "fleet-summary"
     ORCHESTRATOR_STATUS = "orchestrator-status"
@@ -61,6 +62,7 @@ RULES: dict[TopicKind, Rule] = {
     TopicKind.NODE_REPORTED: Rule(qos=1, retain=True),
     TopicKind.NODE_EVENTS: Rule(qos=1, retain=False),
     TopicKind.APP_STATUS: Rule(qos=1, retain=True),
+    TopicKind.APP_ROLLOUT: Rule(qos=1, retain=True),
     TopicKind.SERVICE: Rule(qos=1, retain=True),
     TopicKind.FLEET_SUMMARY: Rule(qos=1, retain=True),
     TopicKind.ORCHESTRATOR_STATUS: Rule(qos=1, retain=True),
@@ -142,6 +144,9 @@ class Topics:
     def app_status(self, app: str) -> str:
         return f"{self.root}/apps/{validate_id(app, kind='app')}/status"
 
+    def app_rollout(self, app: str) -> str:
+        return f"{self.root}/apps/{validate_id(app, kind='app')}/rollout"
+
     def service(self, service: str) -> str:
         return f"{self.root}/services/{validate_id(service, kind='service')}"
 
@@ -196,6 +201,8 @@ class Topics:
                 )
             case "apps", 3 if levels[2] == "status":
                 return ParsedTopic(kind=TopicKind.APP_STATUS, app=_topic_id(levels[1], "app"))
+            case "apps", 3 if levels[2] == "rollout":
+                return ParsedTopic(kind=TopicKind.APP_ROLLOUT, app=_topic_id(levels[1], "app"))
             case "services", 2:
                 return ParsedTopic(kind=TopicKind.SERVICE, service=_topic_id(levels[1], "service"))
             case "fleet", 2 if levels[1] == "summary":

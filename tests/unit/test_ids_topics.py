@@ -79,6 +79,11 @@ ROOTS = ["edgefleet/v1", "acme", "fleet-a/prod/v1", "Site_7.eu/edge-fleet", "x/y
 
 BUILDS: list[tuple[TopicKind, Callable[[Topics], str], ParsedTopic]] = [
     (
+        TopicKind.APP_ROLLOUT,
+        lambda t: t.app_rollout("web"),
+        ParsedTopic(TopicKind.APP_ROLLOUT, app="web"),
+    ),
+    (
         TopicKind.NODE_STATUS,
         lambda t: t.node_status("s1", "n1"),
         ParsedTopic(TopicKind.NODE_STATUS, site="s1", node="n1"),
@@ -270,6 +275,7 @@ def test_an_invalid_root_is_refused(root: str) -> None:
 # -- publish rules ----------------------------------------------------------------------------
 
 EXPECTED_RULES = {
+    TopicKind.APP_ROLLOUT: (1, True),
     TopicKind.NODE_STATUS: (1, True),
     TopicKind.NODE_CAPABILITIES: (1, True),
     TopicKind.NODE_TELEMETRY: (0, False),

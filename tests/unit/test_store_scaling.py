@@ -21,7 +21,13 @@ from edgefleet_orchestrator.store.control import (
     drain_record,
     retiring_records,
 )
-from edgefleet_orchestrator.store.sqlite import DB_FILE, MIGRATIONS, SqliteStore, open_store
+from edgefleet_orchestrator.store.sqlite import (
+    DB_FILE,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SqliteStore,
+    open_store,
+)
 
 COPY = RetiringCopy(
     replica="web-0", app="web", node="n1", site="s1", cpu=0.25, memory_mb=64,
@@ -95,7 +101,7 @@ def test_a_schema_1_store_is_upgraded_with_its_data(tmp_path: Path) -> None:
         old.put_app("web", app_json("web"))
         old.set_cordon("n1", True)
     with open_store(tmp_path) as upgraded:
-        assert upgraded.schema_version == 2
+        assert upgraded.schema_version == SCHEMA_VERSION
         after = upgraded.load()
         upgraded.put_drain(Drain("n1", 1.0))
     assert after.apps["web"].manifest_json == app_json("web")

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from edgefleet_protocol import Desired, DesiredWorkload, WorkloadSpec
+from edgefleet_protocol import Desired, DesiredWorkload, RolloutGuard, WorkloadSpec
 from edgefleet_protocol.workload import canonical_json
 
 
@@ -29,6 +29,7 @@ class PlacedWorkload:
     site: str
     spec: WorkloadSpec
     spec_hash: str
+    guard: RolloutGuard | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +51,15 @@ class DocumentChange:
 
 
 def workloads_hash(workloads: Iterable[DesiredWorkload]) -> str:
-    """Hash of a node's workload set (names, apps and spec hashes), order-independent."""
-    items = sorted((w.name, w.app, w.spec_hash) for w in workloads)
+    """Hash of a node's workload set (names, apps, spec hashes and rollout guards),
+    order-independent. An entry without a guard hashes as it always did, so documents
+    published before rollouts existed are not republished."""
+    items = sorted(
+        (w.name, w.app, w.spec_hash)
+        if w.rollout is None
+        else (w.name, w.app, w.spec_hash, w.rollout.model_dump_json())
+        for w in workloads
+    )
     return "sha256:" + hashlib.sha256(canonical_json(items)).hexdigest()[:16]
 
 
@@ -70,7 +78,9 @@ def plan_documents(
     site_of: dict[str, str] = {}
     for p in placed:
         per_node[p.node].append(
-            DesiredWorkload(name=p.name, app=p.app, spec=p.spec, spec_hash=p.spec_hash)
+            DesiredWorkload(
+                name=p.name, app=p.app, spec=p.spec, spec_hash=p.spec_hash, rollout=p.guard
+            )
         )
         site_of[p.node] = p.site
     for node, last in published.items():

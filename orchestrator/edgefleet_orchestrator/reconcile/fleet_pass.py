@@ -36,7 +36,6 @@ from edgefleet_protocol.manifest import AppManifest
 
 from edgefleet_orchestrator.fleet.notes import Note
 from edgefleet_orchestrator.fleet.registry import NodeRecord
-from edgefleet_orchestrator.fleet.replicas import SpecCache
 from edgefleet_orchestrator.placement.model import (
     AppPlacement,
     Assignment,
@@ -51,6 +50,8 @@ from edgefleet_orchestrator.reconcile.documents import (
     Published,
     plan_documents,
 )
+from edgefleet_orchestrator.rollout.specs import RolloutSpecs
+from edgefleet_orchestrator.rollout.state import RolloutState
 from edgefleet_orchestrator.scaling.autoscale import ScaleMemory, Verdict
 from edgefleet_orchestrator.scaling.counts import evaluate, settle_all
 from edgefleet_orchestrator.scaling.drain import DrainRequest, drain_progress, plan_drains
@@ -100,6 +101,8 @@ class FleetView:
     seed: int = 0
     control: Control = field(default_factory=Control)
     knobs: Knobs = field(default_factory=Knobs)
+    # Apps under a staged rollout: which replicas run the new spec (edgefleet_orchestrator.rollout).
+    rollouts: Mapping[str, RolloutState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +175,7 @@ def reconcile(view: FleetView) -> PassResult:
         for a in view.assignments
         if a.app not in view.apps
     ]
-    specs = SpecCache(view.apps)
+    specs = RolloutSpecs(view.apps, view.rollouts)
     retiring, finished = finish_retiring(control.retiring, current, view.nodes, specs)
     notes = [_finished_note(f) for f in finished]
 
@@ -229,7 +232,7 @@ def reconcile(view: FleetView) -> PassResult:
     for name in sorted(placements):
         events.extend(_describe(placements[name]))
 
-    specs = SpecCache(apps)
+    specs = RolloutSpecs(apps, view.rollouts)
     placed = _placed_workloads(after, specs) + _placed_workloads([r.copy for r in retiring], specs)
     documents = plan_documents(placed, view.published, now=view.now)
     progress = {
@@ -313,13 +316,21 @@ def _applied(resizes: Sequence[Resize], after: Sequence[Assignment]) -> list[Res
     return applied
 
 
-def _placed_workloads(assignments: Sequence[Assignment], specs: SpecCache) -> list[PlacedWorkload]:
+def _placed_workloads(
+    assignments: Sequence[Assignment], specs: RolloutSpecs
+) -> list[PlacedWorkload]:
     placed = []
     for a in assignments:
         spec, digest = specs.spec_and_hash(a)
         placed.append(
             PlacedWorkload(
-                name=a.replica, app=a.app, node=a.node, site=a.site, spec=spec, spec_hash=digest
+                name=a.replica,
+                app=a.app,
+                node=a.node,
+                site=a.site,
+                spec=spec,
+                spec_hash=digest,
+                guard=specs.guard_of(a),
             )
         )
     return placed

@@ -15,6 +15,7 @@ from typing import Literal
 
 from edgefleet_protocol import CommandReply, ProtocolError, encode
 from edgefleet_protocol.commands import (
+    ROLLOUT_VERBS,
     DeployArgs,
     ErrorCode,
     check_reply_to,
@@ -32,6 +33,7 @@ from pydantic import BaseModel
 from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.service.events import EventPublisher
 from edgefleet_orchestrator.service.handlers import CommandFailed, handle
+from edgefleet_orchestrator.service.rollout_handlers import handle_rollout
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import AuditEntry, Store
 
@@ -150,7 +152,8 @@ class CommandIntake:
         target = target_of(args)
         try:
             with self._store.transaction():
-                outcome = handle(verb, args, self._state, self._store)
+                run = handle_rollout if verb in ROLLOUT_VERBS else handle
+                outcome = run(verb, args, self._state, self._store)
         except CommandFailed as exc:
             reply = error_reply(request_id, exc.code, exc.message, verb=verb, details=exc.details)
             return reply, target

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from edgefleet_orchestrator.fleet.registry import NodeRecord
 from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.scaling.drain import DrainRequest
+from edgefleet_orchestrator.service.revisions import record_deploy
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import Store
 from edgefleet_orchestrator.store.control import drain_record
@@ -84,7 +85,8 @@ def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
     version = store.put_app(app.name, manifest_json(app))
     state.apps[app.name] = app
     action = "created" if previous is None else "updated"
-    return Outcome({"app": app.name, "action": action, "version": version}, True)
+    revised = record_deploy(previous, app, state, store)
+    return Outcome({"app": app.name, "action": action, "version": version, **revised}, True)
 
 
 def _refuse_service_clash(app: AppManifest, state: ControlState) -> None:
@@ -108,6 +110,7 @@ def _delete(args: BaseModel, state: ControlState, store: Store) -> Outcome:
     _require_app(args.app, state)
     store.delete_app(args.app)
     del state.apps[args.app]
+    state.rollouts.pop(args.app, None)
     return Outcome({"app": args.app, "action": "deleted"}, True)
 
 

@@ -33,6 +33,7 @@ from edgefleet_orchestrator.scaling.drain import milestones
 from edgefleet_orchestrator.scaling.rebalance import RebalanceGate
 from edgefleet_orchestrator.security.signer import sign_document
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
+from edgefleet_orchestrator.service.rollouts import step_rollouts
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import Store, StoreSnapshot
 from edgefleet_orchestrator.store.control import documents
@@ -68,6 +69,7 @@ class PassRunner:
         """Nodes the passes leave out because their data broke (or would break) a pass."""
         self.isolation_changes: tuple[list[Isolation], list[Isolation]] = ([], [])
         """Of the last pass: (newly isolated, released) — the shell reports both."""
+        self.rollout_notes: list[tuple[str, str]] = []
         self.published: dict[str, Published] = {
             g.node: Published(site=g.site, generation=g.generation, doc_hash=g.doc_hash)
             for g in snapshot.generations.values()
@@ -118,6 +120,8 @@ class PassRunner:
             rebalance_budget=budget,
             timer=time.perf_counter,
         )
+        # Rollouts step first: the replicas they release get the new spec in this pass.
+        self.rollout_notes = step_rollouts(state, self._store, now)
         view = FleetView(
             apps=dict(state.apps),
             nodes=state.registry.nodes,
@@ -128,6 +132,7 @@ class PassRunner:
             seed=self._config.seed,
             control=state.control,
             knobs=knobs,
+            rollouts=dict(state.rollouts),
         )
         result, isolated = reconcile_isolating(view, self.isolated)
         started_now = [
@@ -203,7 +208,8 @@ class PassRunner:
         draining = any(
             self._state.drains.get(node, {}).get("state") != "drained" for node in control.drains
         )
-        return bool(control.retiring or draining or self._rebalance.wanted)
+        rolling = any(r.active for r in self._state.rollouts.values())
+        return bool(control.retiring or draining or self._rebalance.wanted or rolling)
 
     def scales(self) -> bool:
         """Whether any app follows telemetry (autoscale or sized limits)."""

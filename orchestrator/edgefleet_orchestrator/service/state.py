@@ -17,6 +17,7 @@ from edgefleet_protocol.manifest import AppManifest
 from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.reconcile.fleet_pass import Control
+from edgefleet_orchestrator.rollout.state import RolloutState
 
 
 @dataclass
@@ -24,7 +25,8 @@ class ControlState:
     """The orchestrator's live state, owned by the service's single event-loop task.
 
     ``control`` is what the reconcile passes carry from one to the next (drains, moves in
-    flight, autoscale memory); ``drains`` is the last pass's progress per draining node.
+    flight, autoscale memory); ``drains`` is the last pass's progress per draining node;
+    ``rollouts`` each app's current or last rollout (stored on every change).
     """
 
     apps: dict[str, AppManifest]
@@ -33,4 +35,5 @@ class ControlState:
     statuses: dict[str, AppStatus] = field(default_factory=dict)
     control: Control = field(default_factory=Control)
     drains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rollouts: dict[str, RolloutState] = field(default_factory=dict)
     clock: Callable[[], float] = time.time

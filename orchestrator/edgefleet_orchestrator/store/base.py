@@ -22,6 +22,10 @@ What is durable, and why only this:
 - drains — like cordons, an operator's decision; the node's drain goes on after a restart.
 - retiring copies — the old copy of each replica moving make-before-break, so a restart
   neither stops it before its replacement runs nor forgets to stop it afterwards.
+- revisions — the last :data:`KEEP_REVISIONS` manifests of each app whose workload
+  changed, numbered 1, 2, … (``rollout history``/``undo`` read them).
+- rollouts — each app's current or last rollout state (JSON), so a restarted orchestrator
+  continues a rollout where it stopped.
 - control state — small JSON documents by key: the autoscaler's last change per app (so a
   restart does not reopen a cooldown) and when each sized replica was last resized.
 
@@ -42,6 +46,10 @@ from edgefleet_orchestrator.placement.model import Assignment as Assignment
 
 DEFAULT_MAX_REPLIES = 10_000
 """How many command replies are kept for idempotency before the oldest are pruned."""
+
+
+KEEP_REVISIONS = 10
+"""How many revisions of an app are kept; older ones are pruned (``undo`` lists the rest)."""
 
 
 class StoreError(Exception):
@@ -140,6 +148,17 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class RevisionRecord:
+    """One revision of an app: the manifest deployed when its workload changed."""
+
+    app: str
+    revision: int
+    manifest_json: str
+    created_at: float
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSnapshot:
     """Everything durable, read in one consistent transaction. Mappings are read-only."""
 
@@ -150,6 +169,10 @@ class StoreSnapshot:
     retiring: tuple[RetiringCopy, ...] = ()
     drains: Mapping[str, Drain] = field(default_factory=lambda: MappingProxyType({}))
     control: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    revisions: Mapping[str, tuple[RevisionRecord, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    rollouts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def assignments_of(self, app: str) -> list[Assignment]:
         """The app's assignments, ordered by replica name."""
@@ -222,6 +245,19 @@ class Store(Protocol):
 
     def delete_control(self, key: str) -> bool:
         """Delete one control-state document; return whether it existed."""
+        ...
+
+    def put_revision(self, app: str, manifest_json: str, note: str = "") -> int:
+        """Record a new revision of the stored app (the next number); prune all but the
+        newest :data:`KEEP_REVISIONS`; return its number."""
+        ...
+
+    def revisions(self, app: str) -> list[RevisionRecord]:
+        """The app's kept revisions, oldest first."""
+        ...
+
+    def put_rollout(self, app: str, state_json: str) -> None:
+        """Store the app's rollout state (JSON text), replacing the previous one."""
         ...
 
     def transaction(self) -> AbstractContextManager[None]:

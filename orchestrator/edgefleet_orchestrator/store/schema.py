@@ -93,6 +93,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE control (key TEXT PRIMARY KEY, value_json TEXT NOT NULL)",
         ),
     ),
+    Migration(
+        3,
+        "rollouts: the last revisions of each app's workload, each app's rollout state",
+        (
+            """CREATE TABLE revisions (
+                app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+                revision INTEGER NOT NULL,
+                manifest_json TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                note TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (app, revision))""",
+            """CREATE TABLE rollouts (
+                app TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
+                state_json TEXT NOT NULL)""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -17,6 +17,7 @@ from edgefleet_orchestrator.store.base import (
     RetiringCopy,
     StoreSnapshot,
 )
+from edgefleet_orchestrator.store.history import read_history
 
 
 def read_snapshot(conn: sqlite3.Connection) -> StoreSnapshot:
@@ -56,6 +57,7 @@ def read_snapshot(conn: sqlite3.Connection) -> StoreSnapshot:
         for r in conn.execute("SELECT node, started_at, max_unavailable FROM drains")
     }
     control = {str(r[0]): str(r[1]) for r in conn.execute("SELECT key, value_json FROM control")}
+    revisions, rollouts = read_history(conn)
     return StoreSnapshot(
         apps=MappingProxyType(apps),
         assignments=MappingProxyType(assignments),
@@ -64,4 +66,6 @@ def read_snapshot(conn: sqlite3.Connection) -> StoreSnapshot:
         retiring=retiring,
         drains=MappingProxyType(drains),
         control=MappingProxyType(control),
+        revisions=MappingProxyType(revisions),
+        rollouts=MappingProxyType(rollouts),
     )

@@ -49,6 +49,7 @@ from edgefleet_orchestrator.store.base import (
     StoreError,
     StoreSnapshot,
 )
+from edgefleet_orchestrator.store.history import HistoryWrites
 from edgefleet_orchestrator.store.schema import (
     APPLICATION_ID,
     LOCK_FILE,
@@ -97,7 +98,7 @@ def open_store(
     )
 
 
-class SqliteStore:
+class SqliteStore(HistoryWrites):
     """Durable orchestrator state in one SQLite file; the lock lives beside it."""
 
     def __init__(

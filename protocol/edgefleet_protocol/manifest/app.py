@@ -16,6 +16,7 @@ from edgefleet_protocol.manifest.blocks import (
     Disruption,
     Placement,
     Service,
+    Update,
 )
 from edgefleet_protocol.manifest.names import (
     longest_replica_name,
@@ -47,6 +48,7 @@ class AppManifest(StrictSpec):
     labels: dict[str, str] = Field(default_factory=dict)
     service: Service | None = None
     uses: list[Identifier] = Field(default_factory=list, max_length=64)
+    update: Update | None = None
 
     @field_validator("labels")
     @classmethod
@@ -171,6 +173,11 @@ class AppManifest(StrictSpec):
         if self.service is None:
             return None
         return self.service.name or self.name
+
+    @property
+    def update_strategy(self) -> Update:
+        """The ``update`` block in force: the manifest's, else the fast defaults."""
+        return self.update if self.update is not None else Update()
 
 
 _USES = TypeAdapter(list[Identifier])

@@ -1,4 +1,5 @@
-"""The optional blocks of a manifest: placement, disconnect, autoscale, disruption, service.
+"""The optional blocks of a manifest: placement, disconnect, autoscale, disruption, service,
+update.
 
 Each block is a frozen, strict model with its own defaults, so an app that leaves a block
 out keeps today's behaviour. A new block (an update strategy, a service) gets its own
@@ -230,5 +231,103 @@ class Service(StrictSpec):
                 ("ports",),
                 "needs at least one port (or an mqtt_group for message balancing)",
                 [],
+            )
+        return self
+
+
+Share = int | str
+"""A count (``3``) or a percentage of the app's replicas (``"25%"``)."""
+
+_PERCENT_RULE = "a count (e.g. 2) or a percentage of the replicas (e.g. '25%')"
+
+
+def _check_share(value: Share, *, least: int, what: str) -> Share:
+    if isinstance(value, bool):
+        raise ValueError(f"must be {_PERCENT_RULE}, not a boolean")
+    if isinstance(value, int):
+        if value < least or value > MAX_REPLICAS:
+            raise ValueError(f"{value} is out of range {least}..{MAX_REPLICAS} ({what})")
+        return value
+    text = value.strip()
+    if not text.endswith("%") or not text[:-1].isdigit():
+        raise ValueError(f"{value!r} is not {_PERCENT_RULE}")
+    pct = int(text[:-1])
+    if pct < least or pct > 100:
+        raise ValueError(f"{value!r} is out of range {least}%..100% ({what})")
+    return text
+
+
+def share_of(value: Share, total: int, *, least: int) -> int:
+    """``value`` as a count of ``total`` replicas: a percentage rounds up (25% of 10 is 3,
+    so a small fleet still moves), never below ``least`` while there are replicas."""
+    count = value if isinstance(value, int) else -(-int(value[:-1]) * total // 100)
+    return max(min(count, total), min(least, total))
+
+
+Waves = Literal["none", "site", "region"]
+
+
+class Update(StrictSpec):
+    """How a changed workload spec reaches the app's replicas (a staged rollout).
+
+    Leaving the block out keeps the old, fast behaviour: every replica gets the new spec at
+    once (``max_parallel: 100%``), nothing waits and nothing reverts. The rollout state
+    machine (``edgefleet_orchestrator.rollout``) reads these values; agents get
+    ``healthy_deadline_s`` and ``min_healthy_s`` in each desired entry under rollout when
+    ``auto_revert`` is on, so they can revert on their own.
+    """
+
+    max_parallel: Share = "100%"
+    canary: Share = 0
+    auto_promote: bool = True
+    min_healthy_s: float = Field(default=0.0, ge=0, le=24 * 3600)
+    healthy_deadline_s: float = Field(default=120.0, gt=0, le=24 * 3600)
+    progress_deadline_s: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
+    auto_revert: bool = False
+    waves: Waves = "none"
+    wave_pause_s: float = Field(default=0.0, ge=0, le=7 * 24 * 3600)
+    max_failed: Share = 0
+
+    @field_validator("max_parallel", mode="before")
+    @classmethod
+    def _max_parallel_shape(cls, value: Share) -> Share:
+        return _check_share(value, least=1, what="at least one replica must be able to move")
+
+    @field_validator("canary", "max_failed", mode="before")
+    @classmethod
+    def _zero_or_more(cls, value: Share) -> Share:
+        return _check_share(value, least=0, what="0 turns it off")
+
+    @model_validator(mode="after")
+    def _values_agree(self) -> Update:
+        if self.healthy_deadline_s <= self.min_healthy_s:
+            raise field_error(
+                "Update",
+                ("healthy_deadline_s",),
+                f"{self.healthy_deadline_s:g} must be above min_healthy_s {self.min_healthy_s:g}"
+                " (a replica could never be healthy for long enough in time)",
+                self.healthy_deadline_s,
+            )
+        if self.progress_deadline_s < self.healthy_deadline_s:
+            raise field_error(
+                "Update",
+                ("progress_deadline_s",),
+                f"{self.progress_deadline_s:g} must be at least healthy_deadline_s "
+                f"{self.healthy_deadline_s:g} (no replica may take longer than the whole)",
+                self.progress_deadline_s,
+            )
+        if not self.auto_promote and self.canary in (0, "0%"):
+            raise field_error(
+                "Update",
+                ("auto_promote",),
+                "false needs a canary (there is nothing to promote without one)",
+                self.auto_promote,
+            )
+        if self.wave_pause_s and self.waves == "none":
+            raise field_error(
+                "Update",
+                ("wave_pause_s",),
+                "needs waves: site or waves: region (there are no waves to pause between)",
+                self.wave_pause_s,
             )
         return self
