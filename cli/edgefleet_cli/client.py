@@ -96,6 +96,7 @@ class FleetSnapshot:
     orchestrator: OrchestratorStatus | None = None
     summary: FleetSummary | None = None
     apps: dict[str, AppStatus] = field(default_factory=dict)
+    rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     nodes: dict[tuple[str, str], NodeStatus] = field(default_factory=dict)
     app_updates: dict[str, int] = field(default_factory=dict)
     """Status messages taken in per app: tells ``deploy --wait`` what arrived after a reply."""
@@ -121,6 +122,11 @@ class FleetSnapshot:
                     self.apps[parsed.app] = model
                 else:
                     self.apps.pop(parsed.app, None)
+            case TopicKind.APP_ROLLOUT if parsed.app is not None:
+                if model is None:
+                    self.rollouts.pop(parsed.app, None)
+                else:
+                    self.rollouts[parsed.app] = model.model_dump(mode="json", exclude_none=True)
             case TopicKind.NODE_STATUS if parsed.site is not None and parsed.node is not None:
                 if isinstance(model, NodeStatus):
                     self.nodes[(parsed.site, parsed.node)] = model

@@ -41,7 +41,17 @@ def _root(
 
 def _mount() -> None:
     # Imported here so that importing this module stays cheap.
-    from edgefleet_cli.commands import apps, broker, deploy, drain, keys, nodes, profiles, watch
+    from edgefleet_cli.commands import (
+        apps,
+        broker,
+        deploy,
+        drain,
+        keys,
+        nodes,
+        profiles,
+        rollout,
+        watch,
+    )
 
     verbs = (
         deploy.deploy,
@@ -61,6 +71,7 @@ def _mount() -> None:
     app.add_typer(broker.app, name="broker")
     app.add_typer(profiles.app, name="profiles")
     app.add_typer(keys.app, name="keys")
+    app.add_typer(rollout.app, name="rollout")
     for plugin in entry_points(group=PLUGIN_GROUP):
         app.add_typer(plugin.load(), name=plugin.name)
 

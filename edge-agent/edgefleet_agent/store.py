@@ -28,6 +28,9 @@ from edgefleet_protocol import Desired, ProtocolError, WorkloadSpec, validate
 from edgefleet_protocol.signing import PublicKeyRef
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
+from tinydb.table import Document
+
+from edgefleet_agent.core.revert import Reverted
 
 STORE_FILE = "agent-store.json"
 
@@ -126,6 +129,7 @@ class LocalStore:
         self._specs = self._db.table("specs")
         self._aliases = self._db.table("aliases")
         self._trust = self._db.table("trust")
+        self._reverted = self._db.table("reverted")
 
     def close(self) -> None:
         self._db.close()
@@ -214,3 +218,40 @@ class LocalStore:
         doomed = sorted(set(names))
         if doomed:
             self._aliases.remove(Query().name.one_of(doomed))
+
+    # -- rollout reverts --------------------------------------------------------------------
+
+    def reverted(self) -> dict[str, Reverted]:
+        """Workloads running their previous spec after a failed rollout guard, by name (an
+        unreadable record is dropped: the guard then judges the spec again)."""
+        out: dict[str, Reverted] = {}
+        doc = self._reverted.get(doc_id=1)
+        items = doc.get("items", []) if doc is not None else []
+        for d in items if isinstance(items, list) else []:
+            with contextlib.suppress(ProtocolError, KeyError, TypeError, ValueError):
+                out[str(d["name"])] = Reverted(
+                    name=str(d["name"]),
+                    spec_hash=str(d["spec_hash"]),
+                    previous_spec=validate(WorkloadSpec, d["previous_spec"]),
+                    previous_hash=str(d["previous_hash"]),
+                    reason=str(d["reason"]),
+                    at=float(d["at"]),
+                )
+        return out
+
+    def save_reverted(self, reverted: Iterable[Reverted]) -> None:
+        """Make ``reverted`` the complete set (one atomic write)."""
+        rows = [
+            {
+                "name": r.name,
+                "spec_hash": r.spec_hash,
+                "previous_spec": r.previous_spec.model_dump(mode="json"),
+                "previous_hash": r.previous_hash,
+                "reason": r.reason,
+                "at": r.at,
+            }
+            for r in reverted
+        ]
+        doc = self._reverted.get(doc_id=1)
+        if doc is None or doc.get("items") != rows:
+            self._reverted.upsert(Document({"items": rows}, doc_id=1))

@@ -31,6 +31,7 @@ from edgefleet_agent.core.backoff import BackoffEntry, BackoffPolicy, after_fail
 from edgefleet_agent.core.pacing import failed_action, next_delay, target_hash
 from edgefleet_agent.core.planner import OwnedWorkload, plan_steps
 from edgefleet_agent.core.report import workload_reports
+from edgefleet_agent.core.revert import Guards, effective, judge, next_deadline
 from edgefleet_agent.core.runtime import Observed, Runtime, WorkloadRef
 from edgefleet_agent.core.steps import Prepare, Remove, Restart, Start, UpdateResources
 from edgefleet_agent.service.executor import Executor, Outcome
@@ -72,6 +73,8 @@ class Converger:
         self.observed_generation = 0
         self.known_specs: dict[str, WorkloadSpec] = store.known_specs()
         self.aliases: dict[str, tuple[str, str]] = store.aliases()
+        # Rollout guards: what is being watched, and what went back to its previous spec.
+        self.guards = Guards(reverted=store.reverted())
         self.backoff: dict[str, BackoffEntry] = {}
         self.progress: dict[str, WorkloadState] = {}
         self.owned: list[OwnedWorkload] = []
@@ -109,14 +112,19 @@ class Converger:
         return self.known_specs.get(spec_hash)
 
     def reports(self) -> dict[str, WorkloadReport]:
-        return workload_reports(
-            desired=self.desired.workloads if self.desired else [],
+        desired = self.desired.workloads if self.desired else []
+        reports = workload_reports(
+            desired=effective(desired, self.guards),
             owned=self.owned,
             backoff=self.backoff,
             progress=self.progress,
             unavailable=self.unavailable,
             pending_since=self.accepted_at,
         )
+        for name, back in self.guards.reverted.items():
+            if name in reports:
+                reports[name] = reports[name].model_copy(update={"rolled_back": back.report()})
+        return reports
 
     # -- the pass -------------------------------------------------------------------------
 
@@ -126,8 +134,10 @@ class Converger:
         await self.observe()
         desired = self.desired
         if desired is not None:
+            await self._guard(desired, now)
             usable = [o for o in self.owned if o.runtime not in self.unavailable]
-            wanted = [w for w in desired.workloads if w.spec.runtime not in self.unavailable]
+            workloads = effective(desired.workloads, self.guards)
+            wanted = [w for w in workloads if w.spec.runtime not in self.unavailable]
             steps = plan_steps(
                 wanted, usable, now=now, backoff=self.backoff, known_specs=self.known_specs
             )
@@ -146,7 +156,26 @@ class Converger:
                     await self._absorb(outcome, now)
                 await self.observe()
             self.observed_generation = desired.generation
-        return next_delay(self.owned, self.backoff, interval=self._interval, now=self._clock())
+        delay = next_delay(self.owned, self.backoff, interval=self._interval, now=self._clock())
+        due = next_deadline(desired.workloads, self.guards) if desired is not None else None
+        if due is not None:
+            delay = max(0.05, min(delay, due - self._clock()))
+        return delay
+
+    async def _guard(self, desired: Desired, now: float) -> None:
+        """Judge the rollout guards before planning (core/revert.py): a spec not healthy
+        by its deadline goes back to the previous one here, with or without a broker."""
+        before = self.guards.reverted
+        self.guards, new = judge(desired.workloads, self.owned, self.guards, now=now)
+        for back in new:
+            self.backoff.pop(back.name, None)  # its failures were the new spec's
+            self.health.forget(back.name)
+            await self._event("warning", "rolled-back", f"{back.name}: back to "
+                              f"{back.previous_hash}: {back.reason}", workload=back.name,
+                              spec_hash=back.spec_hash)  # fmt: skip
+        if self.guards.reverted != before:
+            with contextlib.suppress(OSError):
+                self.store.save_reverted(self.guards.reverted.values())
 
     async def observe(self) -> None:
         owned: list[OwnedWorkload] = []
