@@ -87,6 +87,13 @@ WORKLOAD_RESTARTED = _kind(
     ("workload",),
     "a workload was restarted (failed health checks or exited)",
 )
+ROLLED_BACK = _kind(
+    "rolled-back",
+    "agent",
+    ("workload", "spec_hash"),
+    "a workload under a rollout guard was not healthy by its deadline: the agent started the"
+    " previous spec again",
+)
 WORKLOAD_UNHEALTHY = _kind(
     "workload-unhealthy", "agent", ("workload",), "a workload's health check failed"
 )
@@ -172,6 +179,12 @@ MOVE = _kind(
     "orchestrator",
     ("replica", "from", "to", "completed", "cause"),
     "a moved replica's old copy was let go",
+)
+ROLLOUT = _kind(
+    "rollout",
+    "orchestrator",
+    (),
+    "a rollout changed phase, a wave started, or a replica under rollout failed",
 )
 NODE_ISOLATED = _kind(
     "node-isolated",

@@ -3,7 +3,8 @@
 The pass is pure, so it cannot publish; it returns :class:`Note` values and the service
 shell turns each into an event on ``orchestrator/events`` (kind, app, node and details
 as given). Every scaling decision is a note: autoscale changes with the observed value,
-target and resulting count; resizes; moves started and finished; drain milestones.
+target and resulting count; resizes; moves started and finished; drain milestones; and
+(added by the shell) each rollout step's phase changes and failed replicas.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-NoteKind = Literal["autoscale", "resources", "drain", "rebalance", "move"]
+NoteKind = Literal["autoscale", "resources", "drain", "rebalance", "move", "rollout"]
 
 
 def _nothing() -> Mapping[str, object]:

@@ -53,7 +53,6 @@ from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceSta
 from edgefleet_orchestrator.service.events import EventPublisher, publish_all
 from edgefleet_orchestrator.service.intake import CommandQueue
 from edgefleet_orchestrator.service.passes import PassRunner
-from edgefleet_orchestrator.service.rollouts import RolloutBoard, rollouts_from_snapshot
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.service.statuses import StatusBoard
 from edgefleet_orchestrator.service.tasks import cancel_all
@@ -95,7 +94,6 @@ class Orchestrator:
             ),
             assignments=list(snapshot.assignments.values()),
             control=control,
-            rollouts=rollouts_from_snapshot(snapshot),
             clock=clock,
         )
         self.passes = PassRunner(
@@ -108,7 +106,6 @@ class Orchestrator:
             clock=clock,
         )
         self._statuses = StatusBoard(self.topics)
-        self._rollout_board = RolloutBoard(self.topics)
         self._dirty = asyncio.Event()
         self._status_dirty = asyncio.Event()
         self._ready = asyncio.Event()
@@ -201,9 +198,6 @@ class Orchestrator:
         docs = self.passes.stored_documents(self.topics)
         await publish_all(self.session, docs)
         self.stats.documents_published += len(docs)
-        await publish_all(
-            self.session, self._rollout_board.publications(self.state, everything=True)
-        )
         if not self._ready.is_set():
             # Let the broker replay retained node state before the first pass, so a
             # (re)start sees the fleet as it is rather than empty or as it was.
@@ -332,10 +326,6 @@ class Orchestrator:
                 node=note.node,
                 details=dict(note.details),
             )
-        for app, text in self.passes.rollout_notes:
-            await self.events.event("info", "rollout", text, app=app)
-        self.passes.rollout_notes = []
-        await publish_all(self.session, self._rollout_board.publications(self.state))
         for node, state, text in self.passes.drain_milestones:
             level: Literal["info", "warning"] = "warning" if state == "stuck" else "info"
             await self.events.event(level, "drain", text, node=node, details={"state": state})
@@ -386,8 +376,6 @@ class Orchestrator:
                 self._dirty.set()  # a grace may have run out; the pass decides
             if self.passes.scaling_due(now):
                 self._dirty.set()  # telemetry moved on: autoscaling and sizing look again
-            if self._rollout_board.active(self.state):
-                self._dirty.set()  # rollout deadlines, waits and wave pauses run on time
             if self.passes.rebalance_due(now):
                 self._dirty.set()  # the churn budget has room again, or a node settled
             if self._status_dirty.is_set() and not self._dirty.is_set() and self._ready.is_set():

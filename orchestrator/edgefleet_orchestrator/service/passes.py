@@ -20,6 +20,7 @@ from edgefleet_protocol.codec import decode
 from edgefleet_protocol.session import Publication
 
 from edgefleet_orchestrator.fleet.liveness import settled_online
+from edgefleet_orchestrator.fleet.notes import Note
 from edgefleet_orchestrator.placement.model import AppPlacement
 from edgefleet_orchestrator.reconcile.documents import Published
 from edgefleet_orchestrator.reconcile.fleet_pass import (
@@ -33,7 +34,7 @@ from edgefleet_orchestrator.scaling.drain import milestones
 from edgefleet_orchestrator.scaling.rebalance import RebalanceGate
 from edgefleet_orchestrator.security.signer import sign_document
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
-from edgefleet_orchestrator.service.rollouts import step_rollouts
+from edgefleet_orchestrator.service.rollouts import rollouts_from_snapshot, step_rollouts
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import Store, StoreSnapshot
 from edgefleet_orchestrator.store.control import documents
@@ -69,7 +70,7 @@ class PassRunner:
         """Nodes the passes leave out because their data broke (or would break) a pass."""
         self.isolation_changes: tuple[list[Isolation], list[Isolation]] = ([], [])
         """Of the last pass: (newly isolated, released) — the shell reports both."""
-        self.rollout_notes: list[tuple[str, str]] = []
+        state.rollouts = rollouts_from_snapshot(snapshot)
         self.published: dict[str, Published] = {
             g.node: Published(site=g.site, generation=g.generation, doc_hash=g.doc_hash)
             for g in snapshot.generations.values()
@@ -121,7 +122,7 @@ class PassRunner:
             timer=time.perf_counter,
         )
         # Rollouts step first: the replicas they release get the new spec in this pass.
-        self.rollout_notes = step_rollouts(state, self._store, now)
+        rollout_notes = step_rollouts(state, self._store, now)
         view = FleetView(
             apps=dict(state.apps),
             nodes=state.registry.nodes,
@@ -135,6 +136,7 @@ class PassRunner:
             rollouts=dict(state.rollouts),
         )
         result, isolated = reconcile_isolating(view, self.isolated)
+        result.notes.extend(Note(kind="rollout", app=a, message=m) for a, m in rollout_notes)
         started_now = [
             i for n, i in isolated.items() if (p := self.isolated.get(n)) is None or p != i
         ]
@@ -219,7 +221,10 @@ class PassRunner:
         )
 
     def scaling_due(self, now: float) -> bool:
-        """Telemetry moved on: autoscaling and sizing should look again."""
+        """Telemetry moved on: autoscaling and sizing should look again; or a rollout is in
+        progress (its deadlines, waits and wave pauses run on the clock, every tick)."""
+        if any(r.active for r in self._state.rollouts.values()):
+            return True
         return self.scales() and now - self._last_scaling_pass >= self._config.scaling_interval_s
 
     def rebalance_due(self, now: float) -> bool:

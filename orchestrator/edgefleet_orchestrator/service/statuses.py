@@ -3,7 +3,8 @@
 :class:`StatusBoard` remembers what was last published and turns the current state into the
 publications that changed: a new or changed app status; for a deleted app a last
 ``deleted`` status followed by the clear (an empty retained payload), in that order; the
-fleet summary when a count moved. It publishes nothing itself.
+fleet summary when a count moved; each app's rollout status when it changed (cleared
+with its app). It publishes nothing itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from edgefleet_protocol.session import Publication
 from edgefleet_orchestrator.placement.model import AppPlacement
 from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
 from edgefleet_orchestrator.reconcile.status import app_statuses, fleet_summary, same_status
+from edgefleet_orchestrator.service.rollouts import RolloutBoard
 from edgefleet_orchestrator.service.state import ControlState
 
 
@@ -23,6 +25,7 @@ class StatusBoard:
     def __init__(self, topics: Topics) -> None:
         self._topics = topics
         self._summary: FleetSummary | None = None
+        self._rollouts = RolloutBoard(topics)
 
     def publications(
         self,
@@ -60,4 +63,5 @@ class StatusBoard:
         ) != summary.model_copy(update={"ts": 0}):
             pubs.append(Publication.of(TopicKind.FLEET_SUMMARY, topics.fleet_summary(), summary))
             self._summary = summary
+        pubs.extend(self._rollouts.publications(state))
         return pubs
