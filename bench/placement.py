@@ -9,7 +9,9 @@ mixed device sizes, all from the seed) and times three passes with the real pipe
   fleet — the cost of a cold start or of a full reschedule;
 - ``single_app``: one app of R replicas spread across sites;
 - ``steady``: the ``fleet`` pass again with its own result as input, where everything is
-  kept — the cost the reconcile loop pays on every pass when nothing changed.
+  kept — the cost the reconcile loop pays on every pass when nothing changed;
+- ``baseline``: the ``fleet`` pass with the exhaustive ranking it replaced (every feasible
+  node scored for every app, :mod:`bench.exhaustive_ranking`), timed in the same run.
 
 Each figure is the median of ``repeat`` runs (the machine is shared and noisy).
 """
@@ -24,9 +26,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edgefleet_orchestrator.placement import Assignment, NodeView, place_all, place_app
+from edgefleet_orchestrator.placement import Assignment, NodeView, pipeline, place_all, place_app
 from edgefleet_protocol import validate
 from edgefleet_protocol.manifest import AppManifest
+
+from bench.exhaustive_ranking import ExhaustiveRanker
 
 REGIONS = ("eu", "us", "ap")
 SIZES = ((1.0, 1024), (2.0, 2048), (4.0, 4096), (8.0, 8192))
@@ -112,6 +116,9 @@ def measure(
     cold = place_all(apps, fleet, [], seed=seed)
     placed: list[Assignment] = [a for r in cold.values() for a in r.assignments]
     fleet_s, fleet_cpu = _median_seconds(lambda: place_all(apps, fleet, [], seed=seed), repeat)
+    baseline_s, baseline_cpu = _median_seconds(
+        lambda: _with_exhaustive_ranking(lambda: place_all(apps, fleet, [], seed=seed)), repeat
+    )
     steady_s, steady_cpu = _median_seconds(
         lambda: place_all(apps, fleet, placed, seed=seed), repeat
     )
@@ -152,6 +159,12 @@ def measure(
             "placed": len(single.assignments),
             "placements_per_s": round(len(single.assignments) / single_s),
         },
+        "baseline": {
+            "seconds": round(baseline_s, 4),
+            "cpu_seconds": round(baseline_cpu, 4),
+            "placements_per_s": round(len(placed) / baseline_s),
+            "speedup_cpu": round(baseline_cpu / fleet_cpu, 2) if fleet_cpu else None,
+        },
         "steady": {
             "seconds": round(steady_s, 4),
             "cpu_seconds": round(steady_cpu, 4),
@@ -160,6 +173,16 @@ def measure(
         "placements_per_s": round(len(placed) / fleet_s),
         "seconds": round(fleet_s, 4),
     }
+
+
+def _with_exhaustive_ranking(run: Callable[[], object]) -> object:
+    """Run a placement with the pre-score-book ranking swapped in (the same-run baseline)."""
+    real = pipeline.Ranker
+    pipeline.Ranker = ExhaustiveRanker  # type: ignore[misc, assignment]
+    try:
+        return run()
+    finally:
+        pipeline.Ranker = real  # type: ignore[misc]
 
 
 def main() -> None:

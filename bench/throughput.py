@@ -62,6 +62,12 @@ def measure(*, smoke: bool = False) -> dict[str, Any]:
             key=True,
         ),
         stats.row(
+            f"{big['nodes']} nodes x {big['replicas']} replicas ({big['apps']} apps)",
+            "baseline: exhaustive ranking placements/s (same run)",
+            big["baseline"]["placements_per_s"],
+            key=True,
+        ),
+        stats.row(
             f"{big['nodes']} nodes x {big['replicas']} replicas, nothing changed",
             "steady pass seconds",
             big["steady"]["seconds"],

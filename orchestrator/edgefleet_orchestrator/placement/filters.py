@@ -53,6 +53,8 @@ class FilterContext:
     replicas_on: dict[str, int] = field(default_factory=dict)
     ports: frozenset[int] = frozenset()
     ports_on: dict[str, dict[int, str]] = field(default_factory=dict)
+    # The pass's log of nodes whose usage changed, read by the shared score book.
+    changed: list[str] = field(default_factory=list)
 
     @classmethod
     def for_app(
@@ -63,6 +65,7 @@ class FilterContext:
         used_cpu_m: dict[str, int] | None = None,
         used_memory_mb: dict[str, int] | None = None,
         ports_on: dict[str, dict[int, str]] | None = None,
+        changed: list[str] | None = None,
     ) -> FilterContext:
         placement = app.placement
         return cls(
@@ -77,6 +80,7 @@ class FilterContext:
             used_memory_mb={} if used_memory_mb is None else used_memory_mb,
             ports=host_ports(app.workload),
             ports_on={} if ports_on is None else ports_on,
+            changed=[] if changed is None else changed,
         )
 
     def charge(self, node: str, cpu_m: int, memory_mb: int) -> None:
@@ -85,6 +89,7 @@ class FilterContext:
         if self.ports:
             held = self.ports_on.setdefault(node, {})
             held.update(dict.fromkeys(self.ports, self.app.name))
+        self.changed.append(node)
 
     def free_cpu_m(self, node: NodeView) -> int:
         return millicores(node.cpu_cores) - self.used_cpu_m.get(node.node, 0)

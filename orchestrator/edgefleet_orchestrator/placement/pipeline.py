@@ -29,15 +29,16 @@ The rules, in the order a pass applies them:
    ``stuck`` — a voluntary move never stops a replica.
 
 Cost: static filters run once per node and constraint set (apps with equal constraints share
-them within a fleet pass); ranking scores each feasible node once per app, then each
-placement is O(log nodes) (:mod:`.ranking`). A pass is about O(apps x nodes + replicas x
-log nodes), never replicas x nodes.
+them within a fleet pass); node scores live in a :class:`~.score_book.ScoreBook` shared by the
+apps with the same score signature, and only the nodes a placement charged are rescored
+before the next app ranks; each app reads its best nodes lazily (:mod:`.ranking`), and each
+placement is O(log nodes). A pass is about O(signatures x nodes + changes + replicas x log
+nodes), no longer apps x nodes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from edgefleet_protocol import Unplaced, host_ports
@@ -59,7 +60,9 @@ from edgefleet_orchestrator.placement.model import (
     Rejection,
     Size,
 )
+from edgefleet_orchestrator.placement.pass_inputs import Caches, Moves, Presence, Usage
 from edgefleet_orchestrator.placement.ranking import Ranker
+from edgefleet_orchestrator.placement.score_book import ScoreBook
 from edgefleet_orchestrator.placement.state import PassState, StaticCache
 
 
@@ -95,10 +98,11 @@ def place_app(
         elif a.node in by_name:
             used_cpu[a.node] = used_cpu.get(a.node, 0) + millicores(a.cpu)
             used_memory[a.node] = used_memory.get(a.node, 0) + a.memory_mb
-    usage = _Usage(used_cpu, used_memory, {})  # other apps' ports: place_all knows them
-    presence = _Presence.of(app, lost_nodes, offline_for_s)
-    moves = _Moves(sizes or {}, leaving or {})
-    return _place(app, by_name, mine, usage, seed, presence, StaticCache(), moves)
+    usage = Usage(used_cpu, used_memory, {}, [])  # other apps' ports: place_all knows them
+    presence = Presence.of(app, lost_nodes, offline_for_s)
+    moves = Moves(sizes or {}, leaving or {})
+    caches = Caches(StaticCache(), ScoreBook(usage.changed))
+    return _place(app, by_name, mine, usage, seed, presence, caches, moves)
 
 
 def place_all(
@@ -125,7 +129,7 @@ def place_all(
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"place_all got the same app twice: {', '.join(dupes)}")
     by_name = _index_nodes(nodes)
-    usage = _Usage({}, {}, {})
+    usage = Usage({}, {}, {}, [])
     ports = {app.name: host_ports(app.workload) for app in ordered}
     per_app: dict[str, list[Assignment]] = {}
     for a in assignments:
@@ -139,7 +143,7 @@ def place_all(
         if a.node in by_name:
             usage.add(a.node, millicores(a.cpu), a.memory_mb)
     results: dict[str, AppPlacement] = {}
-    static_cache = StaticCache()
+    caches = Caches(StaticCache(), ScoreBook(usage.changed))
     for app in ordered:
         mine = per_app.get(app.name, [])
         for a in mine:
@@ -150,37 +154,10 @@ def place_all(
             if a.app == app.name and a.node in by_name:
                 usage.hold(a.node, ports[app.name], app.name)
         # The pass charges the app's new set into ``usage``, ready for the next app.
-        presence = _Presence.of(app, lost_nodes, offline_for_s)
-        moves = _Moves((sizes or {}).get(app.name, {}), (leaving or {}).get(app.name, {}))
-        results[app.name] = _place(app, by_name, mine, usage, seed, presence, static_cache, moves)
+        presence = Presence.of(app, lost_nodes, offline_for_s)
+        moves = Moves((sizes or {}).get(app.name, {}), (leaving or {}).get(app.name, {}))
+        results[app.name] = _place(app, by_name, mine, usage, seed, presence, caches, moves)
     return results
-
-
-@dataclass(slots=True)
-class _Usage:
-    """What the nodes hold so far in a pass: cpu, memory, and host ports (port -> app)."""
-
-    cpu_m: dict[str, int]
-    memory_mb: dict[str, int]
-    ports: dict[str, dict[int, str]]
-
-    def add(self, node: str, cpu_m: int, memory_mb: int) -> None:
-        self.cpu_m[node] = self.cpu_m.get(node, 0) + cpu_m
-        self.memory_mb[node] = self.memory_mb.get(node, 0) + memory_mb
-
-    def hold(self, node: str, ports: frozenset[int], app: str) -> None:
-        if ports:
-            held = self.ports.setdefault(node, {})
-            for port in ports:
-                held.setdefault(port, app)
-
-    def release(self, node: str, app: str) -> None:
-        """Forget ``app``'s ports on ``node`` (its replicas are placed again, and charge
-        them again as they are kept or taken); another app's ports stay."""
-        held = self.ports.get(node)
-        if held:
-            for port in [p for p, owner in held.items() if owner == app]:
-                del held[port]
 
 
 def _index_nodes(nodes: Sequence[NodeView]) -> dict[str, NodeView]:
@@ -190,50 +167,15 @@ def _index_nodes(nodes: Sequence[NodeView]) -> dict[str, NodeView]:
     return by_name
 
 
-@dataclass(frozen=True, slots=True)
-class _Moves:
-    """What the caller asks of one app's existing replicas: new sizes, and leaving."""
-
-    sizes: Mapping[str, Size]
-    leaving: Mapping[str, Rejection]
-
-
-@dataclass(frozen=True, slots=True)
-class _Presence:
-    """What the caller said about nodes that are not answering, for one app.
-
-    ``lost``: beyond the app's grace (or named lost outright). ``known``: every node the
-    caller accounts for as offline or lost, so a replica on a node missing from ``nodes``
-    (e.g. not heard of since an orchestrator restart) waits out its grace like one on an
-    offline node, instead of being moved as if the node had left the fleet.
-    """
-
-    lost: frozenset[str]
-    known: frozenset[str]
-
-    @classmethod
-    def of(
-        cls,
-        app: AppManifest,
-        lost_nodes: frozenset[str],
-        offline_for_s: Mapping[str, float] | None,
-    ) -> _Presence:
-        if not offline_for_s:
-            return cls(lost=lost_nodes, known=lost_nodes)
-        grace = app.disconnect.grace_s
-        beyond = {node for node, gone in offline_for_s.items() if gone >= grace}
-        return cls(lost=lost_nodes | beyond, known=lost_nodes | frozenset(offline_for_s))
-
-
 def _place(
     app: AppManifest,
     by_name: Mapping[str, NodeView],
     mine: Sequence[Assignment],
-    usage: _Usage,
+    usage: Usage,
     seed: int,
-    presence: _Presence,
-    static_cache: StaticCache,
-    moves: _Moves,
+    presence: Presence,
+    caches: Caches,
+    moves: Moves,
 ) -> AppPlacement:
     lost = presence.lost
     ctx = FilterContext.for_app(
@@ -242,6 +184,7 @@ def _place(
         used_cpu_m=usage.cpu_m,
         used_memory_mb=usage.memory_mb,
         ports_on=usage.ports,
+        changed=usage.changed,
     )
     static = active(STATIC_FILTERS, app)
     state = PassState(
@@ -251,17 +194,21 @@ def _place(
         static=static,
         evicting=tuple(f for f in static if f.evicts),
         dynamic=active(DYNAMIC_FILTERS, app),
-        static_results=static_cache.results_for(app, lost),
+        static_results=caches.static.results_for(app, lost),
         absent_but_known=presence.known,
         sizes=moves.sizes,
     )
     if app.is_daemon:
         return _place_daemon(state, mine)
-    return _place_replicated(state, mine, seed, moves.leaving)
+    return _place_replicated(state, mine, seed, moves.leaving, caches.scores)
 
 
 def _place_replicated(
-    state: PassState, mine: Sequence[Assignment], seed: int, leaving: Mapping[str, Rejection]
+    state: PassState,
+    mine: Sequence[Assignment],
+    seed: int,
+    leaving: Mapping[str, Rejection],
+    scores: ScoreBook,
 ) -> AppPlacement:
     app = state.app
     desired = app.replicas or 0
@@ -302,7 +249,7 @@ def _place_replicated(
         and name not in leaving_names
     ]
     if asked_to_leave or missing:
-        ranker = Ranker(state, seed)
+        ranker = Ranker(state, seed, scores)
         for a in asked_to_leave:
             node = ranker.best()
             if node is None or node.node == a.node:

@@ -73,6 +73,17 @@ class StaticResults:
 
     by_node: dict[str, Rejection | None] = field(default_factory=dict)
     feasible: list[NodeView] | None = None
+    # The refusals among ``by_node`` in node-name order, valid while ``by_node`` has
+    # ``refusals_of`` entries (it only grows): read by every app's result, built once.
+    refusals: dict[str, Rejection] = field(default_factory=dict)
+    refusals_of: int = -1
+
+    def sorted_refusals(self, nodes: Mapping[str, NodeView]) -> dict[str, Rejection]:
+        if self.refusals_of != len(self.by_node):
+            known = {n: r for n, r in self.by_node.items() if r is not None and n in nodes}
+            self.refusals = dict(sorted(known.items()))
+            self.refusals_of = len(self.by_node)
+        return self.refusals
 
 
 @dataclass(slots=True)
@@ -192,7 +203,9 @@ class PassState:
 
     def rejections(self) -> dict[str, Rejection]:
         """Each node's first known rejection, in node-name order."""
-        static = self.static_results.by_node.items()
-        known = {n: r for n, r in static if r is not None and n in self.nodes}
+        static = self.static_results.sorted_refusals(self.nodes)
+        if not self.dynamic_rejections:
+            return dict(static)
+        known = dict(static)
         known.update(self.dynamic_rejections)
         return dict(sorted(known.items()))
