@@ -12,8 +12,8 @@ import pytest
 from edgefleet_orchestrator.placement import Assignment, NodeView, pipeline, place_all, place_app
 from edgefleet_protocol import validate
 from edgefleet_protocol.manifest import AppManifest
-from bench.exhaustive_ranking import ExhaustiveRanker
 
+from bench.exhaustive_ranking import ExhaustiveRanker
 from bench.placement import synthetic_apps, synthetic_fleet
 
 
