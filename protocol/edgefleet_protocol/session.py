@@ -15,6 +15,14 @@ Invariants:
   while disconnected needs replaying).
 * :meth:`publish` never blocks waiting for a connection: while disconnected it returns
   ``False`` and the message is not sent.
+* Reconnects follow :class:`~edgefleet_protocol.wire.ReconnectSchedule`: one backoff
+  sequence per outage, reset when a connection that stayed up a while is lost.
+* In ``auto`` protocol mode every connection sequence tries MQTT 5 first; 3.1.1 follows at
+  once only when a reachable broker refused or dropped the v5 CONNECT (an unreachable
+  broker says nothing about its protocol, and once v5 worked only a CONNACK refusal
+  counts), so an agent never stays on 3.1.1 because of an outage.
+* Logs: one WARNING when an outage begins and one INFO when it ends; each failed retry
+  in between, and paho's own connection-error lines, only at DEBUG.
 * The inbound queue holds at most ``queue_size`` messages. When it is full, QoS 0 messages
   (telemetry, superseded by the next heartbeat anyway) are dropped and counted; QoS 1
   messages wait for room, which pauses this session's reading of aiomqtt's own queue.
@@ -26,20 +34,23 @@ import asyncio
 import contextlib
 import logging
 import random
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import BaseModel
 
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.codec import encode
+from edgefleet_protocol.mqtt_client import (
+    MAX_INFLIGHT,
+    ProtocolVersion,
+    inbound_from,
+    make_client,
+    publish_properties,
+)
 from edgefleet_protocol.topics import REPLY_RULE, TopicKind
-from edgefleet_protocol.wire import Backoff, InboundMessage, Publication
+from edgefleet_protocol.wire import Backoff, InboundMessage, Publication, ReconnectSchedule
 
 __all__ = [
     "MAX_INFLIGHT",
@@ -53,14 +64,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("edgefleet.session")
-
-ProtocolVersion = Literal["5", "3.1.1"]
-
-MAX_INFLIGHT = 1000
-"""QoS 1 publishes awaiting their PUBACK at once. paho's default is 20, which capped the
-orchestrator's desired-document fan-out at 20 per broker round trip: a 1,000-node deploy
-took 2.4 s where 1.3 s suffice (bench/convergence.py). Callers bound their own concurrency
-(the orchestrator publishes 64 at a time); mosquitto takes 2,000 at once with its defaults."""
+_paho_log = logging.getLogger("edgefleet.session.paho")
+# paho reports every failed socket read and connect at ERROR; the session says the same
+# once per outage at WARNING, so paho's lines are only wanted when debugging the session.
+_paho_log.addFilter(lambda record: log.isEnabledFor(logging.DEBUG))
 
 
 @dataclass
@@ -71,6 +78,10 @@ class SessionStats:
     published: int = 0
     publish_failures: int = 0
     protocol: ProtocolVersion | None = None
+    rtt_ms: float | None = None
+    """PUBACK round trip of the last QoS 1 publish: the broker latency, measured on the
+    session's own traffic instead of an extra connection per probe."""
+    outages: int = 0
     last_error: str | None = None
     connect_errors: list[str] = field(default_factory=list)
 
@@ -100,6 +111,7 @@ class Session:
         self._on_connect = on_connect
         self._queue: asyncio.Queue[InboundMessage] = asyncio.Queue(maxsize=queue_size)
         self._backoff = backoff or Backoff()
+        self._schedule = ReconnectSchedule(self._backoff)
         self._rng = rng or random.Random()
         self._client: aiomqtt.Client | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -223,30 +235,21 @@ class Session:
         return await self.publish(Publication(topic=topic, payload=b"", qos=1, retain=True))
 
     async def _publish_on(self, client: aiomqtt.Client, pub: Publication) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         await client.publish(
             pub.topic,
             pub.payload,
             qos=pub.qos,
             retain=pub.retain,
-            properties=self._properties(pub),
+            properties=publish_properties(self.stats.protocol, pub),
             timeout=10,
         )
+        if pub.qos >= 1:
+            self.stats.rtt_ms = round((loop.time() - started) * 1000, 3)
         self.stats.published += 1
         if self.on_published is not None:
             self.on_published(pub)
-
-    def _properties(self, pub: Publication) -> Properties | None:
-        if self.stats.protocol != "5":
-            return None
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        if pub.payload:
-            props.ContentType = "application/json"
-            props.PayloadFormatIndicator = 1
-        if pub.expiry_s is not None:
-            props.MessageExpiryInterval = pub.expiry_s
-        if pub.correlation_data is not None:
-            props.CorrelationData = pub.correlation_data
-        return props
 
     # -- the connection loop --------------------------------------------------------------
 
@@ -257,42 +260,11 @@ class Session:
     def _next_protocol(self) -> ProtocolVersion:
         return "3.1.1" if self._fallback_to_311 else "5"
 
-    def _make_client(self, protocol: ProtocolVersion) -> aiomqtt.Client:
-        s = self.settings
-        will = None
-        if self.will is not None:
-            will = aiomqtt.Will(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
-        tls_params = None
-        if s.tls:
-            tls_params = aiomqtt.TLSParameters(
-                ca_certs=s.ca_file,
-                certfile=s.cert_file,
-                keyfile=s.key_file,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-        v5 = protocol == "5"
-        return aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password,
-            identifier=self.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            will=will,
-            clean_session=None if v5 else True,
-            keepalive=s.keepalive,
-            timeout=10,
-            tls_params=tls_params,
-            tls_insecure=s.insecure if s.tls else None,
-            logger=logging.getLogger("edgefleet.session.paho"),
-            max_inflight_messages=MAX_INFLIGHT,
-        )
-
     async def _run(self) -> None:
-        attempt = 0
+        loop = asyncio.get_running_loop()
         while not self._closing.is_set():
             protocol = self._next_protocol()
-            client = self._make_client(protocol)
+            client = make_client(self.settings, self.client_id, self.will, protocol)
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     # A 3.1.1-only broker may hang on a v5 CONNECT instead of refusing it;
@@ -303,12 +275,22 @@ class Session:
                     self.stats.protocol = protocol
                     self.stats.connects += 1
                     self._v5_worked = self._v5_worked or protocol == "5"
-                    attempt = 0
                     for topic_filter in self._subscriptions:
                         await client.subscribe(topic_filter, qos=1)
                     _raise_if_cancelled()
                     self.connected.set()
-                    log.info("connected to %s (MQTT %s)", self.settings.redacted(), protocol)
+                    lasted = self._schedule.connected(loop.time())
+                    if self.settings.protocol == "auto":
+                        self._fallback_to_311 = False  # the next sequence probes v5 again
+                    if lasted is None or self.stats.connects == 1:
+                        log.info("connected to %s (MQTT %s)", self.settings.redacted(), protocol)
+                    else:
+                        log.info(
+                            "reconnected to %s (MQTT %s) after %.1f s",
+                            self.settings.redacted(),
+                            protocol,
+                            lasted,
+                        )
                     if self._on_connect is not None:
                         self._hook = asyncio.create_task(
                             self._run_hook(self._on_connect), name="mqtt-on-connect"
@@ -317,9 +299,20 @@ class Session:
                         await self._enqueue(message)
             except (aiomqtt.MqttError, TimeoutError) as exc:
                 self.stats.last_error = str(exc) or type(exc).__name__
-                if not self.connected.is_set():
+                was_up = self.connected.is_set()
+                if not was_up:
                     self._maybe_fall_back(protocol, exc)
-                log.info("MQTT connection to %s lost or refused: %s", self.settings.redacted(), exc)
+                if self._schedule.lost(loop.time()) and not self._closing.is_set():
+                    self.stats.outages += 1
+                    what = "lost" if was_up else "cannot be reached"
+                    log.warning(
+                        "MQTT connection to %s %s: %s; reconnecting with backoff",
+                        self.settings.redacted(),
+                        what,
+                        exc,
+                    )
+                else:
+                    log.debug("MQTT attempt to %s failed: %s", self.settings.redacted(), exc)
             finally:
                 self.connected.clear()
                 self._client = None
@@ -327,9 +320,8 @@ class Session:
                     self._hook.cancel()
             if self._closing.is_set():
                 break
-            delay = 0.0 if self._just_fell_back else self._backoff.delay(attempt, self._rng)
+            delay = 0.0 if self._just_fell_back else self._schedule.next_delay(self._rng)
             self._just_fell_back = False
-            attempt += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._closing.wait()
@@ -337,8 +329,17 @@ class Session:
     def _maybe_fall_back(self, protocol: ProtocolVersion, exc: Exception) -> None:
         """``auto`` mode: a failed MQTT 5 connect is followed at once by a 3.1.1 attempt (an
         embedded 3.1.1-only broker refuses or drops a v5 CONNECT); a failed 3.1.1 attempt
-        returns to 5 after the usual backoff. Whichever connects is kept while it works."""
+        returns to 5 after the usual backoff.
+
+        Not every failure is a verdict on the protocol: a broker that cannot be reached
+        (refused, reset, no route) never makes the session fall back, and once v5 has
+        worked with this broker only a CONNACK refusal does — an outage must not leave an
+        agent on 3.1.1 when the broker returns (issue #13)."""
         if self.settings.protocol != "auto":
+            return
+        unreachable = isinstance(exc.__context__, OSError) and not isinstance(exc, TimeoutError)
+        refused = isinstance(exc, aiomqtt.MqttCodeError)
+        if protocol == "5" and (unreachable or (self._v5_worked and not refused)):
             return
         if protocol == "5":
             self._fallback_to_311 = True
@@ -355,26 +356,7 @@ class Session:
             log.exception("on_connect hook failed")
 
     async def _enqueue(self, message: aiomqtt.Message) -> None:
-        payload = message.payload
-        if isinstance(payload, str):
-            data = payload.encode()
-        elif isinstance(payload, bytes | bytearray):
-            data = bytes(payload)
-        elif payload is None:
-            data = b""
-        else:
-            data = str(payload).encode()
-        props = message.properties
-        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
-        correlation = getattr(props, "CorrelationData", None) if props is not None else None
-        inbound = InboundMessage(
-            topic=message.topic.value,
-            payload=data,
-            qos=message.qos,
-            retain=bool(message.retain),
-            response_topic=response_topic,
-            correlation_data=correlation,
-        )
+        inbound = inbound_from(message)
         self.stats.received += 1
         if message.qos == 0 and self._queue.full():
             self.stats.dropped_qos0 += 1

@@ -56,3 +56,52 @@ class Backoff:
     def delay(self, attempt: int, rng: random.Random) -> float:
         ceiling = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
         return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+
+STABLE_AFTER_S = 2.0
+"""How long a connection must stay up before its loss starts a fresh outage (see
+:class:`ReconnectSchedule`)."""
+
+
+class ReconnectSchedule:
+    """When to try the broker again: one :class:`Backoff` sequence per outage.
+
+    The rule (issue #13): the attempt counter resets when a connection that stayed up at
+    least ``stable_after_s`` is lost, so the first retry of every real outage — a link
+    cut, a broker restart — comes within ``base_s`` and a short cut costs about its own
+    length, however many cuts came before. A connection lost sooner than that (a broker
+    that accepts the CONNECT and then drops us: ACL, session takeover, a crash loop) does
+    not reset it, so such a broker is not hammered four times a second.
+
+    Pure: the caller passes a monotonic ``now`` and the RNG. Not thread-safe; one per session.
+    """
+
+    def __init__(self, backoff: Backoff, *, stable_after_s: float = STABLE_AFTER_S) -> None:
+        self.backoff = backoff
+        self.stable_after_s = stable_after_s
+        self.attempt = 0
+        self._up_since: float | None = None
+        self.outage_since: float | None = None
+
+    def connected(self, now: float) -> float | None:
+        """The connect sequence completed; returns how long the outage lasted, if any."""
+        self._up_since = now
+        lasted = None if self.outage_since is None else now - self.outage_since
+        self.outage_since = None
+        return lasted
+
+    def lost(self, now: float) -> bool:
+        """The connection (or an attempt) ended; returns whether a new outage began."""
+        up_since, self._up_since = self._up_since, None
+        if up_since is not None and now - up_since >= self.stable_after_s:
+            self.attempt = 0
+        new = self.outage_since is None
+        if new:
+            self.outage_since = now
+        return new
+
+    def next_delay(self, rng: random.Random) -> float:
+        """Seconds to wait before the next attempt (and count the attempt)."""
+        delay = self.backoff.delay(self.attempt, rng)
+        self.attempt += 1
+        return delay

@@ -145,14 +145,14 @@ class Agent:
             events=self.events,
             trust=trust,
         )
-        targets = {"broker": Target(settings.broker.host, settings.broker.port)}
-        targets.update({n: Target(t.host, t.port) for n, t in settings.probes.items()})
+        targets = {n: Target(t.host, t.port) for n, t in settings.probes.items()}
         collector: Sampler = sampler or Collector(
             state_dir=settings.state_dir,
             targets=targets,
             probe_interval_s=settings.probe_interval_s,
             inbox=self.metrics,
             monotonic=monotonic,
+            broker_rtt=lambda: self.session.stats.rtt_ms,
         )
         self._wake = asyncio.Event()
         self._health_wake = asyncio.Event()

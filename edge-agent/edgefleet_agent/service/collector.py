@@ -58,12 +58,16 @@ class Collector:
         probe_interval_s: float,
         inbox: MetricsInbox,
         monotonic: Callable[[], float] = time.monotonic,
+        broker_rtt: Callable[[], float | None] | None = None,
     ) -> None:
         self._state_dir = state_dir
         self._targets = dict(targets)
         self._probe_interval_s = probe_interval_s
         self._inbox = inbox
         self._monotonic = monotonic
+        # The broker's latency comes from the MQTT session's own PUBACK round trips: a TCP
+        # probe per interval cost the broker three log lines and ~12 B/s (issue #13).
+        self._broker_rtt = broker_rtt
         self._latency: dict[str, float] = {}
         self._next_probe_at = 0.0
         self._down: set[str] = set()
@@ -88,9 +92,16 @@ class Collector:
             memory_pct=psutil.virtual_memory().percent,
             disk_pct=self._disk_pct(),
             load1=os.getloadavg()[0],
-            latency_ms=dict(self._latency),
+            latency_ms=self._latencies(),
             workloads=usage,
         )
+
+    def _latencies(self) -> dict[str, float]:
+        latency = dict(self._latency)
+        rtt = self._broker_rtt() if self._broker_rtt is not None else None
+        if rtt is not None:
+            latency["broker"] = rtt
+        return latency
 
     def _disk_pct(self) -> float | None:
         try:
