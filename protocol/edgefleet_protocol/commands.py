@@ -122,7 +122,7 @@ class UndoArgs(WireModel):
     ``to_revision`` (default: the revision before the current one)."""
 
     app: Identifier
-    to_revision: StrictInt | None = Field(default=None, ge=1)
+    to_revision: WholeInt | None = Field(default=None, ge=1, le=2**53 - 1)
 
 
 ROLLOUT_VERBS: dict[str, type[BaseModel]] = {
