@@ -47,6 +47,7 @@ def _mount() -> None:
         deploy,
         drain,
         keys,
+        logs,
         nodes,
         profiles,
         rollout,
@@ -65,6 +66,7 @@ def _mount() -> None:
         nodes.uncordon,
         drain.drain,
         watch.watch,
+        logs.logs,
     )
     for command in verbs:
         app.command(command.__name__)(command)
