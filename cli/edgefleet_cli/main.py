@@ -47,7 +47,6 @@ def _mount() -> None:
         deploy,
         drain,
         keys,
-        logs,
         nodes,
         profiles,
         rollout,
@@ -66,7 +65,6 @@ def _mount() -> None:
         nodes.uncordon,
         drain.drain,
         watch.watch,
-        logs.logs,
     )
     for command in verbs:
         app.command(command.__name__)(command)

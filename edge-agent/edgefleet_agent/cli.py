@@ -67,6 +67,8 @@ SINGLE = {
     "sim_start_delay_s": "simulated runtime: seconds a workload spends starting",
     "sim_failure_rate": "simulated runtime: probability a start fails (0-1)",
     "log_level": "debug, info, warning or error",
+    "proxy_ports": "ports the local service proxies may take, LOW-HIGH (default 17000-17999)",
+    "proxy_docker_host": "address containers reach the local proxies at (default: docker0's)",
 }
 
 

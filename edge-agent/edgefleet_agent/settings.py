@@ -80,6 +80,8 @@ class AgentSettings:
     sim_start_delay_s: float = 0.0
     sim_failure_rate: float = 0.0
     log_level: str = "info"
+    proxy_ports: tuple[int, int] = (17000, 17999)
+    proxy_docker_host: str | None = None
 
 
 PARSERS: dict[str, Parser] = {
@@ -110,6 +112,8 @@ PARSERS: dict[str, Parser] = {
     "sim_start_delay_s": v.number(low=0, high=3_600),
     "sim_failure_rate": v.number(low=0, high=1),
     "log_level": v.choice(LOG_LEVELS),
+    "proxy_ports": v.port_range,
+    "proxy_docker_host": v.optional_text,
 }
 REQUIRED = ("node", "site")
 DEFAULTS: dict[str, Any] = {

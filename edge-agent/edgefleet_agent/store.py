@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgefleet_protocol import Desired, ProtocolError, WorkloadSpec, validate
+from edgefleet_protocol import Desired, ProtocolError, ServiceEndpoints, WorkloadSpec, validate
 from edgefleet_protocol.signing import PublicKeyRef
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
@@ -130,6 +130,8 @@ class LocalStore:
         self._aliases = self._db.table("aliases")
         self._trust = self._db.table("trust")
         self._reverted = self._db.table("reverted")
+        self._services = self._db.table("services")
+        self._proxy_ports = self._db.table("proxy_ports")
 
     def close(self) -> None:
         self._db.close()
@@ -255,3 +257,35 @@ class LocalStore:
         doc = self._reverted.get(doc_id=1)
         if doc is None or doc.get("items") != rows:
             self._reverted.upsert(Document({"items": rows}, doc_id=1))
+
+    # -- service discovery ------------------------------------------------------------------
+    # The catalogs of the services local workloads use, and the proxy ports they were given,
+    # so the local proxies (and the environment of restarted workloads) work after a reboot
+    # with no broker.
+
+    def services(self) -> dict[str, ServiceEndpoints]:
+        found: dict[str, ServiceEndpoints] = {}
+        for doc in self._services.all():
+            with contextlib.suppress(ProtocolError, KeyError):
+                entry = validate(ServiceEndpoints, doc["entry"])
+                found[entry.service] = entry
+        return found
+
+    def save_service(self, entry: ServiceEndpoints) -> None:
+        self._services.upsert(
+            {"service": entry.service, "entry": entry.model_dump(mode="json")},
+            Query().service == entry.service,
+        )
+
+    def forget_service(self, service: str) -> None:
+        self._services.remove(Query().service == service)
+
+    def proxy_ports(self) -> dict[tuple[str, str], int]:
+        """(service, port name) -> the local proxy port it was given."""
+        rows = self._proxy_ports.all()
+        return {(str(d["service"]), str(d["name"])): int(d["port"]) for d in rows}
+
+    def set_proxy_port(self, service: str, name: str, port: int) -> None:
+        q = Query()
+        row = {"service": service, "name": name, "port": port}
+        self._proxy_ports.upsert(row, (q.service == service) & (q.name == name))

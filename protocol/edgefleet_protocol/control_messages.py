@@ -184,6 +184,7 @@ class ServiceEndpoints(Envelope):
     protocol: Literal["tcp"] = "tcp"
     topology: Topology = "any"
     mqtt_group: Identifier | None = None
+    ports: dict[Identifier, int] = Field(default_factory=dict)
 
 
 class CommandRequest(Envelope):

@@ -103,6 +103,12 @@ RESOURCES_NOT_ENFORCED = _kind(
     ("workload",),
     "the runtime cannot enforce a new limit live (process: CPU)",
 )
+PROXY_FAILED = _kind(
+    "proxy-failed",
+    "agent",
+    ("service", "reason"),
+    "a local service proxy could not listen (its reason is also in reported.proxies)",
+)
 STORE_RECOVERED = _kind(
     "store-recovered",
     "agent",
@@ -222,12 +228,6 @@ REJECTIONS_SUPPRESSED = _kind(
     "orchestrator",
     ("source", "suppressed", "window_s"),
     "more invalid messages from one node than reported per window: how many more, once",
-)
-DOCUMENT_WITHHELD = _kind(
-    "document-withheld",
-    "orchestrator",
-    ("topic", "bytes", "limit"),
-    "a desired document over the agents' payload limit was not published",
 )
 
 CATALOGUE: Final[Mapping[str, EventKind]] = MappingProxyType(_CATALOGUE)

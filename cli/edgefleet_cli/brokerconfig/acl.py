@@ -78,9 +78,6 @@ def rules_for(user: BrokerUser, root: str = DEFAULT_ROOT) -> tuple[AclRule, ...]
                 *(AclRule("write", f"{own}/{kind.value}") for kind in AGENT_WRITES),
                 AclRule("read", f"{own}/{TopicKind.NODE_DESIRED.value}"),
                 *(AclRule("read", f"{root}/{rel}") for rel in AGENT_SHARED_READS),
-                # Logs on demand: its own requests in, lines out only to operators' replies.
-                AclRule("read", f"{own}/{TopicKind.NODE_LOGS.value}"),
-                AclRule("write", f"{root}/{REPLIES}/+/logs/{user.site}/{user.node}/#"),
             )
         case Role.BRIDGE:
             # The site's bridge carries its agents' topics out and their desired documents
@@ -90,13 +87,10 @@ def rules_for(user: BrokerUser, root: str = DEFAULT_ROOT) -> tuple[AclRule, ...]
                 *(AclRule("write", f"{site}/{kind.value}") for kind in AGENT_WRITES),
                 AclRule("read", f"{site}/{TopicKind.NODE_DESIRED.value}"),
                 *(AclRule("read", f"{root}/{rel}") for rel in AGENT_SHARED_READS),
-                AclRule("read", f"{site}/{TopicKind.NODE_LOGS.value}"),
-                AclRule("write", f"{root}/{REPLIES}/+/logs/{user.site}/+/#"),
             )
         case Role.OPERATOR:
             return (
                 AclRule("write", f"{root}/commands/#"),
-                AclRule("write", f"{root}/nodes/+/+/{TopicKind.NODE_LOGS.value}"),
                 *(AclRule("read", f"{root}/{rel}") for rel in STATUS_READS),
                 AclRule("read", f"{root}/{REPLIES}/{user.username}/#"),
             )

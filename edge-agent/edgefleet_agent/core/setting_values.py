@@ -186,3 +186,15 @@ def loopback_address(raw: Any) -> Address:
     if not address.loopback:
         raise ValueError(f"{address} is not a loopback address (use 127.0.0.1:PORT or [::1]:PORT)")
     return address
+
+
+def port_range(raw: Any) -> tuple[int, int]:
+    """``LOW-HIGH``: the ports the local proxies may take (docs/protocol.md)."""
+    text = plain_text(raw)
+    low_text, sep, high_text = text.partition("-")
+    if not sep or not low_text.isdigit() or not high_text.isdigit():
+        raise ValueError(f"expected LOW-HIGH such as 17000-17999, got {text!r}")
+    low, high = int(low_text), int(high_text)
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"need 1 <= LOW <= HIGH <= 65535, got {text!r}")
+    return low, high

@@ -8,8 +8,7 @@ in one TaskGroup:
   ``reconcile_interval_s``. The first pass runs from the local store at once, before and
   without any broker.
 * ``inbound`` — desired documents from the broker, through :mod:`.intake` (with a trust
-  anchor: signature, key, node and replay checks first, then :func:`admission.admit`); logs
-  requests, each served by a task of :mod:`.logs`.
+  anchor: signature, key, node and replay checks first, then :func:`admission.admit`).
 * ``health`` — HTTP/TCP/exec probes of running workloads (:mod:`health_watch`).
 * ``telemetry`` — sample, decide by deadband/heartbeat, publish at QoS 0.
 * ``capabilities`` — re-checked every ``capabilities_interval_s``, published on change.
@@ -45,7 +44,6 @@ from edgefleet_protocol import (
 )
 from edgefleet_protocol.node_messages import NodeState
 from edgefleet_protocol.session import Publication, Session
-from edgefleet_protocol.topics import NODE_KINDS
 
 from edgefleet_agent import __version__
 from edgefleet_agent.core.backoff import BackoffPolicy
@@ -60,9 +58,9 @@ from edgefleet_agent.service.capabilities import (
 )
 from edgefleet_agent.service.collector import Collector, Target
 from edgefleet_agent.service.converge import Converger
+from edgefleet_agent.service.discovery import ServiceLink, WithProxyMetrics
 from edgefleet_agent.service.health_watch import HealthWatch
 from edgefleet_agent.service.intake import DesiredIntake
-from edgefleet_agent.service.logs import LogsServer
 from edgefleet_agent.service.loops import end_if_cancelled, forever, woken
 from edgefleet_agent.service.metrics_inbox import MetricsInbox
 from edgefleet_agent.service.outbox import EventOutbox
@@ -107,7 +105,17 @@ class Agent:
         self._monotonic = monotonic
         self._host_facts = host_facts
         topics = Topics(settings.root)
-        self._topics = {k: topics.node(settings.site, settings.node, k) for k in NODE_KINDS}
+        self._topics = {
+            kind: topics.node(settings.site, settings.node, kind)
+            for kind in (
+                TopicKind.NODE_STATUS,
+                TopicKind.NODE_CAPABILITIES,
+                TopicKind.NODE_TELEMETRY,
+                TopicKind.NODE_DESIRED,
+                TopicKind.NODE_REPORTED,
+                TopicKind.NODE_EVENTS,
+            )
+        }
         self.session_no = store.next_session()
         self.events = EventOutbox(
             node=settings.node,
@@ -120,6 +128,9 @@ class Agent:
         self.metrics = MetricsInbox(settings.state_dir / "metrics")
         self.metrics.directory.mkdir(parents=True, exist_ok=True)
         self.health = HealthWatch(clock=clock, notify=self._health_changed)
+        self.discovery = ServiceLink(
+            settings, store=store, runtimes=runtimes, events=self.events.emit, host_facts=host_facts
+        )
         self.converger = Converger(
             runtimes=runtimes,
             store=store,
@@ -129,6 +140,7 @@ class Agent:
             reconcile_interval_s=settings.reconcile_interval_s,
             clock=clock,
             policy=backoff_policy,
+            service_env=self.discovery.env_for,
         )
         self.intake = DesiredIntake(
             settings,
@@ -156,19 +168,12 @@ class Agent:
             settings.broker,
             client_id=f"edgefleet-agent-{settings.site}-{settings.node}",
             will=self._status_publication("offline", self.started_at),
-            subscriptions=[
-                self._topics[TopicKind.NODE_DESIRED],
-                self._orchestrator_topic,
-                self._topics[TopicKind.NODE_LOGS],
-            ],
+            subscriptions=[self._topics[TopicKind.NODE_DESIRED], self._orchestrator_topic],
             on_connect=self._on_connect,
-        )
-        self.logs = LogsServer(
-            settings, session=self.session, runtimes=runtimes, workloads=self.converger.runtimes_of
         )
         self.telemetry = TelemetrySender(
             settings,
-            sampler=collector,
+            sampler=WithProxyMetrics(collector, self.discovery.proxies),
             session=self.session,
             topic=self._topics[TopicKind.NODE_TELEMETRY],
             clock=clock,
@@ -218,7 +223,6 @@ class Agent:
         raise _Stopping
 
     async def _shutdown(self) -> None:
-        await self.logs.close()
         offline = self._status_publication("offline", self._clock())
         with contextlib.suppress(Exception):
             await self.session.close([offline], timeout_s=STOP_PUBLISH_TIMEOUT_S)
@@ -226,6 +230,8 @@ class Agent:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(STOP_PUBLISH_TIMEOUT_S):
                     await runtime.close()
+        with contextlib.suppress(Exception):
+            await self.discovery.proxies.close()
         self.store.close()
         log.info("agent stopped (session %d); workloads left running", self.session_no)
 
@@ -254,7 +260,7 @@ class Agent:
         return await self.session.publish_model(kind, self._topics[kind], model)
 
     def reported(self) -> Reported:
-        return Reported(
+        reported = Reported(
             node=self.settings.node,
             site=self.settings.site,
             observed_generation=self.converger.observed_generation,
@@ -262,6 +268,7 @@ class Agent:
             ts=self._clock(),
             workloads=self.converger.reports(),
         )
+        return self.discovery.decorate(reported, self.converger.desired)
 
     async def _publish_reported(self, *, force: bool = False) -> None:
         """Publish ``reported`` when anything but its timestamp changed (or when forced)."""
@@ -273,22 +280,14 @@ class Agent:
             self._last_reported = key
 
     async def capabilities(self) -> Capabilities:
-        available = await answering_runtimes(self.runtimes)
-        s = self.settings
+        # At least one runtime: with none answering right now, list the configured ones
+        # (their workloads then report why they are pending).
+        s, available = self.settings, await answering_runtimes(self.runtimes)
         return build_capabilities(
-            node=s.node,
-            site=s.site,
-            facts=self._host_facts(s.state_dir),
-            profile=self.profile,
-            # Capabilities need one runtime at least; with none answering right now, list the
-            # configured ones (their workloads then report why they are pending).
-            runtimes=available or list(self.runtimes),
-            labels=s.labels,
-            sensors=s.sensors,
-            region=s.region,
-            addresses=s.addresses,
-            simulated_hardware=s.runtime == "simulated",
-        )
+            node=s.node, site=s.site, facts=self._host_facts(s.state_dir), profile=self.profile,
+            runtimes=available or list(self.runtimes), labels=s.labels, sensors=s.sensors,
+            region=s.region, addresses=s.addresses, simulated_hardware=s.runtime == "simulated",
+        )  # fmt: skip
 
     async def _publish_capabilities(self, *, force: bool = False) -> None:
         capabilities = await self.capabilities()
@@ -304,8 +303,9 @@ class Agent:
             if message.topic == self._orchestrator_topic:
                 self._on_orchestrator_status(message.payload)
                 continue
-            if message.topic == self._topics[TopicKind.NODE_LOGS]:
-                self.logs.request(message)
+            if (service := self.discovery.service_of(message.topic)) is not None:
+                if self.discovery.on_catalog(service, message.payload):
+                    self._wake.set()  # a first catalog: its consumers and proxy can start
                 continue
             if message.topic != self._topics[TopicKind.NODE_DESIRED]:
                 continue
@@ -345,6 +345,7 @@ class Agent:
 
     async def converge_once(self) -> float:
         delay = await self.converger.once(self._publish_reported)
+        await self.discovery.after_converge(self.converger.desired, self.session)
         self._health_wake.set()
         await self._publish_reported()
         return delay

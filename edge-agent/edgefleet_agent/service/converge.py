@@ -58,12 +58,14 @@ class Converger:
         reconcile_interval_s: float,
         clock: Callable[[], float] = time.time,
         policy: BackoffPolicy | None = None,
+        service_env: Callable[[WorkloadSpec], dict[str, str]] | None = None,
     ) -> None:
         self.runtimes = runtimes
         self.store = store
         self.health = health
         self._events = events
         self._metrics_path = metrics_path
+        self._service_env = service_env
         self._interval = reconcile_interval_s
         self._clock = clock
         self._policy = policy or BackoffPolicy()
@@ -110,11 +112,6 @@ class Converger:
             if w.name == name and w.spec_hash == spec_hash:
                 return w.spec
         return self.known_specs.get(spec_hash)
-
-    def runtimes_of(self) -> dict[str, str]:
-        """Each workload of the desired state in force and the runtime it runs on."""
-        desired = self.desired
-        return {w.name: w.spec.runtime for w in desired.workloads} if desired else {}
 
     def reports(self) -> dict[str, WorkloadReport]:
         desired = self.desired.workloads if self.desired else []
@@ -278,9 +275,13 @@ class Converger:
         await self._events(level, kind, message, **details)
 
     def _decorate(self, runtime: str, ref: WorkloadRef) -> WorkloadRef:
-        """Add the agent's environment (the metrics file) to what a runtime starts; the
-        spec hash stays the desired one, so the workload still matches its spec."""
-        if runtime not in METRICS_RUNTIMES:
+        """Add the agent's environment (the metrics file, the service proxies) to what a
+        runtime starts; the spec hash stays the desired one, so the workload still matches
+        its spec. May raise ``TransientRuntimeError`` (a used service not known yet)."""
+        extra = self._service_env(ref.spec) if self._service_env is not None else {}
+        if runtime in METRICS_RUNTIMES:
+            extra[METRICS_ENV] = self._metrics_path(ref.name)
+        if not extra:
             return ref
-        env = {**ref.spec.env, METRICS_ENV: self._metrics_path(ref.name)}
+        env = {**ref.spec.env, **extra}
         return replace(ref, spec=ref.spec.model_copy(update={"env": env}))

@@ -92,6 +92,40 @@ def metric_value(usage_metric: str, usage: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+SERVICE_METRIC = "service."
+"""Prefix of the metrics consumers' proxies measure for a service, e.g.
+``service.connections_per_s``: the sum over online nodes of ``proxy.<service>.<stat>``
+(node metrics), per running replica of the app that offers the service."""
+
+
+def observe_service(
+    metric: str,
+    service: str | None,
+    assignments: Sequence[Assignment],
+    nodes: Mapping[str, NodeRecord],
+) -> Observation:
+    """A ``service.*`` metric: what every consumer's proxy sends to ``service``, shared
+    over the app's running replicas (no data while no proxy reports or nothing runs)."""
+    running = sum(1 for a in assignments if _runs(a, nodes))
+    name = f"proxy.{service}.{metric.removeprefix(SERVICE_METRIC)}"
+    values = [
+        value
+        for record in nodes.values()
+        if record.state == "online" and (value := record.telemetry.metrics.get(name)) is not None
+    ]
+    if service is None or not values or not running:
+        return Observation(None, 0, running, ())
+    return Observation(sum(values) / running, running, running, (metric,))
+
+
+def _runs(a: Assignment, nodes: Mapping[str, NodeRecord]) -> bool:
+    record = nodes.get(a.node)
+    if record is None or record.state != "online" or record.reported is None:
+        return False
+    report = record.reported.workloads.get(a.replica)
+    return report is not None and report.state == "running"
+
+
 def observe(
     metric: str, assignments: Sequence[Assignment], nodes: Mapping[str, NodeRecord]
 ) -> Observation:

@@ -22,11 +22,13 @@ from edgefleet_orchestrator.fleet.notes import Note
 from edgefleet_orchestrator.fleet.registry import NodeRecord
 from edgefleet_orchestrator.placement.model import AppPlacement, Assignment
 from edgefleet_orchestrator.scaling.autoscale import (
+    SERVICE_METRIC,
     ScaleMemory,
     Verdict,
     cap_to_placed,
     decide,
     observe,
+    observe_service,
     settle,
     worth_an_event,
 )
@@ -50,7 +52,10 @@ def evaluate(
         if spec is None:
             continue
         mine = [a for a in assignments if a.app == name]
-        observation = observe(spec.metric, mine, nodes)
+        if spec.metric.startswith(SERVICE_METRIC):
+            observation = observe_service(spec.metric, app.service_name, mine, nodes)
+        else:
+            observation = observe(spec.metric, mine, nodes)
         verdict, pending = decide(
             spec,
             current=app.replicas or 0,

@@ -29,12 +29,6 @@ from pydantic import BaseModel
 
 from edgefleet_orchestrator.fleet.registry import NodeRecord
 from edgefleet_orchestrator.placement.model import Assignment
-from edgefleet_orchestrator.reconcile.fleet_pass import FleetView
-from edgefleet_orchestrator.reconcile.sizes import (
-    DOCUMENT_LIMIT_BYTES,
-    HEADROOM_BYTES,
-    oversized_for,
-)
 from edgefleet_orchestrator.scaling.drain import DrainRequest
 from edgefleet_orchestrator.service.revisions import record_deploy
 from edgefleet_orchestrator.service.state import ControlState
@@ -88,7 +82,6 @@ def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
     if previous == app:
         version = store.put_app(app.name, manifest_json(app))
         return Outcome({"app": app.name, "action": "unchanged", "version": version})
-    _refuse_oversized(app, state)
     version = store.put_app(app.name, manifest_json(app))
     state.apps[app.name] = app
     action = "created" if previous is None else "updated"
@@ -110,37 +103,6 @@ def _refuse_service_clash(app: AppManifest, state: ControlState) -> None:
                 "service another name (service.name) or delete that app first",
                 {"field": "manifest.service.name", "service": wanted, "app": other.name},
             )
-
-
-def _refuse_oversized(app: AppManifest, state: ControlState) -> None:
-    """Refuse a change whose trial pass gives some node a desired document the agent would
-    refuse (reconcile.sizes): it is never stored, so it is never published."""
-    now = state.clock()
-    view = FleetView(
-        apps=state.apps,
-        nodes=state.registry.nodes,
-        assignments=list(state.assignments),
-        published={},
-        now=now,
-        started_at=now,
-        control=state.control,
-    )
-    found = oversized_for(app.name, {**state.apps, app.name: app}, view)
-    if found:
-        worst = found[0]
-        raise CommandFailed(
-            ErrorCode.TOO_LARGE,
-            f"node {worst.node}'s desired document would be {worst.bytes} bytes with "
-            f"{worst.replicas} replica(s) of {app.name} (about {worst.replica_bytes} bytes "
-            f"each); agents accept at most {DOCUMENT_LIMIT_BYTES - HEADROOM_BYTES}: make the "
-            "workload spec smaller (env), or spread it (placement.max_per_node, fewer replicas)",
-            {
-                "node": worst.node,
-                "bytes": worst.bytes,
-                "limit": DOCUMENT_LIMIT_BYTES - HEADROOM_BYTES,
-                "replica_bytes": worst.replica_bytes,
-            },
-        )
 
 
 def _delete(args: BaseModel, state: ControlState, store: Store) -> Outcome:
@@ -178,8 +140,6 @@ def _scale(args: BaseModel, state: ControlState, store: Store) -> Outcome:
         )
     except ValueError as exc:
         raise CommandFailed(ErrorCode.BAD_REQUEST, str(exc), {"field": "replicas"}) from None
-    if args.replicas > previous:
-        _refuse_oversized(scaled, state)
     store.put_app(app.name, manifest_json(scaled))
     state.apps[app.name] = scaled
     return Outcome(

@@ -50,11 +50,12 @@ from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
 from edgefleet_orchestrator.service.commands import CommandIntake
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
-from edgefleet_orchestrator.service.events import EventPublisher, publish_documents
+from edgefleet_orchestrator.service.events import EventPublisher, publish_all
 from edgefleet_orchestrator.service.intake import CommandQueue
 from edgefleet_orchestrator.service.passes import PassRunner
+from edgefleet_orchestrator.service.services import ServiceBoard
 from edgefleet_orchestrator.service.state import ControlState
-from edgefleet_orchestrator.service.statuses import StatusBoard
+from edgefleet_orchestrator.service.statuses import StatusBoard, note_converged
 from edgefleet_orchestrator.service.tasks import cancel_all
 from edgefleet_orchestrator.store.base import Store
 from edgefleet_orchestrator.store.control import control_from_snapshot
@@ -106,6 +107,7 @@ class Orchestrator:
             clock=clock,
         )
         self._statuses = StatusBoard(self.topics)
+        self.services = ServiceBoard(self.topics)
         self._dirty = asyncio.Event()
         self._status_dirty = asyncio.Event()
         self._ready = asyncio.Event()
@@ -196,7 +198,8 @@ class Orchestrator:
             await self.events.event("warning", "broker", self.passes.resume(self.clock()))
         self._seen_broker = True
         docs = self.passes.stored_documents(self.topics)
-        self.stats.documents_published += await publish_documents(self.session, self.events, docs)
+        await publish_all(self.session, docs)
+        self.stats.documents_published += len(docs)
         if not self._ready.is_set():
             # Let the broker replay retained node state before the first pass, so a
             # (re)start sees the fleet as it is rather than empty or as it was.
@@ -236,8 +239,8 @@ class Orchestrator:
                 return
             await self.intake.submit(parsed.verb or "", message)
             return
-        if parsed.kind in (TopicKind.NODE_DESIRED, TopicKind.NODE_EVENTS, TopicKind.NODE_LOGS):
-            return  # our own output, agents' events (audit only), operators' logs requests
+        if parsed.kind in (TopicKind.NODE_DESIRED, TopicKind.NODE_EVENTS):
+            return  # our own output, and agents' events (audit only)
         if not message.payload:
             return  # a cleared retained message
         assert parsed.site is not None
@@ -267,6 +270,7 @@ class Orchestrator:
             self._dirty.set()  # a replacement may run now: its old copy can stop
         if result.status_relevant or result.scheduling_relevant:
             self._status_dirty.set()
+            await self._publish_services()  # an endpoint is usable as soon as it reports
 
     @staticmethod
     def _count(counts: dict[str, int], key: str) -> None:
@@ -312,7 +316,8 @@ class Orchestrator:
 
     async def _publish_pass(self, result: PassResult) -> None:
         docs = self.passes.documents_of(result, self.topics)
-        self.stats.documents_published += await publish_documents(self.session, self.events, docs)
+        await publish_all(self.session, docs)
+        self.stats.documents_published += len(docs)
         for text in result.events:
             await self.events.event("info", "placement", text)
         for note in result.notes:
@@ -337,23 +342,14 @@ class Orchestrator:
             last=self.passes.last_result,
             now=self.clock(),
         )
-        self._note_converged()
+        note_converged(self.stats, self.state, now=self.clock())
         for pub in pubs:  # in order: a deleted app's status must land before its clear
             await self.session.publish(pub)
+        await self._publish_services()
 
-    def _note_converged(self) -> None:
-        """Deploy-to-running: an app deployed (or changed) by a command counts as converged
-        when its status first shows every desired replica running; a deleted app is
-        forgotten."""
-        waiting = self.stats.deploys_waiting
-        now = self.clock()
-        for app, since in list(waiting.items()):
-            status = self.state.statuses.get(app)
-            if app not in self.state.apps:
-                del waiting[app]
-            elif status is not None and status.desired > 0 and status.running >= status.desired:
-                self.stats.deploy_to_running_seconds.observe(max(0.0, now - since))
-                del waiting[app]
+    async def _publish_services(self) -> None:
+        if self._ready.is_set():  # never before node state was replayed: no blank catalog
+            await self.services.publish(self.session, self.state, now=self.clock())
 
     async def _tick_loop(self) -> None:
         """The timer input: staleness, disconnect grace expiry, and status refresh."""
@@ -378,6 +374,7 @@ class Orchestrator:
                 self._dirty.set()  # the churn budget has room again, or a node settled
             if self._status_dirty.is_set() and not self._dirty.is_set() and self._ready.is_set():
                 await self._publish_statuses()
+            await self._publish_services()  # weights follow node load (telemetry)
 
     def _assigned_to_absent_nodes(self) -> bool:
         nodes = self.state.registry.nodes

@@ -17,6 +17,7 @@ from edgefleet_protocol.session import Publication
 from edgefleet_orchestrator.placement.model import AppPlacement
 from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
 from edgefleet_orchestrator.reconcile.status import app_statuses, fleet_summary, same_status
+from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.service.rollouts import RolloutBoard
 from edgefleet_orchestrator.service.state import ControlState
 
@@ -65,3 +66,17 @@ class StatusBoard:
             self._summary = summary
         pubs.extend(self._rollouts.publications(state))
         return pubs
+
+
+def note_converged(stats: ServiceStats, state: ControlState, *, now: float) -> None:
+    """Deploy-to-running: an app deployed (or changed) by a command counts as converged
+    when its status first shows every desired replica running; a deleted app is
+    forgotten. Called after each status computation."""
+    waiting = stats.deploys_waiting
+    for app, since in list(waiting.items()):
+        status = state.statuses.get(app)
+        if app not in state.apps:
+            del waiting[app]
+        elif status is not None and status.desired > 0 and status.running >= status.desired:
+            stats.deploy_to_running_seconds.observe(max(0.0, now - since))
+            del waiting[app]

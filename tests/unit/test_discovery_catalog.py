@@ -1,0 +1,120 @@
+"""The endpoint catalog: which replicas are endpoints, their weights, and which retained
+service messages change (only on change; a gone service's last entry then its clear)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgefleet_orchestrator.discovery.catalog import Clear, Publish, catalog, changes, weight_for
+from edgefleet_orchestrator.fleet.registry import Registry
+from edgefleet_orchestrator.placement import Assignment
+from edgefleet_orchestrator.scaling.autoscale import observe_service
+from edgefleet_protocol import (
+    Capabilities,
+    NodeStatus,
+    Reported,
+    Telemetry,
+    TopicKind,
+    WorkloadReport,
+    validate,
+)
+from edgefleet_protocol.manifest import AppManifest
+
+WEB: dict[str, Any] = {
+    "name": "web",
+    "replicas": 2,
+    "workload": {"runtime": "process", "command": ["srv"]},
+    "service": {"ports": [{"name": "http", "port": 8080}], "topology": "prefer-site"},
+}
+
+
+def fleet(reports: dict[str, dict[str, Any]], load1: dict[str, float] | None = None) -> Registry:
+    registry = Registry()
+    for node, workloads in reports.items():
+        site = f"site-{node}"
+        caps = Capabilities(
+            node=node, site=site, arch="x86_64", cpu_cores=2, memory_mb=1024, disk_mb=1,
+            runtimes=["process"], region="eu",
+        )  # fmt: skip
+        registry.ingest(TopicKind.NODE_CAPABILITIES, site, node, caps, 1.0)
+        status = NodeStatus(node=node, site=site, state="online", session=1, since=1.0)
+        registry.ingest(TopicKind.NODE_STATUS, site, node, status, 1.0)
+        reported = Reported(
+            node=node, site=site, observed_generation=1, session=1, ts=2.0,
+            workloads={n: WorkloadReport(**w) for n, w in workloads.items()},
+        )  # fmt: skip
+        registry.ingest(TopicKind.NODE_REPORTED, site, node, reported, 2.0)
+        if load1 and node in load1:
+            telemetry = Telemetry(node=node, site=site, ts=3.0, full=True, load1=load1[node])
+            registry.ingest(TopicKind.NODE_TELEMETRY, site, node, telemetry, 3.0)
+    return registry
+
+
+def serving(state: str = "running", health: str = "healthy", **extra: Any) -> dict[str, Any]:
+    return {
+        "app": "web", "spec_hash": "sha256:1", "state": state, "health": health, "since": 1.0,
+        "address": "127.0.0.2", "ports": {"http": 8080}, **extra,
+    }  # fmt: skip
+
+
+ASSIGNED = [
+    Assignment("web-0", "web", "a", "site-a", 0.1, 64),
+    Assignment("web-1", "web", "b", "site-b", 0.1, 64),
+]
+
+
+def test_only_running_healthy_replicas_with_an_address_are_endpoints() -> None:
+    app = validate(AppManifest, WEB)
+    for b_report, listed in [
+        (serving(), {"a", "b"}),
+        (serving(health="none"), {"a", "b"}),
+        (serving(health="unhealthy"), {"a"}),
+        (serving(state="starting", health="unknown"), {"a"}),
+        ({**serving(), "address": None}, {"a"}),
+    ]:
+        registry = fleet({"a": {"web-0": serving()}, "b": {"web-1": b_report}})
+        entry = catalog({"web": app}, ASSIGNED, registry.nodes)["web"]
+        assert {e.node for e in entry.endpoints} == listed
+    first = entry.endpoints[0]
+    assert (first.address, first.port, first.site, first.region) == (
+        "127.0.0.2",
+        8080,
+        "site-a",
+        "eu",
+    )
+    assert entry.topology == "prefer-site" and entry.ports == {"http": 8080}
+
+
+def test_weight_falls_with_load_per_core_in_steps_and_never_below_100() -> None:
+    registry = fleet({"a": {}, "b": {}, "c": {}, "d": {}}, load1={"b": 0.5, "c": 1.0, "d": 9.0})
+    weights = {n: weight_for(r) for n, r in registry.nodes.items()}
+    assert weights == {"a": 1000, "b": 700, "c": 500, "d": 100}
+
+
+def test_a_change_is_published_once_with_a_rising_revision_and_a_gone_service_cleared() -> None:
+    app = validate(AppManifest, WEB)
+    registry = fleet({"a": {"web-0": serving()}, "b": {"web-1": serving()}})
+    current = catalog({"web": app}, ASSIGNED, registry.nodes)
+    first = changes({}, current, now=100.0)
+    assert [type(c) for c in first] == [Publish]
+    published = {"web": first[0].entry}  # type: ignore[union-attr]
+    assert published["web"].revision == 100_000 and published["web"].updated_at == 100.0
+    assert changes(published, current, now=101.0) == []  # same content: nothing
+    fewer = catalog({"web": app}, ASSIGNED[:1], registry.nodes)
+    second = changes(published, fewer, now=100.0)  # a clock that did not move still rises
+    assert second[0].entry.revision == 100_001  # type: ignore[union-attr]
+    gone = changes(published, {}, now=102.0)
+    assert [type(c) for c in gone] == [Clear]
+    assert gone[0].last.endpoints == []  # type: ignore[union-attr]
+
+
+def test_service_metrics_are_summed_over_consumers_and_shared_over_running_replicas() -> None:
+    registry = fleet({"a": {"web-0": serving()}, "b": {"web-1": serving()}, "c": {}})
+    for node, rate in (("a", 30.0), ("c", 50.0)):
+        msg = Telemetry(node=node, site=f"site-{node}", ts=4.0, full=True,
+                        metrics={"proxy.web.connections_per_s": rate})  # fmt: skip
+        registry.ingest(TopicKind.NODE_TELEMETRY, f"site-{node}", node, msg, 4.0)
+    seen = observe_service("service.connections_per_s", "web", ASSIGNED, registry.nodes)
+    assert (seen.value, seen.samples, seen.running) == (40.0, 2, 2)
+    nothing = observe_service("service.bytes_per_s", "web", ASSIGNED, registry.nodes)
+    assert nothing.value is None
