@@ -39,6 +39,7 @@ from edgefleet_protocol import (
     NodeStatus,
     OrchestratorStatus,
     ProtocolError,
+    ServiceEndpoints,
     TopicKind,
     Topics,
     decode,
@@ -98,6 +99,7 @@ class FleetSnapshot:
     apps: dict[str, AppStatus] = field(default_factory=dict)
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     nodes: dict[tuple[str, str], NodeStatus] = field(default_factory=dict)
+    services: dict[str, ServiceEndpoints] = field(default_factory=dict)
     app_updates: dict[str, int] = field(default_factory=dict)
     """Status messages taken in per app: tells ``deploy --wait`` what arrived after a reply."""
     rejected: int = 0
@@ -132,6 +134,11 @@ class FleetSnapshot:
                     self.nodes[(parsed.site, parsed.node)] = model
                 else:
                     self.nodes.pop((parsed.site, parsed.node), None)
+            case TopicKind.SERVICE if parsed.service is not None:
+                if isinstance(model, ServiceEndpoints):
+                    self.services[parsed.service] = model
+                else:  # cleared: the app that offered it was deleted
+                    self.services.pop(parsed.service, None)
             case _:
                 return False
         return True

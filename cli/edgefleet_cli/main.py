@@ -50,6 +50,7 @@ def _mount() -> None:
         nodes,
         profiles,
         rollout,
+        services,
         watch,
     )
 
@@ -64,6 +65,8 @@ def _mount() -> None:
         nodes.cordon,
         nodes.uncordon,
         drain.drain,
+        services.services,
+        services.service,
         watch.watch,
     )
     for command in verbs:

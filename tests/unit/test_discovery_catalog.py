@@ -23,7 +23,7 @@ from edgefleet_protocol.manifest import AppManifest
 WEB: dict[str, Any] = {
     "name": "web",
     "replicas": 2,
-    "workload": {"runtime": "process", "command": ["srv"]},
+    "workload": {"runtime": "process", "command": ["srv"], "health": {"kind": "tcp", "port": 8080}},
     "service": {"ports": [{"name": "http", "port": 8080}], "topology": "prefer-site"},
 }
 
@@ -83,6 +83,15 @@ def test_only_running_healthy_replicas_with_an_address_are_endpoints() -> None:
         "eu",
     )
     assert entry.topology == "prefer-site" and entry.ports == {"http": 8080}
+
+
+def test_without_a_health_check_running_is_serving() -> None:
+    plain = {**WEB, "workload": {"runtime": "process", "command": ["srv"]}}
+    app = validate(AppManifest, plain)
+    b_report = serving(health="unknown")
+    registry = fleet({"a": {"web-0": serving()}, "b": {"web-1": b_report}})
+    entry = catalog({"web": app}, ASSIGNED, registry.nodes)["web"]
+    assert {e.node for e in entry.endpoints} == {"a", "b"}
 
 
 def test_weight_falls_with_load_per_core_in_steps_and_never_below_100() -> None:
