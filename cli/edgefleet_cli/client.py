@@ -3,9 +3,10 @@ from the retained status topics, and the rule ``deploy --wait`` stops by.
 
 Used by the ``edgefleet`` operator commands (:mod:`edgefleet_cli.commands`), which talk to the
 orchestrator only over MQTT, as any operator tool may: a command goes to
-``<root>/commands/<verb>`` with a fresh ``request_id`` and ``reply_to =
+``<root>/commands/<broker user>/<verb>`` (the accountless ``<root>/commands/<verb>`` when
+the broker URL names no user) with a fresh ``request_id`` and ``reply_to =
 <root>/replies/<user>/<request_id>`` (the only place the broker ACL lets an operator read
-replies). Expected failures raise the
+replies, and the only one the orchestrator answers that operator in). Expected failures raise the
 :class:`~edgefleet_cli.config.CliError` of their exit code.
 
 Invariants of :class:`OperatorClient`:
@@ -288,7 +289,10 @@ class OperatorClient:
         self._pending[reply_to] = future
         try:
             sent = await self.session.publish(
-                Publication(topic=self.topics.command(verb), payload=json.dumps(body).encode())
+                Publication(
+                    topic=self.topics.command(verb, self.settings.operator),
+                    payload=json.dumps(body).encode(),
+                )
             )
             if not sent:
                 raise Unreachable(

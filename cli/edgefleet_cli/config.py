@@ -22,6 +22,7 @@ from typing import Any
 from edgefleet_protocol import CommandReply, ProtocolError
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.commands import manifest_from_text
+from edgefleet_protocol.ids import validate_id
 from edgefleet_protocol.topics import DEFAULT_ROOT, validate_root
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
@@ -90,8 +91,18 @@ class ClientSettings:
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property
+    def operator(self) -> str | None:
+        """Who the orchestrator takes commands to be from: the broker user, whose account
+        the production ACL lets publish only to ``commands/<user>/<verb>``. ``None`` on a
+        broker without accounts (the dev config): commands then go to the accountless
+        ``commands/<verb>`` and run as the ``anonymous`` operator."""
+        return self.broker.username or None
+
+    @property
     def reply_prefix(self) -> str:
-        return f"{self.root}/replies/{self.user}"
+        """``replies/<broker user>`` (the only reply subtree the orchestrator answers that
+        account in, and the only one it may read), or ``replies/<user>`` without one."""
+        return f"{self.root}/replies/{self.operator or self.user}"
 
 
 def default_config_path(env: Mapping[str, str]) -> Path:
@@ -151,6 +162,14 @@ def resolve_settings(
         broker = BrokerSettings.from_url(str(url))
     except ProtocolError as exc:
         raise UsageError(f"error: {source}: {exc.reason}") from None
+    if broker.username:
+        try:
+            validate_id(broker.username, kind="operator")
+        except ProtocolError as exc:
+            raise UsageError(
+                f"error: {source}: the broker user names the operator in the command topic "
+                f"(commands/<user>/<verb>): {exc.reason}"
+            ) from None
     for option in (broker.ca_file, broker.cert_file, broker.key_file):
         if option is not None and not Path(option).is_file():
             raise UsageError(f"error: {source}: no such file {option}")

@@ -194,7 +194,10 @@ class Salvage:
 
 
 def salvage_envelope(
-    root: str, payload: bytes | bytearray | str, refusal: ProtocolError
+    root: str,
+    payload: bytes | bytearray | str,
+    refusal: ProtocolError,
+    operator: str | None = None,
 ) -> Salvage:
     """Read what can be read of a command :func:`parse_envelope` refused, so the refusal
     reaches the caller's reply topic whenever one is readable (a bad ``v`` with a good
@@ -213,19 +216,23 @@ def salvage_envelope(
     raw_reply = data.get("reply_to")
     if code is ErrorCode.BAD_REQUEST and isinstance(raw_reply, str) and len(raw_reply) <= 512:
         try:
-            reply_to = check_reply_to(root, raw_reply)
+            reply_to = check_reply_to(root, raw_reply, operator)
         except ProtocolError:
             reply_to = None
     return Salvage(request_id or "unknown", reply_to, code)
 
 
-def check_reply_to(root: str, reply_to: str) -> str:
-    """Return ``reply_to`` if it names a plain topic under ``<root>/replies/``, else raise.
+def check_reply_to(root: str, reply_to: str, operator: str | None = None) -> str:
+    """Return ``reply_to`` if it names a plain topic in the sender's reply subtree, else raise.
 
-    At least one non-empty level must follow ``replies`` (by convention the operator's user
-    name, which the broker ACL matches); no level may be empty or a wildcard.
+    The subtree of ``operator`` is ``<root>/replies/<operator>/`` — the only one its broker
+    account may read, so nobody can aim a reply (with its payload values) at another
+    operator's. Without an operator (an accountless command, dev config) it is the whole of
+    ``<root>/replies/``. At least one non-empty level must follow the prefix; no level may
+    be empty or a wildcard.
     """
-    prefix = validate_root(root) + "/replies/"
+    base = validate_root(root) + "/replies/"
+    prefix = base if operator is None else f"{base}{operator}/"
     if not isinstance(reply_to, str) or not reply_to.startswith(prefix):
         raise ProtocolError("reply_to", f"{reply_to!r} must be a topic under {prefix!r}")
     rest = reply_to[len(prefix) :].split("/")
@@ -237,15 +244,19 @@ def check_reply_to(root: str, reply_to: str) -> str:
 
 
 def resolve_reply_to(
-    root: str, request: CommandRequest, response_topic: str | None = None
+    root: str,
+    request: CommandRequest,
+    response_topic: str | None = None,
+    operator: str | None = None,
 ) -> str | None:
     """The topic to answer on: ``reply_to`` in the payload, else the MQTT 5 Response Topic.
 
-    ``None`` means "no reply topic" (the result still goes to ``orchestrator/events``).
-    Raises :class:`ProtocolError` (field ``reply_to``) if the chosen topic breaks the rule.
+    ``None`` means "no reply topic" (the command still runs and is audited).
+    Raises :class:`ProtocolError` (field ``reply_to``) if the chosen topic breaks the rule
+    of :func:`check_reply_to` for ``operator``.
     """
     topic = request.reply_to if request.reply_to is not None else response_topic
-    return None if topic is None else check_reply_to(root, topic)
+    return None if topic is None else check_reply_to(root, topic, operator)
 
 
 def error_reply(

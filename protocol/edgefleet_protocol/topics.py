@@ -85,6 +85,9 @@ class ParsedTopic:
     app: str | None = None
     service: str | None = None
     verb: str | None = None
+    operator: str | None = None
+    """A command's sender: the ``{user}`` of ``commands/{user}/{verb}``, which the broker ACL
+    binds to the publishing account; ``None`` for the accountless ``commands/{verb}``."""
 
 
 def validate_root(root: str) -> str:
@@ -159,8 +162,18 @@ class Topics:
     def orchestrator_events(self) -> str:
         return f"{self.root}/orchestrator/events"
 
-    def command(self, verb: str) -> str:
-        return f"{self.root}/commands/{validate_id(verb, kind='verb')}"
+    def command(self, verb: str, operator: str | None = None) -> str:
+        """``commands/{operator}/{verb}``: the broker ACL lets each operator account publish
+        only under its own name, so the topic says who sent a command. Without an operator,
+        the accountless ``commands/{verb}`` of a broker without accounts (the dev config)."""
+        verb = validate_id(verb, kind="verb")
+        if operator is None:
+            return f"{self.root}/commands/{verb}"
+        return f"{self.root}/commands/{validate_id(operator, kind='operator')}/{verb}"
+
+    def replies(self, operator: str) -> str:
+        """The subtree an operator's replies go to (the ACL lets only it read there)."""
+        return f"{self.root}/replies/{validate_id(operator, kind='operator')}"
 
     # -- subscription filters -------------------------------------------------------------
 
@@ -173,7 +186,12 @@ class Topics:
         return f"{self.root}/nodes/+/+/{kind.value}"
 
     def all_commands(self) -> str:
+        """Accountless commands, ``commands/{verb}`` (the dev config)."""
         return f"{self.root}/commands/+"
+
+    def all_operator_commands(self) -> str:
+        """Every operator's commands, ``commands/{operator}/{verb}``."""
+        return f"{self.root}/commands/+/+"
 
     def all_app_status(self) -> str:
         return f"{self.root}/apps/+/status"
@@ -213,6 +231,12 @@ class Topics:
                 return ParsedTopic(kind=TopicKind.ORCHESTRATOR_EVENTS)
             case "commands", 2:
                 return ParsedTopic(kind=TopicKind.COMMAND, verb=_topic_id(levels[1], "verb"))
+            case "commands", 3:
+                return ParsedTopic(
+                    kind=TopicKind.COMMAND,
+                    operator=_topic_id(levels[1], "operator"),
+                    verb=_topic_id(levels[2], "verb"),
+                )
         raise ProtocolError("topic", f"{topic!r} is not an edgefleet topic")
 
 

@@ -574,19 +574,18 @@ def test_malformed_commands_get_error_replies_that_name_the_problem(fleet: Fleet
     r = mqtt_call(fleet, "app", {"app": "bad"}, f"g-{tag}")
     assert r["error"]["code"] == "not_found"  # the bad manifest changed nothing
 
-    # A payload that is not JSON names no reply topic: its answer is on the audit trail.
+    # A payload that is not JSON names no reply topic: only the audit trail records it.
     events = Sub(fleet, f"{fleet.root}/orchestrator/events")
     try:
         pub(fleet, f"{fleet.root}/commands/apps", "this is not json")
         while True:
             event = json.loads(events.line().partition(" ")[2])
-            reply = event.get("details", {}).get("reply", {})
-            if event.get("kind") == "command" and reply.get("request_id") == "unknown":
+            audit = event.get("details", {})
+            if event.get("kind") == "command" and audit.get("request_id") == "unknown":
                 break
     finally:
         events.close()
-    assert (reply["ok"], reply["error"]["code"]) == (False, "bad_request")
-    assert "is not valid JSON" in reply["error"]["message"]
+    assert (audit["ok"], audit["result"], audit["verb"]) == (False, "bad_request", "apps")
 
 
 def test_a_repeated_request_id_gets_the_same_reply_and_runs_once(fleet: Fleet) -> None:
@@ -603,20 +602,33 @@ def test_a_repeated_request_id_gets_the_same_reply_and_runs_once(fleet: Fleet) -
     assert run(fleet, "delete", "once").returncode == 0
 
 
-def test_a_command_without_reply_to_is_answered_on_orchestrator_events(fleet: Fleet) -> None:
+def test_a_command_without_reply_to_runs_and_is_audited_on_orchestrator_events(
+    fleet: Fleet,
+) -> None:
     rid = f"quiet-{uuid.uuid4().hex[:6]}"
     events = Sub(fleet, f"{fleet.root}/orchestrator/events")
     try:
-        pub(fleet, f"{fleet.root}/commands/nodes", json.dumps({"v": 1, "request_id": rid}))
+        pub(
+            fleet,
+            f"{fleet.root}/commands/node",
+            json.dumps({"v": 1, "request_id": rid, "node": "gw3"}),
+        )
         while True:
             event = json.loads(events.line().partition(" ")[2])
-            if event.get("details", {}).get("reply", {}).get("request_id") == rid:
+            if event.get("details", {}).get("request_id") == rid:
                 break
     finally:
         events.close()
-    assert event["kind"] == "command"
-    assert event["details"]["reply"]["ok"] is True
-    assert {n["node"] for n in event["details"]["reply"]["result"]["nodes"]} == set(NODES)
+    # who, verb, target, result and time; never the reply (#12 defect 4)
+    assert event["kind"] == "command" and "reply" not in event["details"]
+    audit = event["details"]
+    assert (audit["operator"], audit["verb"], audit["target"], audit["result"]) == (
+        "anonymous",
+        "node",
+        "gw3",
+        "ok",
+    )
+    assert event["node"] == "gw3" and isinstance(audit["ts"], float)
 
 
 def test_mqtt5_response_topic_and_correlation_data_are_honoured(fleet: Fleet) -> None:

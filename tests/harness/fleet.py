@@ -172,9 +172,14 @@ class FakeNode:
 class Operator:
     """Sends commands and waits for the replies, like the CLI does."""
 
-    def __init__(self, url: str, root: str, user: str = "tester") -> None:
+    def __init__(
+        self, url: str, root: str, user: str = "tester", *, operator: str | None = None
+    ) -> None:
+        """``operator``: send as that operator (``commands/<operator>/<verb>``, replies under
+        ``replies/<operator>``); without it, accountless commands (``commands/<verb>``)."""
         self.topics = Topics(root)
-        self.reply_root = f"{root}/replies/{user}"
+        self.operator = operator
+        self.reply_root = f"{root}/replies/{operator or user}"
         self.session = Session(
             BrokerSettings.from_url(url),
             client_id=f"op-{uuid.uuid4().hex[:6]}",
@@ -190,13 +195,19 @@ class Operator:
         await self.session.close()
 
     async def send_raw(self, verb: str, payload: bytes) -> None:
-        await self.session.publish(Publication(topic=self.topics.command(verb), payload=payload))
+        topic = self.topics.command(verb, self.operator)
+        await self.session.publish(Publication(topic=topic, payload=payload))
 
     async def call(
-        self, verb: str, timeout_s: float = 10.0, request_id: str | None = None, **args: Any
+        self,
+        verb: str,
+        timeout_s: float = 10.0,
+        request_id: str | None = None,
+        reply_to: str | None = None,
+        **args: Any,
     ) -> dict[str, Any]:
         rid = request_id or uuid.uuid4().hex
-        reply_to = f"{self.reply_root}/{rid}"
+        reply_to = reply_to or f"{self.reply_root}/{rid}"
         body = {"v": 1, "request_id": rid, "reply_to": reply_to, **args}
         await self.send_raw(verb, json.dumps(body).encode())
         async with asyncio.timeout(timeout_s):

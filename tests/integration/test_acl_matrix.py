@@ -181,6 +181,7 @@ async def test_an_agent_cannot_publish_for_another_node_nor_desired_nor_commands
         node("s1", "n1", "desired"),
         node("s1", "n2", "desired"),
         f"{R}/commands/deploy",
+        f"{R}/commands/s1.n1/deploy",
         f"{R}/fleet/summary",
         f"{R}/services/web",
         f"{R}/orchestrator/status",
@@ -280,16 +281,29 @@ def test_a_client_without_a_certificate_is_refused_at_the_tls_handshake(
 # -- operators and viewers ---------------------------------------------------------------
 
 
-async def test_an_operator_can_publish_a_command_and_a_viewer_cannot(fleet: GeneratedSet) -> None:
+async def test_an_operator_publishes_commands_only_under_its_own_name_and_a_viewer_none(
+    fleet: GeneratedSet,
+) -> None:
     async with observer(fleet) as obs:
         async with connected(fleet.settings("grafana"), "viewer") as viewer:
-            for topic in (f"{R}/commands/deploy", f"{R}/fleet/summary", node("s1", "n1", "status")):
+            for topic in (
+                f"{R}/commands/grafana/apps",
+                f"{R}/commands/deploy",
+                f"{R}/fleet/summary",
+                node("s1", "n1", "status"),
+            ):
                 await viewer.publish(Publication(topic, b"{}", qos=1))
         assert await obs.barrier() == []
         async with connected(fleet.settings("alice"), "operator") as operator:
-            assert await operator.publish(Publication(f"{R}/commands/deploy", b"{}", qos=1))
-            await operator.publish(Publication(node("s1", "n1", "desired"), b"{}", qos=1))
-        assert topics(await obs.barrier()) == {f"{R}/commands/deploy"}
+            assert await operator.publish(Publication(f"{R}/commands/alice/deploy", b"{}", qos=1))
+            for topic in (
+                f"{R}/commands/bob/deploy",  # another operator's name
+                f"{R}/commands/deploy",  # the accountless topic
+                f"{R}/commands/alice/deploy/x",
+                node("s1", "n1", "desired"),
+            ):
+                await operator.publish(Publication(topic, b"{}", qos=1))
+        assert topics(await obs.barrier()) == {f"{R}/commands/alice/deploy"}
 
 
 async def test_a_viewer_reads_the_fleet_summary_but_not_desired_documents_or_telemetry(

@@ -83,3 +83,73 @@ async def test_command_events_carry_who_verb_target_result_and_no_payload_values
     ]
     assert {a["operator"] for a in audit} == {"anonymous"}
     assert all("reply" not in e["details"] for e in command_events(events))
+
+
+async def test_request_ids_are_per_operator_no_squatting_no_replay(
+    broker_url: str, topic_root: str, tmp_path: Path
+) -> None:
+    async with (
+        running_orchestrator(broker_url, topic_root, tmp_path) as orch,
+        Operator(broker_url, topic_root, operator="alice") as alice,
+        Operator(broker_url, topic_root, operator="bob") as bob,
+    ):
+        # Bob squats the id first; alice's deploy with it must still run.
+        squat = await bob.call("apps", request_id="shared-1")
+        assert squat["ok"] and squat["result"] == {"apps": []}
+        mine = await alice.call("deploy", request_id="shared-1", manifest=secret_manifest())
+        assert mine["ok"] and mine["result"]["action"] == "created", mine
+        assert "vault" in orch.state.apps
+        # Bob replays her id (with another verb): he gets his own stored reply, not hers.
+        replay = await bob.call("deploy", request_id="shared-1", manifest=secret_manifest("x"))
+        assert replay == squat
+        assert SECRET not in json.dumps(replay)
+        # And alice's own retry is still idempotent.
+        again = await alice.call("deploy", request_id="shared-1", manifest=secret_manifest("y"))
+        assert again == mine and "y" not in orch.state.apps
+
+
+async def test_a_reply_cannot_be_aimed_at_another_operators_subtree(
+    broker_url: str, topic_root: str, tmp_path: Path
+) -> None:
+    async with (
+        running_orchestrator(broker_url, topic_root, tmp_path) as orch,
+        listening(broker_url, f"{topic_root}/replies/#") as replies,
+        listening(broker_url, f"{topic_root}/orchestrator/events") as events,
+        Operator(broker_url, topic_root, operator="alice") as alice,
+        Operator(broker_url, topic_root, operator="bob") as bob,
+    ):
+        assert (await alice.call("deploy", manifest=secret_manifest()))["ok"]
+        # Bob asks for alice's app (env included) with the reply aimed into alice's
+        # subtree — or anyone's he could read through a compromised account of hers.
+        await bob.send_raw(
+            "app",
+            json.dumps(
+                {
+                    "v": 1,
+                    "request_id": "aim-1",
+                    "reply_to": f"{topic_root}/replies/alice/aim-1",
+                    "app": "vault",
+                }
+            ).encode(),
+        )
+        await eventually(
+            lambda: any(e["details"].get("request_id") == "aim-1" for e in command_events(events)),
+            what="the refused command's audit event",
+        )
+        assert orch.stats.commands == 2
+    refused = [
+        e["details"] for e in command_events(events) if e["details"]["request_id"] == "aim-1"
+    ]
+    assert refused == [
+        {
+            "ts": refused[0]["ts"],
+            "operator": "bob",
+            "verb": "app",
+            "request_id": "aim-1",
+            "target_kind": None,
+            "target": None,
+            "ok": False,
+            "result": "bad_reply_to",
+        }
+    ]
+    assert not [m for m in replies if m.topic.endswith("/aim-1")]

@@ -71,7 +71,7 @@ STATUS_READS = [
         ),
         (
             OPERATOR,
-            [f"write {R}/commands/#", *STATUS_READS, f"read {R}/replies/alice/#"],
+            [f"write {R}/commands/alice/+", *STATUS_READS, f"read {R}/replies/alice/#"],
         ),
         (VIEWER, STATUS_READS),
         (

@@ -180,6 +180,20 @@ def test_the_per_kind_node_filter_matches_that_kind_only(kind: TopicKind) -> Non
     assert topic_matches_sub(t.all_nodes(), t.node("s1", "n1", kind))
 
 
+def test_an_operators_command_topic_names_the_operator() -> None:
+    t = Topics()
+    topic = t.command("drain", "alice")
+    assert topic == "edgefleet/v1/commands/alice/drain"
+    parsed = t.parse(topic)
+    assert (parsed.kind, parsed.operator, parsed.verb) == (TopicKind.COMMAND, "alice", "drain")
+    assert t.parse(t.command("drain")).operator is None  # accountless: no operator
+    assert t.replies("alice") == "edgefleet/v1/replies/alice"
+    assert topic_matches_sub(t.all_operator_commands(), topic)
+    assert not topic_matches_sub(t.all_commands(), topic)
+    with pytest.raises(ProtocolError):
+        t.command("drain", "s1.n1")
+
+
 def test_command_and_app_filters_match_their_topics() -> None:
     t = Topics()
     assert topic_matches_sub(t.all_commands(), t.command("drain"))
@@ -234,7 +248,10 @@ FOREIGN = [
     ("edgefleet/v1/orchestrator/other", "topic"),
     ("edgefleet/v1/commands", "topic"),
     ("edgefleet/v1/commands/Deploy", "topic.verb"),
-    ("edgefleet/v1/commands/deploy/now", "topic"),
+    ("edgefleet/v1/commands/alice/deploy/now", "topic"),
+    ("edgefleet/v1/commands/Alice/deploy", "topic.operator"),
+    ("edgefleet/v1/commands/s1.n1/deploy", "topic.operator"),
+    ("edgefleet/v1/commands/alice/Deploy", "topic.verb"),
     ("edgefleet/v1/replies/alice/1", "topic"),
     ("", "topic"),
 ]

@@ -52,9 +52,16 @@ TEMPLATES = {
     TopicKind.FLEET_SUMMARY: "edgefleet/v1/fleet/summary",
     TopicKind.ORCHESTRATOR_STATUS: "edgefleet/v1/orchestrator/status",
     TopicKind.ORCHESTRATOR_EVENTS: "edgefleet/v1/orchestrator/events",
-    TopicKind.COMMAND: "edgefleet/v1/commands/{verb}",
+    TopicKind.COMMAND: "edgefleet/v1/commands/{operator}/{verb}",
 }
-PLACEHOLDERS = {"site": "plant-a", "node": "gw-1", "app": "web", "service": "web", "verb": "apps"}
+PLACEHOLDERS = {
+    "site": "plant-a",
+    "node": "gw-1",
+    "app": "web",
+    "service": "web",
+    "verb": "apps",
+    "operator": "alice",
+}
 
 
 def model_named(name: str) -> type[BaseModel]:
@@ -183,14 +190,16 @@ def test_every_mosquitto_pub_message_is_a_valid_publication_for_its_topic() -> N
         if parsed.kind is TopicKind.COMMAND:
             assert parsed.verb is not None
             request, _ = parse_command(parsed.verb, message.encode())
-            assert request.reply_to is None or check_reply_to(DEFAULT_ROOT, request.reply_to)
+            assert request.reply_to is None or check_reply_to(
+                DEFAULT_ROOT, request.reply_to, parsed.operator
+            )
             assert "-r" not in argv, "commands are never retained"
             assert argv[argv.index("-q") + 1] == "1"
         else:
             decode_for_kind(parsed.kind, message.encode())
         if "-D" in argv:  # MQTT 5 properties: a response topic must follow the reply rule
             at = argv.index("response-topic")
-            check_reply_to(DEFAULT_ROOT, argv[at + 1])
+            check_reply_to(DEFAULT_ROOT, argv[at + 1], parsed.operator)
 
 
 def test_the_doc_states_the_limits_and_conventions_it_promises() -> None:

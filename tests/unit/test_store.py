@@ -66,7 +66,7 @@ def fill(store: SqliteStore) -> None:
     store.replace_assignments("db", [assignment("db-0", "db", "n3", "s2")])
     store.put_generation("n1", "s1", 4, "h4", '{"generation": 4}')
     store.put_generation("n3", "s2", 1, "h1", '{"generation": 1}')
-    store.remember_reply("req-1", "deploy", '{"ok": true}')
+    store.remember_reply("req-1", "deploy", '{"ok": true}', operator="op")
     store.set_cordon("n2", True)
 
 
@@ -80,7 +80,7 @@ def test_everything_written_is_read_back_after_reopening(data_dir: Path) -> None
         before = first.load()
     with open_store(data_dir) as second:
         after = second.load()
-        assert second.get_reply("req-1") == '{"ok": true}'
+        assert second.get_reply("req-1", operator="op") == '{"ok": true}'
     assert after == before
     assert dict(after.apps)["web"].manifest_json == manifest("web", 2)
     assert after.apps["web"].updated_at == 1_234.5
@@ -206,7 +206,10 @@ def test_the_same_generation_and_document_again_is_a_no_op_and_a_higher_one_repl
         (lambda s: s.put_app("web", "{not json"), "manifest_json is not valid JSON"),
         (lambda s: s.put_generation("n", "s", 1, "h", ""), "doc_json is not valid JSON"),
         (lambda s: s.put_generation("n", "s", -1, "h", "{}"), "must be >= 0"),
-        (lambda s: s.remember_reply("r", "v", "nope"), "reply_json is not valid JSON"),
+        (
+            lambda s: s.remember_reply("r", "v", "nope", operator="op"),
+            "reply_json is not valid JSON",
+        ),
     ],
     ids=["manifest", "document", "negative generation", "reply"],
 )
@@ -231,18 +234,30 @@ def test_cordon_flags_report_whether_they_changed(store: SqliteStore) -> None:
 
 
 def test_the_first_reply_for_a_request_id_is_the_one_kept(store: SqliteStore) -> None:
-    assert store.get_reply("req-1") is None
-    assert store.remember_reply("req-1", "deploy", '{"ok": true}') == '{"ok": true}'
-    assert store.remember_reply("req-1", "deploy", '{"ok": false}') == '{"ok": true}'
-    assert store.get_reply("req-1") == '{"ok": true}'
+    assert store.get_reply("req-1", operator="op") is None
+    assert store.remember_reply("req-1", "deploy", '{"ok": true}', operator="op") == '{"ok": true}'
+    assert store.remember_reply("req-1", "deploy", '{"ok": false}', operator="op") == '{"ok": true}'
+    assert store.get_reply("req-1", operator="op") == '{"ok": true}'
+
+
+def test_each_operator_has_its_own_request_id_namespace(store: SqliteStore) -> None:
+    # #12 defect 5: bob reusing alice's request_id neither squats it nor reads her reply.
+    store.remember_reply("r-1", "deploy", '{"who": "alice"}', operator="alice")
+    assert store.get_reply("r-1", operator="bob") is None
+    assert store.remember_reply("r-1", "apps", '{"who": "bob"}', operator="bob") == (
+        '{"who": "bob"}'
+    )
+    assert store.get_reply("r-1", operator="alice") == '{"who": "alice"}'
 
 
 def test_replies_beyond_the_limit_are_pruned_oldest_first(data_dir: Path) -> None:
     with open_store(data_dir, max_replies=3, synchronous="NORMAL") as store:
         for i in range(5):
-            store.remember_reply(f"req-{i}", "scale", json.dumps({"i": i}))
-        store.remember_reply("req-4", "scale", '{"again": true}')  # a retry adds nothing
-        kept = [i for i in range(5) if store.get_reply(f"req-{i}") is not None]
+            store.remember_reply(f"req-{i}", "scale", json.dumps({"i": i}), operator="op")
+        store.remember_reply(
+            "req-4", "scale", '{"again": true}', operator="op"
+        )  # a retry adds nothing
+        kept = [i for i in range(5) if store.get_reply(f"req-{i}", operator="op") is not None]
     assert kept == [2, 3, 4]
 
 
@@ -250,10 +265,10 @@ def test_the_default_reply_limit_keeps_the_newest_ten_thousand(store: SqliteStor
     total = DEFAULT_MAX_REPLIES + 5
     with store.transaction():
         for i in range(total):
-            store.remember_reply(f"req-{i}", "scale", "{}")
+            store.remember_reply(f"req-{i}", "scale", "{}", operator="op")
     assert DEFAULT_MAX_REPLIES == 10_000
-    assert [store.get_reply(f"req-{i}") for i in range(6)] == [None] * 5 + ["{}"]
-    assert store.get_reply(f"req-{total - 1}") == "{}"
+    assert [store.get_reply(f"req-{i}", operator="op") for i in range(6)] == [None] * 5 + ["{}"]
+    assert store.get_reply(f"req-{total - 1}", operator="op") == "{}"
 
 
 # -- atomicity -------------------------------------------------------------------------------

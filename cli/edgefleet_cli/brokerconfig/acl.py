@@ -14,6 +14,10 @@ that the rules rely on:
 
 Agents get explicit topics rather than a ``pattern`` with ``%u``: their username is
 ``<site>.<node>``, which is not a topic path, and explicit lines are easier to audit.
+Operators' command and reply topics are namespaced by their user name the same way,
+with explicit lines under each ``user`` rather than ``pattern ... %u`` lines: mosquitto
+applies ``pattern`` lines to *every* user, so ``pattern write commands/%u/+`` would also
+let viewers and agents publish commands under their own names.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ STATUS_READS: tuple[str, ...] = (
 # Relative to the root: what every agent needs besides its own desired document.
 AGENT_SHARED_READS: tuple[str, ...] = ("services/#", "orchestrator/status")
 
+COMMANDS = "commands"
+"""Operators publish commands to ``<root>/commands/<operator>/<verb>``, each under its own name."""
+
 REPLIES = "replies"
 """Command replies go to ``<root>/replies/<operator>/...``; each operator reads only its own."""
 
@@ -89,8 +96,10 @@ def rules_for(user: BrokerUser, root: str = DEFAULT_ROOT) -> tuple[AclRule, ...]
                 *(AclRule("read", f"{root}/{rel}") for rel in AGENT_SHARED_READS),
             )
         case Role.OPERATOR:
+            # Commands under the operator's own name: the topic, which the broker binds to
+            # the account, tells the orchestrator who sent a command (never the payload).
             return (
-                AclRule("write", f"{root}/commands/#"),
+                AclRule("write", f"{root}/{COMMANDS}/{user.username}/+"),
                 *(AclRule("read", f"{root}/{rel}") for rel in STATUS_READS),
                 AclRule("read", f"{root}/{REPLIES}/{user.username}/#"),
             )

@@ -92,31 +92,39 @@ class CommandIntake:
         self._stats = stats
         self._on_change = on_change
 
-    async def command(self, verb: str, message: InboundMessage) -> None:
+    async def command(
+        self, verb: str, message: InboundMessage, operator: str | None = None
+    ) -> None:
+        """Answer one command. ``operator`` is the sender named by the topic
+        (``commands/{operator}/{verb}``, bound to the account by the broker ACL); ``None``
+        for an accountless ``commands/{verb}``, which runs as :data:`ANONYMOUS`."""
         if not message.payload:
             # Someone cleared a command retained by mistake (docs/protocol.md says how):
             # not a command, and nothing went wrong.
             log.debug("cleared retained command on %s", message.topic)
             return
         self._stats.commands += 1
+        who = operator or ANONYMOUS
         try:
             envelope = parse_envelope(message.payload)
         except ProtocolError as exc:
             # Answer where the payload still says to, if it can be read (a bad `v` with a
             # good request_id and reply_to); else on an MQTT 5 Response Topic; a bad
             # reply_to itself (bad_reply_to) only on events.
-            salvage = salvage_envelope(self._root, message.payload, exc)
+            salvage = salvage_envelope(self._root, message.payload, exc, operator)
             reply = error_reply(
                 salvage.request_id, salvage.code, str(exc), verb=verb, details=exc.as_dict()
             )
             if salvage.code is ErrorCode.BAD_REPLY_TO:
                 reply_to = None
             else:
-                reply_to = salvage.reply_to or self._safe_reply_topic(message.response_topic)
-            await self._answer(reply, reply_to, message.correlation_data, verb)
+                reply_to = salvage.reply_to or self._safe_reply_topic(
+                    message.response_topic, operator
+                )
+            await self._answer(reply, reply_to, message.correlation_data, verb, who)
             return
         try:
-            reply_to = resolve_reply_to(self._root, envelope, message.response_topic)
+            reply_to = resolve_reply_to(self._root, envelope, message.response_topic, operator)
         except ProtocolError as exc:
             reply = error_reply(
                 envelope.request_id,
@@ -125,22 +133,26 @@ class CommandIntake:
                 verb=verb,
                 details=exc.as_dict(),
             )
-            await self._answer(reply, None, message.correlation_data, verb)
+            await self._answer(reply, None, message.correlation_data, verb, who)
             return
-        earlier = self._store.get_reply(envelope.request_id)
+        # request_ids are per operator: one cannot squat another's id, nor replay it to
+        # read the other's stored reply.
+        earlier = self._store.get_reply(envelope.request_id, operator=who)
         if earlier is not None:
             await self._answer_raw(earlier.encode(), reply_to, message.correlation_data)
             return
         reply, target = self._execute(verb, envelope.request_id, message.payload)
-        stored = self._store.remember_reply(envelope.request_id, verb, encode(reply).decode())
+        stored = self._store.remember_reply(
+            envelope.request_id, verb, encode(reply).decode(), operator=who
+        )
         await self._answer_raw(stored.encode(), reply_to, message.correlation_data)
-        await self._audit(reply, verb, target)
+        await self._audit(reply, verb, target, who)
 
-    def _safe_reply_topic(self, topic: str | None) -> str | None:
+    def _safe_reply_topic(self, topic: str | None, operator: str | None) -> str | None:
         if topic is None:
             return None
         try:
-            return check_reply_to(self._root, topic)
+            return check_reply_to(self._root, topic, operator)
         except ProtocolError:
             return None
 
@@ -171,16 +183,21 @@ class CommandIntake:
         return reply, target
 
     async def _answer(
-        self, reply: CommandReply, reply_to: str | None, correlation: bytes | None, verb: str
+        self,
+        reply: CommandReply,
+        reply_to: str | None,
+        correlation: bytes | None,
+        verb: str,
+        who: str,
     ) -> None:
         await self._answer_raw(encode(reply), reply_to, correlation)
-        await self._audit(reply, verb, NO_TARGET)
+        await self._audit(reply, verb, NO_TARGET, who)
 
-    async def _audit(self, reply: CommandReply, verb: str, target: Target) -> None:
+    async def _audit(self, reply: CommandReply, verb: str, target: Target, who: str) -> None:
         kind, name = target
         entry = AuditEntry(
             ts=self._clock(),
-            operator=ANONYMOUS,
+            operator=who,
             verb=verb,
             request_id=reply.request_id,
             ok=reply.ok,

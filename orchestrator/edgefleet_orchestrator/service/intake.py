@@ -19,8 +19,8 @@ Invariants:
   ``rate_limited`` while the client's refusal-reply budget lasts (a flood is not echoed
   reply for reply), counted, and summarised once per window per client by the
   ``commands-refused`` event and one log line (:meth:`flush_summaries`, from the tick).
-* Who a client is comes from :func:`client_key` alone, so the key can change (to the broker
-  user in the topic) without touching anything else here.
+* Who a client is: the operator in the command topic (the broker user, bound by the ACL),
+  else, for an accountless command, :func:`client_key`.
 """
 
 from __future__ import annotations
@@ -47,11 +47,10 @@ NO_REPLY_TOPIC = "-"
 
 
 def client_key(root: str, reply_to: str | None) -> str:
-    """Who sent a command, as far as the orchestrator can tell today: the first level of
-    its reply topic below ``<root>/replies/`` — by convention the operator's broker user
-    name, which the production ACL lets only that user read. A command without a reply
-    topic counts as :data:`NO_REPLY_TOPIC`. (A client can name another level than its
-    own; once the broker user is in the command topic, this is the one place to change.)"""
+    """Who sent an *accountless* command (``commands/{verb}``, dev config), as far as the
+    orchestrator can tell: the first level of its reply topic below ``<root>/replies/``. A
+    command without a reply topic counts as :data:`NO_REPLY_TOPIC`. Commands on
+    ``commands/{operator}/{verb}`` are keyed by that operator instead (:meth:`submit`)."""
     prefix = f"{root}/replies/"
     if reply_to is None or not reply_to.startswith(prefix):
         return NO_REPLY_TOPIC
@@ -81,7 +80,7 @@ class CommandQueue:
         self.limits = limits
         self._admitted = WindowLimiter(limits.limit, limits.window_s)
         self._replies = WindowLimiter(limits.refusal_replies, limits.window_s)
-        self._queues: dict[str, deque[tuple[str, InboundMessage]]] = {}
+        self._queues: dict[str, deque[tuple[str, InboundMessage, str | None]]] = {}
         self._queued = 0
         self._refused: dict[str, int] = {}
         self._summarised_at = clock()
@@ -90,10 +89,12 @@ class CommandQueue:
     def pending(self) -> int:
         return self._queued
 
-    async def submit(self, verb: str, message: InboundMessage) -> None:
-        """Queue one command, or refuse it when its client is over its limit."""
-        reply_to, request_id = self._reply_topic(message)
-        key = client_key(self._root, reply_to)
+    async def submit(self, verb: str, message: InboundMessage, operator: str | None = None) -> None:
+        """Queue one command, or refuse it when its client is over its limit. ``operator``:
+        the sender named by the command topic (bound to the account by the broker ACL),
+        which is then the client; ``None`` for an accountless command."""
+        reply_to, request_id = self._reply_topic(message, operator)
+        key = operator or client_key(self._root, reply_to)
         now = self._clock()
         queue = self._queues.get(key)
         if queue is not None and len(queue) >= self.limits.max_queued:
@@ -103,7 +104,7 @@ class CommandQueue:
         elif not self._admitted.allow(key, now):
             why = f"more than {self.limits.limit} commands in {self.limits.window_s:g} s"
         else:
-            self._queues.setdefault(key, deque()).append((verb, message))
+            self._queues.setdefault(key, deque()).append((verb, message, operator))
             self._queued += 1
             self._wake.set()
             return
@@ -127,10 +128,12 @@ class CommandQueue:
                 )
             )
 
-    def _reply_topic(self, message: InboundMessage) -> tuple[str | None, str | None]:
+    def _reply_topic(
+        self, message: InboundMessage, operator: str | None
+    ) -> tuple[str | None, str | None]:
         try:
             envelope = parse_envelope(message.payload)
-            return resolve_reply_to(self._root, envelope, message.response_topic), (
+            return resolve_reply_to(self._root, envelope, message.response_topic, operator), (
                 envelope.request_id
             )
         except ProtocolError:
@@ -144,12 +147,12 @@ class CommandQueue:
                 await self._wake.wait()
             key = next(iter(self._queues))
             queue = self._queues.pop(key)
-            verb, message = queue.popleft()
+            verb, message, operator = queue.popleft()
             self._queued -= 1
             if queue:
                 self._queues[key] = queue  # to the back of the line: round robin
             try:
-                await self._intake.command(verb, message)
+                await self._intake.command(verb, message, operator)
             except Exception:  # one command must never stop the intake
                 log.exception("unexpected error running command %s", verb)
 

@@ -119,7 +119,11 @@ class Orchestrator:
             will=Publication.of(
                 TopicKind.ORCHESTRATOR_STATUS, status_topic, self._status("offline")
             ),
-            subscriptions=[self.topics.all_nodes(), self.topics.all_commands()],
+            subscriptions=[
+                self.topics.all_nodes(),
+                self.topics.all_commands(),
+                self.topics.all_operator_commands(),
+            ],
             on_connect=self._on_connect,
         )
         self.session.on_published = self._count_published
@@ -237,7 +241,7 @@ class Orchestrator:
                     why="retained-command",
                 )
                 return
-            await self.intake.submit(parsed.verb or "", message)
+            await self.intake.submit(parsed.verb or "", message, parsed.operator)
             return
         if parsed.kind in (TopicKind.NODE_DESIRED, TopicKind.NODE_EVENTS):
             return  # our own output, and agents' events (audit only)

@@ -16,8 +16,9 @@ What is durable, and why only this:
   published to each node. Generations must never go backwards (an agent ignores a lower
   one), so they have to survive restarts; the text lets the orchestrator republish every
   document on start without trusting broker persistence.
-- command replies by ``request_id`` — so a retried command gets its first reply again
-  instead of running twice (bounded; the oldest are pruned).
+- command replies by operator and ``request_id`` — so a retried command gets its first
+  reply again instead of running twice (bounded; the oldest are pruned). Each operator has
+  its own namespace, so nobody can squat or replay another operator's ``request_id``.
 - cordon flags — an operator's decision outlives the orchestrator process.
 - drains — like cordons, an operator's decision; the node's drain goes on after a restart.
 - retiring copies — the old copy of each replica moving make-before-break, so a restart
@@ -214,13 +215,14 @@ class Store(Protocol):
         generation lower than the stored one, or the same generation with another hash."""
         ...
 
-    def remember_reply(self, request_id: str, verb: str, reply_json: str) -> str:
+    def remember_reply(self, request_id: str, verb: str, reply_json: str, *, operator: str) -> str:
         """Keep a command's reply for idempotency; return the reply on record (the first
-        one stored for this ``request_id`` wins)."""
+        one stored for this ``operator`` and ``request_id`` wins). Each operator has its
+        own ``request_id`` namespace."""
         ...
 
-    def get_reply(self, request_id: str) -> str | None:
-        """The reply on record for ``request_id``, or ``None``."""
+    def get_reply(self, request_id: str, *, operator: str) -> str | None:
+        """The reply on record for ``operator``'s ``request_id``, or ``None``."""
         ...
 
     def set_cordon(self, node: str, cordoned: bool) -> bool:

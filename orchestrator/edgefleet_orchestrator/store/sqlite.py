@@ -135,11 +135,12 @@ class SqliteStore(HistoryWrites):
         with self._sql("load"):
             return read_snapshot(conn)
 
-    def get_reply(self, request_id: str) -> str | None:
+    def get_reply(self, request_id: str, *, operator: str) -> str | None:
         conn = self._live()
         with self._sql("get_reply"):
             row = conn.execute(
-                "SELECT reply_json FROM replies WHERE request_id = ?", (request_id,)
+                "SELECT reply_json FROM replies WHERE request_id = ?",
+                (_reply_key(operator, request_id),),
             ).fetchone()
         return None if row is None else str(row[0])
 
@@ -226,13 +227,14 @@ class SqliteStore(HistoryWrites):
                 (node, site, generation, doc_hash, doc_json),
             )
 
-    def remember_reply(self, request_id: str, verb: str, reply_json: str) -> str:
+    def remember_reply(self, request_id: str, verb: str, reply_json: str, *, operator: str) -> str:
         _require_json("reply_json", reply_json)
+        key = _reply_key(operator, request_id)
         with self._write("remember_reply") as conn:
             conn.execute(
                 "INSERT INTO replies (request_id, verb, reply_json, created_at)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT(request_id) DO NOTHING",
-                (request_id, verb, reply_json, self._clock()),
+                (key, verb, reply_json, self._clock()),
             )
             # Keep the newest max_replies rows. seq values are contiguous (a new row takes
             # max+1, a duplicate request takes none, only this prune deletes, oldest first),
@@ -242,7 +244,7 @@ class SqliteStore(HistoryWrites):
                 (self._max_replies,),
             )
             row = conn.execute(
-                "SELECT reply_json FROM replies WHERE request_id = ?", (request_id,)
+                "SELECT reply_json FROM replies WHERE request_id = ?", (key,)
             ).fetchone()
             return str(row[0])
 
@@ -390,3 +392,14 @@ def _require_json(what: str, text: str) -> None:
         json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _reply_key(operator: str, request_id: str) -> str:
+    """The ``replies.request_id`` column holds ``<operator>/<request_id>``: neither part can
+    contain ``/`` (an operator is an id, a request_id is ``[A-Za-z0-9_.:-]``), so the pair
+    is unambiguous and each operator has its own namespace. Rows stored before operators
+    had names carry a bare request_id, which no lookup matches any more: those requests,
+    if retried, run again."""
+    if "/" in operator or "/" in request_id:
+        raise ValueError(f"operator {operator!r} and request_id {request_id!r} must not hold '/'")
+    return f"{operator}/{request_id}"
