@@ -193,6 +193,10 @@ class Topics:
         """Every operator's commands, ``commands/{operator}/{verb}``."""
         return f"{self.root}/commands/+/+"
 
+    def command_filters(self) -> list[str]:
+        """What the orchestrator subscribes to for commands: operators' and accountless."""
+        return [self.all_operator_commands(), self.all_commands()]
+
     def all_app_status(self) -> str:
         return f"{self.root}/apps/+/status"
 

@@ -188,7 +188,7 @@ def rebuild(topics: Topics, parsed: ParsedTopic) -> str:
         TopicKind.FLEET_SUMMARY: topics.fleet_summary,
         TopicKind.ORCHESTRATOR_STATUS: topics.orchestrator_status,
         TopicKind.ORCHESTRATOR_EVENTS: topics.orchestrator_events,
-        TopicKind.COMMAND: lambda: topics.command(str(parsed.verb)),
+        TopicKind.COMMAND: lambda: topics.command(str(parsed.verb), parsed.operator),
     }
     return builders[parsed.kind]()
 

@@ -119,11 +119,7 @@ class Orchestrator:
             will=Publication.of(
                 TopicKind.ORCHESTRATOR_STATUS, status_topic, self._status("offline")
             ),
-            subscriptions=[
-                self.topics.all_nodes(),
-                self.topics.all_commands(),
-                self.topics.all_operator_commands(),
-            ],
+            subscriptions=[self.topics.all_nodes(), *self.topics.command_filters()],
             on_connect=self._on_connect,
         )
         self.session.on_published = self._count_published

@@ -113,6 +113,14 @@ MIGRATIONS: tuple[Migration, ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
+def reply_key(operator: str, request_id: str) -> str:
+    """``replies.request_id`` holds ``<operator>/<request_id>`` (neither holds ``/``): one
+    namespace per operator. Bare ids stored before operators had names match no lookup."""
+    if "/" in operator or "/" in request_id:
+        raise ValueError(f"operator {operator!r} and request_id {request_id!r} must not hold '/'")
+    return f"{operator}/{request_id}"
+
+
 # -- opening: lock, refusals, migrations ---------------------------------------------------
 
 

@@ -61,6 +61,7 @@ from edgefleet_orchestrator.store.schema import (
     migrate,
     prepare,
     refuse_foreign_file,
+    reply_key,
     take_lock,
 )
 from edgefleet_orchestrator.store.snapshot import read_snapshot
@@ -140,7 +141,7 @@ class SqliteStore(HistoryWrites):
         with self._sql("get_reply"):
             row = conn.execute(
                 "SELECT reply_json FROM replies WHERE request_id = ?",
-                (_reply_key(operator, request_id),),
+                (reply_key(operator, request_id),),
             ).fetchone()
         return None if row is None else str(row[0])
 
@@ -229,7 +230,7 @@ class SqliteStore(HistoryWrites):
 
     def remember_reply(self, request_id: str, verb: str, reply_json: str, *, operator: str) -> str:
         _require_json("reply_json", reply_json)
-        key = _reply_key(operator, request_id)
+        key = reply_key(operator, request_id)
         with self._write("remember_reply") as conn:
             conn.execute(
                 "INSERT INTO replies (request_id, verb, reply_json, created_at)"
@@ -392,14 +393,3 @@ def _require_json(what: str, text: str) -> None:
         json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
-
-
-def _reply_key(operator: str, request_id: str) -> str:
-    """The ``replies.request_id`` column holds ``<operator>/<request_id>``: neither part can
-    contain ``/`` (an operator is an id, a request_id is ``[A-Za-z0-9_.:-]``), so the pair
-    is unambiguous and each operator has its own namespace. Rows stored before operators
-    had names carry a bare request_id, which no lookup matches any more: those requests,
-    if retried, run again."""
-    if "/" in operator or "/" in request_id:
-        raise ValueError(f"operator {operator!r} and request_id {request_id!r} must not hold '/'")
-    return f"{operator}/{request_id}"
