@@ -61,6 +61,8 @@ SINGLE = {
     "capabilities_interval_s": "capabilities re-check period (default 60)",
     "max_payload_bytes": "largest desired document accepted (default 262144)",
     "metrics_addr": "serve Prometheus metrics on http://HOST:PORT/metrics, loopback only",
+    "policy_file": "this gateway's compliance policy (YAML/JSON): refuse desired documents"
+    " that break it, whoever signed them",
     "trust_anchor": "trust-anchor.json from `edgefleet broker config`: refuse unsigned or"
     " untrusted desired documents (default: none, unsigned mode)",
     "sim_seed": "simulated runtime: RNG seed",

@@ -75,6 +75,8 @@ class AgentSettings:
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     metrics_addr: Address | None = None
     trust_anchor: Path | None = None
+    policy_file: Path | None = None
+    """The gateway's own compliance policy (the orchestrator cannot change it)."""
     """The gateway's trust anchor file; ``None`` is unsigned mode (development)."""
     sim_seed: int = 0
     sim_start_delay_s: float = 0.0
@@ -108,6 +110,7 @@ PARSERS: dict[str, Parser] = {
     "max_payload_bytes": v.number(low=1024, high=16 * 1024 * 1024, integer=True),
     "metrics_addr": v.loopback_address,
     "trust_anchor": v.path,
+    "policy_file": v.path,
     "sim_seed": v.number(low=0, high=2**63, integer=True),
     "sim_start_delay_s": v.number(low=0, high=3_600),
     "sim_failure_rate": v.number(low=0, high=1),

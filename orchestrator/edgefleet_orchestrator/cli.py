@@ -16,6 +16,8 @@ from edgefleet_orchestrator.fleet.registry import DEFAULT_STALE_AFTER_S
 from edgefleet_orchestrator.store.base import StoreError
 
 if TYPE_CHECKING:
+    from edgefleet_protocol.policy import CompliancePolicy
+
     from edgefleet_orchestrator.security.signer import Signer
 
 app = typer.Typer(help="Run the orchestrator service.", no_args_is_help=True)
@@ -99,6 +101,12 @@ def run(
         min=0,
         help="After a broker event, seconds before the nodes' disconnect grace starts.",
     ),
+    policy: Path | None = typer.Option(
+        None,
+        "--policy",
+        envvar="EDGEFLEET_POLICY",
+        help="Compliance policy file (YAML/JSON): every deploy is admitted against it.",
+    ),
     signing_key: Path | None = typer.Option(
         None,
         "--signing-key",
@@ -141,6 +149,7 @@ def run(
         )
         raise typer.Exit(2)
     signer = _load_signer(signing_key, key_chain)
+    compliance = _load_policy(policy)
     config = OrchestratorConfig(
         broker=settings,
         data_dir=data_dir,
@@ -159,6 +168,7 @@ def run(
         burst_window_s=burst_window,
         burst_hold_s=burst_hold,
         signer=signer,
+        policy=compliance,
     )
     options = ExporterOptions(metrics=metrics, per_node_limit=metrics_per_node_limit)
     try:
@@ -169,6 +179,21 @@ def run(
     except OSError as exc:  # only the metrics port is bound before the service runs
         typer.echo(f"error: --metrics-addr {metrics}: cannot listen: {exc.strerror}", err=True)
         raise typer.Exit(2) from None
+
+
+def _load_policy(path: Path | None) -> CompliancePolicy | None:
+    """The compliance policy, or exit 2 naming the file and what is wrong in it."""
+    from edgefleet_protocol.policy import load_policy
+
+    if path is None:
+        return None
+    try:
+        return load_policy(path.read_bytes(), source=str(path))
+    except OSError as exc:
+        typer.echo(f"error: --policy: cannot read {path}: {exc.strerror}", err=True)
+    except ProtocolError as exc:
+        typer.echo(f"error: --policy: {exc}", err=True)
+    raise typer.Exit(2)
 
 
 def _load_signer(key_path: Path | None, chain_path: Path | None) -> Signer | None:

@@ -42,6 +42,8 @@ class ErrorCode(StrEnum):
     CONFLICT = (
         "conflict"  # the request contradicts the current state (e.g. draining a drained node)
     )
+    # The manifest breaks the orchestrator's compliance policy (details: app, violations).
+    POLICY_VIOLATION = "policy_violation"
     INTERNAL = "internal"  # the orchestrator failed; the request may be retried with its request_id
     RATE_LIMITED = "rate_limited"  # the client sent commands faster than its limit; not run
     TOO_LARGE = "too_large"  # a desired document would exceed the agent's payload limit

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgefleet_protocol.base import StrictSpec
 from edgefleet_protocol.ids import Identifier
+from edgefleet_protocol.workload_options import Capability, DataClass, Device, RunAsUser, Volume
 
 RuntimeName = Literal["docker", "process", "simulated"]
 RUNTIMES: tuple[str, ...] = ("docker", "process", "simulated")
@@ -171,6 +172,14 @@ class WorkloadSpec(StrictSpec):
     stop_timeout_s: float = Field(default=10.0, ge=0, le=600)
     service: ServiceBinding | None = None
     uses: list[Identifier] = Field(default_factory=list, max_length=64)
+    # Options real gateways need (docs/protocol.md, "Workload options"); policies govern them.
+    volumes: list[Volume] = Field(default_factory=list, max_length=64)
+    devices: list[Device] = Field(default_factory=list, max_length=64)
+    host_network: bool = False
+    cap_add: list[Capability] = Field(default_factory=list, max_length=64)
+    privileged: bool = False
+    user: RunAsUser | None = None
+    data_class: DataClass | None = None
 
     @model_validator(mode="after")
     def _fields_for_runtime(self) -> WorkloadSpec:
@@ -180,6 +189,14 @@ class WorkloadSpec(StrictSpec):
             raise ValueError("runtime process needs a command (argv list)")
         if self.command is not None and not self.command:
             raise ValueError("command must not be an empty list")
+        if self.runtime != "docker":
+            docker_only = [
+                name
+                for name in ("volumes", "devices", "host_network", "cap_add", "privileged")
+                if getattr(self, name)
+            ]
+            if docker_only:
+                raise ValueError(f"{', '.join(docker_only)}: only for runtime docker")
         return self
 
 

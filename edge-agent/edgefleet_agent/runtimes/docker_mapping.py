@@ -123,8 +123,25 @@ def create_kwargs(ref: WorkloadRef, *, node: str, site: str) -> dict[str, Any]:
         kwargs["command"] = list(spec.command)
     if spec.cwd is not None:
         kwargs["working_dir"] = spec.cwd
-    if spec.ports:
+    if spec.ports and not spec.host_network:
         kwargs["ports"] = _port_bindings(spec)
+    if spec.volumes:
+        kwargs["volumes"] = {
+            v.source: {"bind": v.target, "mode": "ro" if v.read_only else "rw"}
+            for v in spec.volumes
+        }
+    if spec.devices:
+        kwargs["devices"] = [
+            f"{d.host}:{d.container or d.host}:{d.permissions}" for d in spec.devices
+        ]
+    if spec.host_network:
+        kwargs["network_mode"] = "host"
+    if spec.cap_add:
+        kwargs["cap_add"] = list(spec.cap_add)
+    if spec.privileged:
+        kwargs["privileged"] = True
+    if spec.user is not None:
+        kwargs["user"] = spec.user
     if spec.health is not None and spec.health.kind != "docker":
         # The agent runs http/tcp/exec probes itself; an image's own HEALTHCHECK would be a
         # second opinion that can disagree, so it is switched off. kind "docker" keeps it.

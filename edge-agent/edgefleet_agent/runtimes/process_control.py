@@ -60,15 +60,35 @@ class Spawned:
     create_time: float
 
 
+def _identity(text: str) -> str | int | None:
+    """``"1000"`` -> 1000, ``"edge"`` -> ``"edge"``, ``""`` -> None (do not switch)."""
+    if not text:
+        return None
+    return int(text) if text.isdigit() else text
+
+
 def spawn(
-    argv: list[str], *, env: dict[str, str], cwd: str | None, log_path: Path, memory_bytes: int
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str | None,
+    log_path: Path,
+    memory_bytes: int,
+    user: str | None = None,
 ) -> Spawned:
     """Start ``argv`` (no shell) as the leader of a new session, output appended to
     ``log_path`` by the process itself (so logging survives the agent), with the RLIMIT_AS
     soft limit set before exec (see :func:`memory_rlimit`).
 
-    Raises FileNotFoundError / PermissionError / OSError as ``subprocess`` does.
+    ``user`` (``USER`` or ``USER:GROUP``, names or ids) runs the process as that user
+    (``subprocess`` switches after fork; it needs the agent to be allowed to, i.e. root).
+
+    Raises FileNotFoundError / PermissionError / OSError as ``subprocess`` does, KeyError
+    for a user or group that does not exist.
     """
+    name, _, group = (user or "").partition(":")
+    run_as = _identity(name)
+    run_group = _identity(group)
     # setrlimit is called directly as preexec_fn (a C builtin, no Python code runs in the
     # forked child), which keeps the usual preexec-with-threads hazard out of the picture.
     limit_memory = functools.partial(
@@ -86,6 +106,8 @@ def spawn(
             start_new_session=True,
             close_fds=True,
             preexec_fn=limit_memory,
+            user=run_as,
+            group=run_group,
         )
     finally:
         os.close(fd)

@@ -65,12 +65,22 @@ def launch(record: ProcessRecord, *, node: str, log_path: Path) -> Spawned:
             cwd=record.spec.cwd,
             log_path=log_path,
             memory_bytes=record.spec.resources.memory_mb * MIB,
+            user=record.spec.user,
         )
+    except KeyError as exc:
+        raise PermanentRuntimeError(
+            f"workload {record.name}: cannot run as {record.spec.user}: no such user or group {exc}"
+        ) from exc
     except FileNotFoundError as exc:
         raise PermanentRuntimeError(
             f"workload {record.name}: command not found: {argv[0]}"
         ) from exc
     except PermissionError as exc:
+        if record.spec.user is not None:
+            raise PermanentRuntimeError(
+                f"workload {record.name}: cannot run as user {record.spec.user}: {exc.strerror}"
+                " (the agent must run as root to switch users)"
+            ) from exc
         raise PermanentRuntimeError(
             f"workload {record.name}: permission denied running {argv[0]}"
         ) from exc

@@ -70,6 +70,7 @@ from edgefleet_agent.settings import AgentSettings
 from edgefleet_agent.store import LocalStore
 
 if TYPE_CHECKING:
+    from edgefleet_protocol.policy import CompliancePolicy
     from edgefleet_protocol.profiles import Profile
 
 log = logging.getLogger("edgefleet.agent")
@@ -96,6 +97,7 @@ class Agent:
         sampler: Sampler | None = None,
         host_facts: Callable[[Path], HostFacts] = gather_host_facts,
         trust: TrustState | None = None,
+        policy: CompliancePolicy | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -149,6 +151,7 @@ class Agent:
             converger=self.converger,
             events=self.events,
             trust=trust,
+            policy=policy,
         )
         targets = {n: Target(t.host, t.port) for n, t in settings.probes.items()}
         collector: Sampler = sampler or Collector(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgefleet_protocol import ProtocolError, decode
+from edgefleet_protocol.policy import CompliancePolicy, load_policy
 from edgefleet_protocol.signing import TrustAnchor
 
 from edgefleet_agent.core.runtime import Runtime
@@ -34,6 +35,7 @@ class Prepared:
     runtimes: dict[str, Runtime]
     store: LocalStore
     trust: TrustState | None = None
+    policy: CompliancePolicy | None = None
 
     def build(self) -> Agent:
         """The agent; call inside the running event loop."""
@@ -43,7 +45,20 @@ class Prepared:
             runtimes=self.runtimes,
             profile=self.profile,
             trust=self.trust,
+            policy=self.policy,
         )
+
+
+def load_local_policy(path: Path) -> CompliancePolicy:
+    """The gateway's policy file, or ``SettingsError`` naming the file and the bad rule."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError("policy_file", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return load_policy(raw, source=str(path))
+    except ProtocolError as exc:
+        raise SettingsError("policy_file", str(exc)) from None
 
 
 def load_trust_anchor(path: Path) -> TrustAnchor:
@@ -87,7 +102,10 @@ def prepare(settings: AgentSettings) -> Prepared:
         store = LocalStore(state_dir)
     except OSError as exc:
         raise SettingsError("state_dir", f"cannot open the local store: {exc}") from None
+    policy = None
+    if settings.policy_file is not None:
+        policy = load_local_policy(settings.policy_file)
     trust = None
     if anchor is not None:
         trust = initial_state(anchor, *store.load_trust())
-    return Prepared(settings, profile, runtimes, store, trust)
+    return Prepared(settings, profile, runtimes, store, trust, policy)

@@ -14,16 +14,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from edgefleet_protocol.events import KEY_ROTATED, STORE_WRITE_FAILED
 
 from edgefleet_agent.core.admission import Accept, Notice, Unchanged, admit, notice_for
 from edgefleet_agent.core.runtime import Runtime
+from edgefleet_agent.security.local_policy import local_policy_verdict
 from edgefleet_agent.security.trust import TrustState, Verified, verify
 from edgefleet_agent.service.converge import Converger
 from edgefleet_agent.service.outbox import EventOutbox
 from edgefleet_agent.settings import AgentSettings
 from edgefleet_agent.store import LocalStore
+
+if TYPE_CHECKING:
+    from edgefleet_protocol.policy import CompliancePolicy
 
 log = logging.getLogger("edgefleet.agent")
 
@@ -38,6 +43,7 @@ class DesiredIntake:
         converger: Converger,
         events: EventOutbox,
         trust: TrustState | None,
+        policy: CompliancePolicy | None = None,
     ) -> None:
         self.settings = settings
         self.runtimes = runtimes
@@ -45,6 +51,7 @@ class DesiredIntake:
         self.converger = converger
         self.events = events
         self.trust = trust
+        self.policy = policy
 
     async def on_desired(self, payload: bytes) -> bool:
         """Admit one document; ``True`` when one was accepted (a pass should run)."""
@@ -72,6 +79,11 @@ class DesiredIntake:
             current_generation=held.generation if held else None,
             max_bytes=s.max_payload_bytes,
         )
+        if isinstance(verdict, Accept) and self.policy is not None:
+            refused = local_policy_verdict(verdict.desired, self.policy, region=s.region)
+            if refused is not None:
+                await self._notify(notice_for(refused))
+                return False
         accepted = isinstance(verdict, Accept)
         if isinstance(verdict, Accept):
             if verified is not None and verified.rotated:

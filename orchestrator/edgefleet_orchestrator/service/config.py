@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgefleet_protocol.broker import BrokerSettings
+from edgefleet_protocol.policy import CompliancePolicy
 from edgefleet_protocol.topics import DEFAULT_ROOT
 
 from edgefleet_orchestrator.fleet.liveness import BurstPolicy, FlapPolicy
@@ -64,6 +65,8 @@ class OrchestratorConfig:
     burst_window_s: float = _BURST.window_s
     burst_hold_s: float = _BURST.hold_s
     """After a broker event, the nodes' disconnect grace starts this much later."""
+    policy: CompliancePolicy | None = None
+    """The compliance policy every deploy is admitted against (``--policy``)."""
     signer: Signer | None = None
     """The key desired documents are signed with (``--signing-key``); ``None`` publishes
     unsigned documents (the development setup: agents without a trust anchor)."""

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from edgefleet_orchestrator.fleet.registry import NodeRecord
 from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.scaling.drain import DrainRequest
+from edgefleet_orchestrator.security.admission import admission_violations
 from edgefleet_orchestrator.service.revisions import record_deploy
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import Store
@@ -73,6 +74,16 @@ def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
             {"field": f"manifest.{exc.field}", "reason": exc.reason},
         ) from None
     _refuse_service_clash(app, state)
+    if state.policy is not None:
+        broken = admission_violations(app, state.policy, args.manifest)
+        if broken:
+            raise CommandFailed(
+                ErrorCode.POLICY_VIOLATION,
+                f"app {app.name} breaks {len(broken)} compliance rule(s): {'; '.join(broken)}"[
+                    :4000
+                ],
+                {"app": app.name, "violations": broken},
+            )
     previous = state.apps.get(app.name)
     if previous is not None and app.autoscale is not None and "replicas" not in args.manifest:
         # The count of an autoscaled app is the autoscaler's: a redeploy that does not name

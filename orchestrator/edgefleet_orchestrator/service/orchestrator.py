@@ -1,9 +1,8 @@
 """The orchestrator service: the thin shell around registry, placement and reconcile.
 
-Who calls it: ``edgefleet orchestrator run`` (:mod:`edgefleet_orchestrator.cli`) and the
-tests. The rooms it wires: :mod:`.commands` (command intake) over :mod:`.handlers`,
-:mod:`.passes` (one reconcile pass and what it remembers), :mod:`.statuses` (what status to
-publish), :mod:`.events`.
+Who calls it: ``edgefleet orchestrator run`` (:mod:`edgefleet_orchestrator.cli`), tests.
+Rooms it wires: :mod:`.commands` (command intake) over :mod:`.handlers` (policy admission
+included), :mod:`.passes` (one pass and its memory), :mod:`.statuses`, :mod:`.events`.
 
 Invariants:
 
@@ -95,6 +94,7 @@ class Orchestrator:
             ),
             assignments=list(snapshot.assignments.values()),
             control=control,
+            policy=config.policy,
             clock=clock,
         )
         self.passes = PassRunner(

@@ -13,6 +13,7 @@ from typing import Any
 
 from edgefleet_protocol import AppStatus
 from edgefleet_protocol.manifest import AppManifest
+from edgefleet_protocol.policy import CompliancePolicy
 
 from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.placement.model import Assignment
@@ -37,3 +38,5 @@ class ControlState:
     drains: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, RolloutState] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    policy: CompliancePolicy | None = None
+    """The compliance policy deploys are admitted against (``--policy``), if any."""
