@@ -73,7 +73,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Tests under tests/integration and tests/e2e talk to a broker; tests/docker to dockerd.
     for item in items:
         path = str(item.path)
-        if f"{os.sep}integration{os.sep}" in path or f"{os.sep}e2e{os.sep}" in path:
+        if any(f"{os.sep}{tier}{os.sep}" in path for tier in ("integration", "e2e", "chaos")):
             item.add_marker(pytest.mark.broker)
         if f"{os.sep}docker{os.sep}" in path:
             item.add_marker(pytest.mark.docker)
