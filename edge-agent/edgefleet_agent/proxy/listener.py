@@ -3,12 +3,14 @@
 The I/O shell around :class:`~edgefleet_agent.proxy.balancer.Balancer`. For each accepted
 connection it asks the balancer for an endpoint and connects; a connect that fails (refused,
 unreachable, or slower than ``connect_timeout_s``) is reported to the balancer — which sets
-that endpoint aside — and the next endpoint is tried. Nothing is read from the client
-before an upstream connection exists, so a retry is invisible to it. When every endpoint
+that endpoint aside — and the next endpoint is tried. The client's socket is not read
+until an upstream connection exists, so a retry is invisible to it. When every endpoint
 failed, the client's connection is closed without a byte.
 
-Relaying is two copy loops with half-close (EOF in one direction is passed on, the other
-keeps flowing), so request/response protocols that close their sending side work.
+Relaying uses asyncio protocols rather than streams (no task or buffer object per
+direction: the proxy's cost per connection is what the bench measures), with flow control
+both ways (a side that cannot keep up pauses reading on the other) and half-close (EOF in
+one direction is passed on while the other keeps flowing).
 """
 
 from __future__ import annotations
@@ -24,7 +26,65 @@ from edgefleet_agent.proxy.balancer import Balancer, Key, key_of
 
 log = logging.getLogger("edgefleet.agent.proxy")
 
-CHUNK = 64 * 1024
+
+class _Side(asyncio.Protocol):
+    """One socket of a relayed pair; forwards what it receives to ``peer``."""
+
+    def __init__(self, on_lost: Callable[[], None]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.received = 0
+        self._on_lost = on_lost
+        self._eof = False
+        self._pending: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            self._pending.append(data)  # the upstream side is still connecting
+            return
+        peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        peer = self.peer
+        if peer is not None and peer.transport is not None and peer.transport.can_write_eof():
+            peer.transport.write_eof()
+        return True  # keep our writing side open: the other direction may still flow
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.close()
+        self._on_lost()
+
+    # Flow control: when our transport's buffer is full, stop reading from the peer.
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def joined(self, peer: _Side) -> None:
+        """Paired with ``peer`` (whose transport exists): flush what arrived meanwhile."""
+        self.peer = peer
+        assert peer.transport is not None
+        for data in self._pending:
+            peer.transport.write(data)
+        self._pending = []
+        if self._eof and peer.transport.can_write_eof():
+            peer.transport.write_eof()
 
 
 class Listener:
@@ -48,13 +108,15 @@ class Listener:
         self._monotonic = monotonic
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.Transport] = set()
 
     async def start(self) -> None:
         """Listen on every host; raises ``OSError`` (and listens nowhere) if one fails."""
+        loop = asyncio.get_running_loop()
         try:
             for host in self.hosts:
-                server = await asyncio.start_server(
-                    self._accepted, host, self.port, reuse_address=True, backlog=512
+                server = await loop.create_server(
+                    self._client_side, host, self.port, reuse_address=True, backlog=512
                 )
                 self._servers.append(server)
         except OSError:
@@ -64,28 +126,38 @@ class Listener:
     async def close(self) -> None:
         for server in self._servers:
             server.close()
+        for transport in list(self._open):
+            transport.close()
+        for task in list(self._tasks):
+            task.cancel()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self._servers = []
-        for task in list(self._tasks):
-            task.cancel()
 
-    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            await self._serve(reader, writer)
-        except Exception:  # one connection's trouble never reaches the server
-            log.debug("proxy connection on port %d ended with an error", self.port, exc_info=True)
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
-            with contextlib.suppress(Exception):
-                writer.close()
+    def _client_side(self) -> _Side:
+        holder: list[_Side] = []
+        client = _Side(on_lost=lambda: self._forget(holder))
+        holder.append(client)
+        task = asyncio.get_running_loop().create_task(self._connect(client))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return client
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _forget(self, holder: list[_Side]) -> None:
+        for side in holder:
+            if side.transport is not None:
+                self._open.discard(side.transport)
+
+    async def _connect(self, client: _Side) -> None:
+        """Find an endpoint that accepts, then pair the two sides."""
+        await asyncio.sleep(0)  # connection_made has run: the client transport exists
+        transport = client.transport
+        if transport is None or transport.is_closing():
+            return
+        self._open.add(transport)
+        transport.pause_reading()  # nothing is read until upstream is there
+        loop = asyncio.get_running_loop()
         balancer = self.balancer
         tried: list[Key] = []
         while True:
@@ -93,12 +165,14 @@ class Listener:
             if endpoint is None:
                 log.warning("proxy port %d: no endpoint left to try (%d tried)", self.port,
                             len(tried))  # fmt: skip
-                return  # every endpoint failed: close without a byte
+                transport.close()  # every endpoint failed: close without a byte
+                return
             port = endpoint.ports.get(self.port_name, endpoint.port)
             started = self._monotonic()
+            upstream = _Side(on_lost=_nothing)
             try:
                 async with asyncio.timeout(self._connect_timeout_s):
-                    up_reader, up_writer = await asyncio.open_connection(endpoint.address, port)
+                    await loop.create_connection(_factory(upstream), endpoint.address, port)
             except (OSError, TimeoutError) as exc:
                 aside = balancer.failed(endpoint, self._monotonic())
                 log.info("proxy port %d: connect to %s (%s:%d) failed (%r); set aside %g s",
@@ -106,39 +180,37 @@ class Listener:
                          exc, aside)  # fmt: skip
                 tried.append(key_of(endpoint))
                 continue
-            balancer.connected(endpoint, self._monotonic() - started)
             break
-        moved = 0
+        balancer.connected(endpoint, self._monotonic() - started)
+        assert upstream.transport is not None
+        self._open.add(upstream.transport)
+        done = asyncio.get_running_loop().create_future()
+
+        def lost(side: _Side) -> None:
+            assert side.transport is not None
+            self._open.discard(side.transport)
+            if not done.done():
+                done.set_result(None)
+
+        upstream._on_lost = lambda: lost(upstream)
+        client._on_lost = lambda: lost(client)
+        if transport.is_closing():  # the client gave up while we connected
+            upstream.transport.close()
+        else:
+            upstream.joined(client)
+            client.joined(upstream)
+            transport.resume_reading()
         try:
-            _nodelay(writer)
-            _nodelay(up_writer)
-            sent, received = await asyncio.gather(
-                _copy(reader, up_writer), _copy(up_reader, writer), return_exceptions=True
-            )
-            moved = sum(n for n in (sent, received) if isinstance(n, int))
+            await done
         finally:
-            balancer.closed(endpoint, moved)
-            with contextlib.suppress(Exception):
-                up_writer.close()
+            balancer.closed(endpoint, client.received + upstream.received)
+            upstream.transport.close()
+            transport.close()
 
 
-def _nodelay(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def _nothing() -> None:
+    pass
 
 
-async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> int:
-    """Copy until EOF, then pass the EOF on (half-close); returns the bytes copied."""
-    total = 0
-    try:
-        while data := await src.read(CHUNK):
-            total += len(data)
-            dst.write(data)
-            await dst.drain()
-        if dst.can_write_eof():
-            dst.write_eof()
-    except (ConnectionError, OSError):
-        dst.close()
-    return total
+def _factory(side: _Side) -> Callable[[], _Side]:
+    return lambda: side
