@@ -40,6 +40,7 @@ class GeneratedSet:
     path: Path
     users: dict[str, dict[str, Any]]
     broker: Mosquitto
+    client_certs: bool = True
 
     def settings(
         self,
@@ -52,6 +53,16 @@ class GeneratedSet:
         """Settings for ``username`` (its own password and certificate unless overridden)."""
         entry = self.users[username] if username else {}
         cert_user = client_cert or username or "orchestrator"
+        if not self.client_certs:
+            return BrokerSettings(
+                host="127.0.0.1",
+                port=self.broker.port,
+                username=username,
+                password=password if password is not None else entry.get("password"),
+                tls=True,
+                ca_file=str(self.path / "ca.crt"),
+                protocol=protocol,  # type: ignore[arg-type]
+            )
         return BrokerSettings(
             host="127.0.0.1",
             port=self.broker.port,
@@ -80,11 +91,15 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Ite
 
 @contextlib.asynccontextmanager
 async def connected(
-    settings: BrokerSettings, name: str, subscriptions: tuple[str, ...] = ()
+    settings: BrokerSettings,
+    name: str,
+    subscriptions: tuple[str, ...] = (),
+    *,
+    client_id: str | None = None,
 ) -> AsyncIterator[Session]:
     session = Session(
         settings,
-        client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+        client_id=client_id or f"{name}-{uuid.uuid4().hex[:8]}",
         subscriptions=subscriptions,
         backoff=FAST,
     )
@@ -220,20 +235,63 @@ async def test_an_agent_reads_its_own_desired_document_and_not_another_nodes(
 # -- authentication ----------------------------------------------------------------------
 
 
-async def test_an_anonymous_client_is_refused(fleet: GeneratedSet) -> None:
-    reason = await refused(fleet.settings(None))
+@pytest.fixture(scope="module")
+def password_fleet(
+    tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto
+) -> Iterator[GeneratedSet]:
+    """A set made with ``--no-require-client-cert``: passwords are the credential there."""
+    del mosquitto
+    out = tmp_path_factory.mktemp("generated-pw") / "set"
+    users = generate_set(out, "--node", "s1/n1", "--node", "s1/n2", "--no-require-client-cert")
+    broker = start_generated_broker(out, tmp_path_factory.mktemp("prod-broker-pw"))
+    yield GeneratedSet(out, users, broker, client_certs=False)
+    broker.stop()
+
+
+async def test_an_anonymous_client_is_refused(password_fleet: GeneratedSet) -> None:
+    reason = await refused(password_fleet.settings(None))
     assert "authori" in reason.lower()
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
-async def test_a_wrong_password_is_refused(fleet: GeneratedSet, protocol: str) -> None:
-    reason = await refused(fleet.settings("s1.n1", password="not-the-password", protocol=protocol))
-    assert "authori" in reason.lower()
+async def test_a_wrong_password_is_refused(password_fleet: GeneratedSet, protocol: str) -> None:
+    settings = password_fleet.settings("s1.n1", password="not-the-password", protocol=protocol)
+    assert "authori" in (await refused(settings)).lower()
 
 
-async def test_another_users_password_is_refused(fleet: GeneratedSet) -> None:
-    other = fleet.users["s1.n2"]["password"]
-    assert "authori" in (await refused(fleet.settings("s1.n1", password=other))).lower()
+async def test_another_users_password_is_refused(password_fleet: GeneratedSet) -> None:
+    other = password_fleet.users["s1.n2"]["password"]
+    assert "authori" in (await refused(password_fleet.settings("s1.n1", password=other))).lower()
+
+
+async def test_the_certificate_is_the_identity_whatever_name_and_password_are_sent(
+    fleet: GeneratedSet,
+) -> None:
+    # alice's certificate with bob's user name and password: the broker takes her CN.
+    bob = fleet.users["bob"]["password"]
+    as_bob = fleet.settings("bob", password=bob, client_cert="alice")
+    async with observer(fleet) as obs, connected(as_bob, "impostor") as session:
+        await session.publish(Publication(f"{R}/commands/bob/deploy", b"{}", qos=1))
+        assert await session.publish(Publication(f"{R}/commands/alice/deploy", b"{}", qos=1))
+        assert topics(await obs.barrier()) == {f"{R}/commands/alice/deploy"}
+
+
+async def test_no_account_can_take_over_another_accounts_client_id(fleet: GeneratedSet) -> None:
+    """A viewer or an operator connecting with an agent's (or the orchestrator's) client id
+    must not disconnect it: the broker replaces every client id with the user name."""
+    agent_id = "edgefleet-agent-s1-n1"
+    async with (
+        observer(fleet) as obs,
+        connected(fleet.settings("s1.n1"), "agent", client_id=agent_id) as agent,
+    ):
+        for thief in ("grafana", "alice"):
+            for stolen in (agent_id, "s1.n1", "orchestrator", "edgefleet-orchestrator"):
+                async with connected(fleet.settings(thief), thief, client_id=stolen):
+                    pass
+        assert await agent.publish(Publication(node("s1", "n1", "status"), b"{}", qos=1))
+        assert topics(await obs.barrier()) == {node("s1", "n1", "status")}
+        assert agent.connected.is_set() and agent.stats.connects == 1
+        assert obs.session.stats.connects == 1  # the observer is the orchestrator account
 
 
 def mqtt311_connect(client_id: str, username: str, password: str) -> bytes:
