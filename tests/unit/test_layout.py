@@ -45,3 +45,15 @@ def test_every_room_says_its_role_in_its_init_docstring(package: Path) -> None:
         if not (ast.get_docstring(ast.parse(init.read_text())) or "").strip()
     ]
     assert missing == []
+
+
+def test_no_two_test_modules_share_a_file_name() -> None:
+    """pytest imports test modules by their base name (the tiers have no __init__.py), so
+    two files of one name in different tiers stop the whole collection in CI."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        first = seen.setdefault(path.name, path)
+        if first != path:
+            clashes.append(f"{first.relative_to(REPO)} and {path.relative_to(REPO)}")
+    assert not clashes, "rename one of each: " + "; ".join(clashes)
