@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,6 +121,16 @@ def run(
         envvar="EDGEFLEET_KEY_CHAIN",
         help="Endorsement chain of a rotated signing key (`edgefleet keys rotate`).",
     ),
+    homeassistant: bool = typer.Option(
+        False,
+        "--homeassistant",
+        help="Publish Home Assistant MQTT discovery: every gateway and app as a device.",
+    ),
+    homeassistant_prefix: str = typer.Option(
+        "homeassistant",
+        "--homeassistant-prefix",
+        help="Home Assistant's discovery prefix.",
+    ),
     client_id: str = typer.Option("edgefleet-orchestrator", "--client-id"),
     log_level: str = typer.Option("INFO", "--log-level", envvar="EDGEFLEET_LOG_LEVEL"),
 ) -> None:
@@ -170,7 +181,20 @@ def run(
         signer=signer,
         policy=compliance,
     )
-    options = ExporterOptions(metrics=metrics, per_node_limit=metrics_per_node_limit)
+    if homeassistant and not re.fullmatch(
+        r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", homeassistant_prefix
+    ):
+        typer.echo(
+            "error: --homeassistant-prefix must be topic levels of A-Z a-z 0-9 _ - "
+            f"(got {homeassistant_prefix!r})",
+            err=True,
+        )
+        raise typer.Exit(2)
+    options = ExporterOptions(
+        metrics=metrics,
+        per_node_limit=metrics_per_node_limit,
+        homeassistant_prefix=homeassistant_prefix if homeassistant else None,
+    )
     try:
         asyncio.run(run_until_signalled(config, options))
     except StoreError as exc:

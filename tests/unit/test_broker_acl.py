@@ -46,6 +46,7 @@ STATUS_READS = [
     f"read {R}/orchestrator/status",
     f"read {R}/orchestrator/events",
     f"read {R}/services/#",
+    f"read {R}/homeassistant/#",
 ]
 
 
@@ -55,7 +56,7 @@ STATUS_READS = [
 @pytest.mark.parametrize(
     ("user", "expected"),
     [
-        (ORCH, [f"readwrite {R}/#"]),
+        (ORCH, [f"readwrite {R}/#", "write homeassistant/#"]),
         (
             AGENT,
             [
@@ -73,7 +74,7 @@ STATUS_READS = [
             OPERATOR,
             [f"write {R}/commands/alice/+", *STATUS_READS, f"read {R}/replies/alice/#"],
         ),
-        (VIEWER, STATUS_READS),
+        (VIEWER, [*STATUS_READS, "read homeassistant/#"]),
         (
             BRIDGE,
             [

@@ -52,7 +52,12 @@ STATUS_READS: tuple[str, ...] = (
     "orchestrator/status",
     "orchestrator/events",
     "services/#",
+    "homeassistant/#",
 )
+
+HA_PREFIX = "homeassistant"
+"""Home Assistant's default discovery prefix: the orchestrator writes its configs there and
+operators and dashboards (Home Assistant's own account) read them."""
 
 # Relative to the root: what every agent needs besides its own desired document.
 AGENT_SHARED_READS: tuple[str, ...] = ("services/#", "orchestrator/status")
@@ -78,7 +83,8 @@ def rules_for(user: BrokerUser, root: str = DEFAULT_ROOT) -> tuple[AclRule, ...]
     root = validate_root(root)
     match user.role:
         case Role.ORCHESTRATOR:
-            return (AclRule("readwrite", f"{root}/#"),)
+            # Home Assistant discovery (--homeassistant) lives under HA's own prefix.
+            return (AclRule("readwrite", f"{root}/#"), AclRule("write", f"{HA_PREFIX}/#"))
         case Role.AGENT:
             own = f"{root}/nodes/{user.site}/{user.node}"
             return (
@@ -101,10 +107,14 @@ def rules_for(user: BrokerUser, root: str = DEFAULT_ROOT) -> tuple[AclRule, ...]
             return (
                 AclRule("write", f"{root}/{COMMANDS}/{user.username}/+"),
                 *(AclRule("read", f"{root}/{rel}") for rel in STATUS_READS),
+                AclRule("read", f"{HA_PREFIX}/#"),
                 AclRule("read", f"{root}/{REPLIES}/{user.username}/#"),
             )
         case Role.VIEWER:
-            return tuple(AclRule("read", f"{root}/{rel}") for rel in STATUS_READS)
+            return (
+                *(AclRule("read", f"{root}/{rel}") for rel in STATUS_READS),
+                AclRule("read", f"{HA_PREFIX}/#"),
+            )
 
 
 def acl_text(users: Iterable[BrokerUser], root: str = DEFAULT_ROOT) -> str:

@@ -1,4 +1,5 @@
-"""Run the orchestrator service with the exporters its command line asked for.
+"""Run the orchestrator service with the exporters its command line asked for
+(Prometheus metrics, Home Assistant discovery).
 
 Called by ``edgefleet orchestrator run``. The metrics server is bound before the service
 starts, so a taken port is a clear error at start, not a surprise later; it stops after
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from edgefleet_protocol.scrape import Address, MetricsServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from edgefleet_orchestrator.exporters.homeassistant import HomeAssistantExporter
 from edgefleet_orchestrator.exporters.metrics import registry_for
 from edgefleet_orchestrator.service.config import OrchestratorConfig
 from edgefleet_orchestrator.service.orchestrator import Orchestrator
@@ -25,6 +27,8 @@ class ExporterOptions:
     metrics: Address | None = None
     per_node_limit: int = 0
     """Per-node series while the fleet has at most this many nodes (0: never)."""
+    homeassistant_prefix: str | None = None
+    """Publish Home Assistant discovery under this prefix (``None``: off)."""
 
 
 async def run_until_signalled(config: OrchestratorConfig, options: ExporterOptions) -> None:
@@ -46,8 +50,16 @@ async def run_until_signalled(config: OrchestratorConfig, options: ExporterOptio
         except OSError:
             orchestrator.store.close()
             raise
+    extras: list[asyncio.Task[None]] = []
+    if options.homeassistant_prefix is not None:
+        exporter = HomeAssistantExporter(orchestrator, prefix=options.homeassistant_prefix)
+        extras.append(asyncio.create_task(exporter.run(), name="homeassistant-discovery"))
     try:
         await orchestrator.run(stop)
     finally:
+        for task in extras:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if server is not None:
             await server.close()
