@@ -181,6 +181,8 @@ class OperatorClient:
         self.snapshot = FleetSnapshot()
         self.changed = asyncio.Event()
         self._pending: dict[str, asyncio.Future[CommandReply]] = {}
+        self.streams: dict[str, asyncio.Queue[InboundMessage]] = {}
+        """Reply topics that carry a stream (logs chunks): their messages queue here."""
         self._heard = asyncio.Event()  # set on every inbound message (for settle)
         self._dispatcher: asyncio.Task[None] | None = None
         self.session = Session(
@@ -246,6 +248,10 @@ class OperatorClient:
         async for message in self.session.messages():
             self._heard.set()
             if message.topic.startswith(prefix):
+                stream = self.streams.get(message.topic)
+                if stream is not None:
+                    stream.put_nowait(message)
+                    continue
                 future = self._pending.get(message.topic)
                 if future is not None and not future.done():
                     try:

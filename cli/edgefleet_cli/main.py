@@ -47,6 +47,7 @@ def _mount() -> None:
         deploy,
         drain,
         keys,
+        logs,
         nodes,
         profiles,
         rollout,
@@ -68,6 +69,7 @@ def _mount() -> None:
         services.services,
         services.service,
         watch.watch,
+        logs.logs,
     )
     for command in verbs:
         app.command(command.__name__)(command)

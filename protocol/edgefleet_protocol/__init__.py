@@ -23,6 +23,7 @@ from edgefleet_protocol.control_messages import (
 )
 from edgefleet_protocol.errors import ProtocolError
 from edgefleet_protocol.ids import validate_id
+from edgefleet_protocol.logs import LogsChunk, LogsRequest
 from edgefleet_protocol.node_messages import (
     Capabilities,
     Event,
@@ -74,6 +75,8 @@ __all__ = [
     "FleetSummary",
     "HealthCheck",
     "KeyEndorsement",
+    "LogsChunk",
+    "LogsRequest",
     "NetworkInfo",
     "NodeStatus",
     "OrchestratorStatus",

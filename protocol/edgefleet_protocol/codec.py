@@ -22,6 +22,7 @@ from edgefleet_protocol.control_messages import (
     ServiceEndpoints,
 )
 from edgefleet_protocol.errors import ProtocolError
+from edgefleet_protocol.logs import LogsRequest
 from edgefleet_protocol.node_messages import (
     Capabilities,
     Event,
@@ -49,6 +50,7 @@ MODEL_FOR_KIND: dict[TopicKind, type[BaseModel]] = {
     TopicKind.ORCHESTRATOR_STATUS: OrchestratorStatus,
     TopicKind.ORCHESTRATOR_EVENTS: Event,
     TopicKind.COMMAND: CommandRequest,
+    TopicKind.NODE_LOGS: LogsRequest,
 }
 
 

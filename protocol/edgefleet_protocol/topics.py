@@ -27,6 +27,7 @@ class TopicKind(StrEnum):
     NODE_DESIRED = "desired"
     NODE_REPORTED = "reported"
     NODE_EVENTS = "events"
+    NODE_LOGS = "logs"
     APP_STATUS = "app-status"
     APP_ROLLOUT = "app-rollout"
     SERVICE = "service"
@@ -43,6 +44,7 @@ NODE_KINDS = (
     TopicKind.NODE_DESIRED,
     TopicKind.NODE_REPORTED,
     TopicKind.NODE_EVENTS,
+    TopicKind.NODE_LOGS,
 )
 
 
@@ -61,6 +63,9 @@ RULES: dict[TopicKind, Rule] = {
     TopicKind.NODE_DESIRED: Rule(qos=1, retain=True),
     TopicKind.NODE_REPORTED: Rule(qos=1, retain=True),
     TopicKind.NODE_EVENTS: Rule(qos=1, retain=False),
+    # Logs requests (operators to one agent) are never retained: a stale one would stream
+    # again on every agent start.
+    TopicKind.NODE_LOGS: Rule(qos=1, retain=False),
     TopicKind.APP_STATUS: Rule(qos=1, retain=True),
     TopicKind.APP_ROLLOUT: Rule(qos=1, retain=True),
     TopicKind.SERVICE: Rule(qos=1, retain=True),
@@ -107,6 +112,7 @@ _NODE_SUFFIX = {
     "desired": TopicKind.NODE_DESIRED,
     "reported": TopicKind.NODE_REPORTED,
     "events": TopicKind.NODE_EVENTS,
+    "logs": TopicKind.NODE_LOGS,
 }
 
 
@@ -143,6 +149,10 @@ class Topics:
 
     def node_events(self, site: str, node: str) -> str:
         return self.node(site, node, TopicKind.NODE_EVENTS)
+
+    def node_logs(self, site: str, node: str) -> str:
+        """Where operators ask this node's agent for a workload's log lines."""
+        return self.node(site, node, TopicKind.NODE_LOGS)
 
     def app_status(self, app: str) -> str:
         return f"{self.root}/apps/{validate_id(app, kind='app')}/status"

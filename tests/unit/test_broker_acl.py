@@ -68,11 +68,19 @@ STATUS_READS = [
                 f"read {R}/nodes/s1/n1/desired",
                 f"read {R}/services/#",
                 f"read {R}/orchestrator/status",
+                f"read {R}/nodes/s1/n1/logs",
+                f"write {R}/replies/+/logs/s1/n1/#",
             ],
         ),
         (
             OPERATOR,
-            [f"write {R}/commands/alice/+", *STATUS_READS, f"read {R}/replies/alice/#"],
+            [
+                f"write {R}/commands/alice/+",
+                f"write {R}/nodes/+/+/logs",
+                *STATUS_READS,
+                "read homeassistant/#",
+                f"read {R}/replies/alice/#",
+            ],
         ),
         (VIEWER, [*STATUS_READS, "read homeassistant/#"]),
         (
@@ -86,6 +94,8 @@ STATUS_READS = [
                 f"read {R}/nodes/s1/+/desired",
                 f"read {R}/services/#",
                 f"read {R}/orchestrator/status",
+                f"read {R}/nodes/s1/+/logs",
+                f"write {R}/replies/+/logs/s1/+/#",
             ],
         ),
     ],
@@ -115,7 +125,25 @@ def test_a_viewer_can_write_nothing() -> None:
 
 def test_an_agent_reads_no_other_nodes_topics() -> None:
     node_reads = [r.topic for r in rules_for(AGENT) if r.access == "read" and "/nodes/" in r.topic]
-    assert node_reads == [f"{R}/nodes/s1/n1/desired"]
+    assert node_reads == [f"{R}/nodes/s1/n1/desired", f"{R}/nodes/s1/n1/logs"]
+
+
+@pytest.mark.parametrize("user", [AGENT, VIEWER, BRIDGE])
+def test_only_operators_and_the_orchestrator_may_ask_for_logs(user: BrokerUser) -> None:
+    writes = [r.topic for r in rules_for(user) if r.access in ("write", "readwrite")]
+    assert not any(topic_matches_sub(w, f"{R}/nodes/s1/n1/logs") for w in writes)
+
+
+def test_an_agent_writes_log_lines_only_to_replies_about_itself() -> None:
+    writes = [r.topic for r in rules_for(AGENT) if r.access == "write"]
+    mine = f"{R}/replies/alice/logs/s1/n1/alice-1"
+    others = [
+        f"{R}/replies/alice/logs/s1/n2/alice-1",  # another node's stream
+        f"{R}/replies/alice/alice-1",  # a command reply
+        f"{R}/apps/web/status",
+    ]
+    assert any(topic_matches_sub(w, mine) for w in writes)
+    assert not any(topic_matches_sub(w, t) for w in writes for t in others)
 
 
 def test_the_topic_root_is_applied_to_every_rule() -> None:

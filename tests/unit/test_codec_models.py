@@ -33,6 +33,7 @@ from edgefleet_protocol import (
     validate,
 )
 from edgefleet_protocol.codec import MODEL_FOR_KIND
+from edgefleet_protocol.logs import LogsChunk, LogsRequest
 from pydantic import BaseModel
 
 T = 1_700_000_000.25
@@ -128,6 +129,22 @@ GOOD: dict[type[BaseModel], dict[str, Any]] = {
     OrchestratorStatus: {"v": 1, "state": "online", "since": T, "version": "0.1.0"},
     CommandRequest: {"v": 1, "request_id": "op-42", "reply_to": "edgefleet/v1/replies/ops/42"},
     CommandReply: {"v": 1, "request_id": "op-42", "ok": True, "result": {"apps": []}},
+    LogsRequest: {
+        "v": 1,
+        "request_id": "op-43",
+        "reply_to": "edgefleet/v1/replies/ops/logs/plant-a/gw-1/op-43",
+        "workload": "web-0",
+    },
+    LogsChunk: {
+        "v": 1,
+        "request_id": "op-43",
+        "node": "gw-1",
+        "workload": "web-0",
+        "seq": 0,
+        "lines": ["hello"],
+        "done": True,
+        "end": "complete",
+    },
 }
 MODELS = list(GOOD)
 

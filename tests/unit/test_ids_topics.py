@@ -114,6 +114,11 @@ BUILDS: list[tuple[TopicKind, Callable[[Topics], str], ParsedTopic]] = [
         ParsedTopic(TopicKind.NODE_EVENTS, site="s1", node="n1"),
     ),
     (
+        TopicKind.NODE_LOGS,
+        lambda t: t.node_logs("s1", "n1"),
+        ParsedTopic(TopicKind.NODE_LOGS, site="s1", node="n1"),
+    ),
+    (
         TopicKind.APP_STATUS,
         lambda t: t.app_status("web"),
         ParsedTopic(TopicKind.APP_STATUS, app="web"),
@@ -299,6 +304,7 @@ EXPECTED_RULES = {
     TopicKind.NODE_DESIRED: (1, True),
     TopicKind.NODE_REPORTED: (1, True),
     TopicKind.NODE_EVENTS: (1, False),
+    TopicKind.NODE_LOGS: (1, False),
     TopicKind.APP_STATUS: (1, True),
     TopicKind.SERVICE: (1, True),
     TopicKind.FLEET_SUMMARY: (1, True),

@@ -46,6 +46,7 @@ TEMPLATES = {
     TopicKind.NODE_DESIRED: "edgefleet/v1/nodes/{site}/{node}/desired",
     TopicKind.NODE_REPORTED: "edgefleet/v1/nodes/{site}/{node}/reported",
     TopicKind.NODE_EVENTS: "edgefleet/v1/nodes/{site}/{node}/events",
+    TopicKind.NODE_LOGS: "edgefleet/v1/nodes/{site}/{node}/logs",
     TopicKind.APP_STATUS: "edgefleet/v1/apps/{app}/status",
     TopicKind.APP_ROLLOUT: "edgefleet/v1/apps/{app}/rollout",
     TopicKind.SERVICE: "edgefleet/v1/services/{service}",
@@ -136,7 +137,9 @@ def test_every_topic_kind_is_documented_with_its_qos_and_retain_rule(kind: Topic
     rule = RULES[kind]
     assert qos == str(rule.qos)
     assert retained.strip("*") == (
-        "yes" if rule.retain else ("never" if kind is TopicKind.COMMAND else "no")
+        "yes"
+        if rule.retain
+        else ("never" if kind in (TopicKind.COMMAND, TopicKind.NODE_LOGS) else "no")
     )
     if kind is not TopicKind.COMMAND:
         assert MODEL_FOR_KIND[kind].__name__ in model

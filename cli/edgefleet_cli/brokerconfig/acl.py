@@ -91,6 +91,9 @@ def rules_for(user: BrokerUser, root: str = DEFAULT_ROOT) -> tuple[AclRule, ...]
                 *(AclRule("write", f"{own}/{kind.value}") for kind in AGENT_WRITES),
                 AclRule("read", f"{own}/{TopicKind.NODE_DESIRED.value}"),
                 *(AclRule("read", f"{root}/{rel}") for rel in AGENT_SHARED_READS),
+                # Logs on demand: its own requests in, lines out only to operators' replies.
+                AclRule("read", f"{own}/{TopicKind.NODE_LOGS.value}"),
+                AclRule("write", f"{root}/{REPLIES}/+/logs/{user.site}/{user.node}/#"),
             )
         case Role.BRIDGE:
             # The site's bridge carries its agents' topics out and their desired documents
@@ -100,12 +103,15 @@ def rules_for(user: BrokerUser, root: str = DEFAULT_ROOT) -> tuple[AclRule, ...]
                 *(AclRule("write", f"{site}/{kind.value}") for kind in AGENT_WRITES),
                 AclRule("read", f"{site}/{TopicKind.NODE_DESIRED.value}"),
                 *(AclRule("read", f"{root}/{rel}") for rel in AGENT_SHARED_READS),
+                AclRule("read", f"{site}/{TopicKind.NODE_LOGS.value}"),
+                AclRule("write", f"{root}/{REPLIES}/+/logs/{user.site}/+/#"),
             )
         case Role.OPERATOR:
             # Commands under the operator's own name: the topic, which the broker binds to
             # the account, tells the orchestrator who sent a command (never the payload).
             return (
                 AclRule("write", f"{root}/{COMMANDS}/{user.username}/+"),
+                AclRule("write", f"{root}/nodes/+/+/{TopicKind.NODE_LOGS.value}"),
                 *(AclRule("read", f"{root}/{rel}") for rel in STATUS_READS),
                 AclRule("read", f"{HA_PREFIX}/#"),
                 AclRule("read", f"{root}/{REPLIES}/{user.username}/#"),

@@ -13,7 +13,7 @@ command not found). Both carry a human-readable message that ends up in ``report
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from edgefleet_protocol import Resources, WorkloadSpec, WorkloadUsage
 from edgefleet_protocol.node_messages import Health, WorkloadState
@@ -119,4 +119,30 @@ class Runtime(Protocol):
 
     async def close(self) -> None:
         """Release clients and background tasks; owned workloads keep running."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    """Complete log lines (without their newline) and where the next one starts.
+
+    ``cursor`` is opaque to everyone but the runtime that made it (it goes on the wire in
+    a logs chunk and comes back in a request). ``gone``: the workload no longer exists.
+    """
+
+    lines: list[str]
+    cursor: str
+    gone: bool = False
+
+
+@runtime_checkable
+class LogReader(Protocol):
+    """What a runtime that keeps workload logs offers for logs on demand (process, docker;
+    the simulated runtime keeps none). Separate from :class:`Runtime` so a runtime without
+    logs needs no stub."""
+
+    async def read_log(self, name: str, *, tail: int, cursor: str | None) -> LogRead:
+        """Without ``cursor``: the newest ``tail`` complete lines. With one: the complete
+        lines written after it (a bounded batch; call again for more). Raises
+        :class:`PermanentRuntimeError` when the workload has no log here."""
         ...

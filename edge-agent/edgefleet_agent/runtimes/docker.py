@@ -47,12 +47,14 @@ from edgefleet_protocol import Resources, WorkloadUsage
 
 from edgefleet_agent.core.runtime import (
     ExecResult,
+    LogRead,
     Observed,
     PermanentRuntimeError,
     ResourceUpdate,
     TransientRuntimeError,
     WorkloadRef,
 )
+from edgefleet_agent.runtimes import docker_logs
 from edgefleet_agent.runtimes.docker_mapping import (
     classify_pull_error,
     classify_start_error,
@@ -135,6 +137,16 @@ class DockerRuntime:
     async def _find(self, name: str) -> Any | None:
         found = await self._call(f"looking up {name}", lambda: self._owned_containers(name))
         return found[0] if found else None
+
+    async def read_log(self, name: str, *, tail: int, cursor: str | None) -> LogRead:
+        """Logs on demand (:class:`~edgefleet_agent.core.runtime.LogReader`)."""
+        container = await self._find(name)
+        if container is None:
+            return LogRead([], cursor or "d:0", gone=True)
+        return await self._call(
+            f"reading the log of {name}",
+            lambda: docker_logs.read(container, tail=tail, cursor=cursor),
+        )
 
     async def _require(self, name: str) -> Any:
         container = await self._find(name)

@@ -53,12 +53,14 @@ from edgefleet_protocol import Resources, WorkloadUsage, spec_hash
 
 from edgefleet_agent.core.runtime import (
     ExecResult,
+    LogRead,
     Observed,
     PermanentRuntimeError,
     ResourceUpdate,
     RuntimeError_,
     WorkloadRef,
 )
+from edgefleet_agent.runtimes import process_logs
 from edgefleet_agent.runtimes.process_control import (
     WorkloadGroup,
     cap_log,
@@ -128,6 +130,13 @@ class ProcessRuntime:
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
+
+    async def read_log(self, name: str, *, tail: int, cursor: str | None) -> LogRead:
+        """Logs on demand (:class:`~edgefleet_agent.core.runtime.LogReader`)."""
+        path = self.log_path(name)
+        if cursor is None:
+            return await asyncio.to_thread(process_logs.read_tail, path, tail)
+        return await asyncio.to_thread(process_logs.read_after, path, cursor)
 
     def _adopt(self) -> None:
         """Keep what still runs from a previous agent; what died meanwhile is an exit."""

@@ -8,7 +8,8 @@ in one TaskGroup:
   ``reconcile_interval_s``. The first pass runs from the local store at once, before and
   without any broker.
 * ``inbound`` — desired documents from the broker, through :mod:`.intake` (with a trust
-  anchor: signature, key, node and replay checks first, then :func:`admission.admit`).
+  anchor: signature, key, node and replay checks first, then :func:`admission.admit`); logs
+  requests, each served by a task of :mod:`.logs`.
 * ``health`` — HTTP/TCP/exec probes of running workloads (:mod:`health_watch`).
 * ``telemetry`` — sample, decide by deadband/heartbeat, publish at QoS 0.
 * ``capabilities`` — re-checked every ``capabilities_interval_s``, published on change.
@@ -44,6 +45,7 @@ from edgefleet_protocol import (
 )
 from edgefleet_protocol.node_messages import NodeState
 from edgefleet_protocol.session import Publication, Session
+from edgefleet_protocol.topics import NODE_KINDS
 
 from edgefleet_agent import __version__
 from edgefleet_agent.core.backoff import BackoffPolicy
@@ -61,6 +63,7 @@ from edgefleet_agent.service.converge import Converger
 from edgefleet_agent.service.discovery import ServiceLink, WithProxyMetrics
 from edgefleet_agent.service.health_watch import HealthWatch
 from edgefleet_agent.service.intake import DesiredIntake
+from edgefleet_agent.service.logs import LogsServer
 from edgefleet_agent.service.loops import end_if_cancelled, forever, woken
 from edgefleet_agent.service.metrics_inbox import MetricsInbox
 from edgefleet_agent.service.outbox import EventOutbox
@@ -107,17 +110,7 @@ class Agent:
         self._monotonic = monotonic
         self._host_facts = host_facts
         topics = Topics(settings.root)
-        self._topics = {
-            kind: topics.node(settings.site, settings.node, kind)
-            for kind in (
-                TopicKind.NODE_STATUS,
-                TopicKind.NODE_CAPABILITIES,
-                TopicKind.NODE_TELEMETRY,
-                TopicKind.NODE_DESIRED,
-                TopicKind.NODE_REPORTED,
-                TopicKind.NODE_EVENTS,
-            )
-        }
+        self._topics = {k: topics.node(settings.site, settings.node, k) for k in NODE_KINDS}
         self.session_no = store.next_session()
         self.events = EventOutbox(
             node=settings.node,
@@ -171,8 +164,15 @@ class Agent:
             settings.broker,
             client_id=f"edgefleet-agent-{settings.site}-{settings.node}",
             will=self._status_publication("offline", self.started_at),
-            subscriptions=[self._topics[TopicKind.NODE_DESIRED], self._orchestrator_topic],
+            subscriptions=[
+                self._topics[TopicKind.NODE_DESIRED],
+                self._orchestrator_topic,
+                self._topics[TopicKind.NODE_LOGS],
+            ],
             on_connect=self._on_connect,
+        )
+        self.logs = LogsServer(
+            settings, session=self.session, runtimes=runtimes, workloads=self.converger.runtimes_of
         )
         self.telemetry = TelemetrySender(
             settings,
@@ -226,6 +226,7 @@ class Agent:
         raise _Stopping
 
     async def _shutdown(self) -> None:
+        await self.logs.close()
         offline = self._status_publication("offline", self._clock())
         with contextlib.suppress(Exception):
             await self.session.close([offline], timeout_s=STOP_PUBLISH_TIMEOUT_S)
@@ -305,6 +306,9 @@ class Agent:
         async for message in self.session.messages():
             if message.topic == self._orchestrator_topic:
                 self._on_orchestrator_status(message.payload)
+                continue
+            if message.topic == self._topics[TopicKind.NODE_LOGS]:
+                self.logs.request(message)
                 continue
             if (service := self.discovery.service_of(message.topic)) is not None:
                 if self.discovery.on_catalog(service, message.payload):

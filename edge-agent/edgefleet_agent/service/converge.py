@@ -113,6 +113,11 @@ class Converger:
                 return w.spec
         return self.known_specs.get(spec_hash)
 
+    def runtimes_of(self) -> dict[str, str]:
+        """Each workload of the desired state in force and the runtime it runs on."""
+        desired = self.desired
+        return {w.name: w.spec.runtime for w in desired.workloads} if desired else {}
+
     def reports(self) -> dict[str, WorkloadReport]:
         desired = self.desired.workloads if self.desired else []
         reports = workload_reports(

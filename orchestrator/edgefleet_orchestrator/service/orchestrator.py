@@ -239,8 +239,8 @@ class Orchestrator:
                 return
             await self.intake.submit(parsed.verb or "", message, parsed.operator)
             return
-        if parsed.kind in (TopicKind.NODE_DESIRED, TopicKind.NODE_EVENTS):
-            return  # our own output, and agents' events (audit only)
+        if parsed.kind in (TopicKind.NODE_DESIRED, TopicKind.NODE_EVENTS, TopicKind.NODE_LOGS):
+            return  # our own output, agents' events (audit only), operators' logs requests
         if not message.payload:
             return  # a cleared retained message
         assert parsed.site is not None
