@@ -391,3 +391,48 @@ async def test_an_operator_reads_its_own_replies_only(fleet: GeneratedSet) -> No
         await obs.publish(f"{R}/replies/alice/r1", b"for alice")
         seen = await collect_until(alice, f"{R}/replies/alice/r1")
     assert seen == []
+
+
+# -- logs on demand ------------------------------------------------------------------------
+
+
+async def test_only_operators_may_ask_an_agent_for_logs(fleet: GeneratedSet) -> None:
+    logs = node("s1", "n1", "logs")
+    async with connected(fleet.settings("s1.n1"), "agent", (logs,)) as agent:
+        async with connected(fleet.settings("grafana"), "viewer") as viewer:
+            await viewer.publish(Publication(logs, b"from the viewer", qos=1))
+        async with connected(fleet.settings("s1.n2"), "other-agent") as other:
+            await other.publish(Publication(logs, b"from another agent", qos=1))
+        async with connected(fleet.settings("alice"), "operator") as operator:
+            assert await operator.publish(Publication(logs, b"from alice", qos=1))
+        seen = await collect_until(agent, logs, b"from alice")
+    assert seen == []
+
+
+async def test_an_agent_sends_log_lines_only_to_replies_about_itself(fleet: GeneratedSet) -> None:
+    mine = f"{R}/replies/alice/logs/s1/n1/r1"
+    async with observer(fleet) as obs:
+        async with connected(fleet.settings("s1.n1"), "agent") as agent:
+            for topic in (
+                f"{R}/replies/alice/logs/s1/n2/r1",  # another node's stream
+                f"{R}/replies/alice/r1",  # a command reply
+                f"{R}/apps/web/status",
+                mine,
+            ):
+                await agent.publish(Publication(topic, b"line", qos=1))
+        assert topics(await obs.barrier()) == {mine}
+
+
+async def test_log_lines_reach_the_asking_operator_and_no_other(fleet: GeneratedSet) -> None:
+    async with (
+        observer(fleet) as obs,
+        connected(fleet.settings("bob"), "bob", (f"{R}/replies/#",)) as bob,
+        connected(fleet.settings("grafana"), "viewer", (f"{R}/#",)) as viewer,
+        connected(fleet.settings("s1.n1"), "agent") as agent,
+    ):
+        await agent.publish(Publication(f"{R}/replies/alice/logs/s1/n1/r1", b"secret", qos=1))
+        await obs.publish(f"{R}/replies/bob/end", b"end")
+        await obs.publish(f"{R}/fleet/summary", b"end")
+        seen_by_bob = await collect_until(bob, f"{R}/replies/bob/end")
+        seen_by_viewer = await collect_until(viewer, f"{R}/fleet/summary", b"end")
+    assert b"secret" not in {m.payload for m in seen_by_bob + seen_by_viewer}
