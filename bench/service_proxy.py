@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 BACKENDS = ("127.0.0.31", "127.0.0.32", "127.0.0.33")
 SERVER = Path(__file__).with_name("service_backend.py")
 
@@ -81,8 +83,10 @@ async def _load(targets: list[tuple[str, int]], seconds: float, clients: int) ->
 
 
 async def _serve_proxy(port: int, backend_port: int) -> None:
+    import logging
     import random
 
+    logging.basicConfig(level=logging.INFO, format="proxy: %(message)s")
     from edgefleet_agent.proxy.balancer import Balancer
     from edgefleet_agent.proxy.listener import Listener
     from edgefleet_protocol import Endpoint, ServiceEndpoints
@@ -103,10 +107,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--profile", type=Path, help="cProfile the proxy process into this file")
     parser.add_argument("--serve-proxy", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_proxy:
+        if args.profile is None:
+            asyncio.run(_serve_proxy(*args.serve_proxy))
+            return {}
+        import cProfile
+        import signal
+
+        profiler = cProfile.Profile()
+        signal.signal(signal.SIGTERM, lambda *_: (profiler.dump_stats(args.profile), os._exit(0)))
+        profiler.enable()
         asyncio.run(_serve_proxy(*args.serve_proxy))
         return {}
     if args.load:
@@ -114,16 +128,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         targets = [tuple(t) for t in spec["targets"]]
         print(json.dumps(asyncio.run(_load(targets, spec["seconds"], spec["clients"]))))  # type: ignore[arg-type]
         return {}
-    return run(args.seconds, args.rounds, args.clients, args.json)
+    return run(args.seconds, args.rounds, args.clients, args.json, args.profile)
 
 
-def run(seconds: float, rounds: int, clients: int, out: Path | None) -> dict[str, Any]:
+def run(
+    seconds: float, rounds: int, clients: int, out: Path | None, profile: Path | None = None
+) -> dict[str, Any]:
     backend_port, proxy_port = free_port(), free_port()
     procs = [subprocess.Popen([sys.executable, str(SERVER), host, str(backend_port)])
              for host in BACKENDS]  # fmt: skip
+    extra = ["--profile", str(profile)] if profile is not None else []
     proxy = subprocess.Popen(
         [sys.executable, "-m", "bench.service_proxy", "--serve-proxy", str(proxy_port),
-         str(backend_port)], stdout=subprocess.PIPE,
+         str(backend_port), *extra], stdout=subprocess.PIPE,
     )  # fmt: skip
     try:
         assert proxy.stdout is not None and proxy.stdout.readline().strip() == b"ready"
@@ -131,14 +148,22 @@ def run(seconds: float, rounds: int, clients: int, out: Path | None) -> dict[str
         modes = {"direct": [[h, backend_port] for h in BACKENDS],
                  "proxy": [["127.0.0.1", proxy_port]]}  # fmt: skip
         results: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+        watched = psutil.Process(proxy.pid)
         for _ in range(rounds):
             for mode, targets in modes.items():
                 spec = json.dumps({"targets": targets, "seconds": seconds, "clients": clients})
+                before = sum(watched.cpu_times()[:2])
                 done = subprocess.run([sys.executable, "-m", "bench.service_proxy", "--load", spec],
                                       capture_output=True, check=True)  # fmt: skip
-                results[mode].append(json.loads(done.stdout))
+                result = json.loads(done.stdout)
+                if mode == "proxy":  # the proxy's own CPU per relayed request
+                    used = sum(watched.cpu_times()[:2]) - before
+                    result["proxy_cpu_ms_per_request"] = used * 1000 / max(result["requests"], 1)
+                results[mode].append(result)
     finally:
-        for p in [*procs, proxy]:
+        proxy.terminate()  # SIGTERM: a profiled proxy writes its stats first
+        proxy.wait()
+        for p in procs:
             p.kill()
             p.wait()
     summary = {m: _merge(r) for m, r in results.items()}
@@ -162,6 +187,9 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {k: sum(r[k] for r in rounds) / len(rounds) for k in keys}
     merged["requests"] = sum(r["requests"] for r in rounds)
     merged["failures"] = sum(r["failures"] for r in rounds)
+    cpu = [r["proxy_cpu_ms_per_request"] for r in rounds if "proxy_cpu_ms_per_request" in r]
+    if cpu:
+        merged["proxy_cpu_ms_per_request"] = sum(cpu) / len(cpu)
     return merged
 
 
