@@ -73,7 +73,15 @@ Scenario = Callable[[], dict[str, Any]]
 
 def scenarios(scale: str) -> dict[str, Scenario]:
     """Every scenario at the given scale, in the order they run."""
-    from bench import agent_footprint, convergence, failover, fleets, ingest, throughput
+    from bench import (
+        agent_footprint,
+        convergence,
+        failover,
+        fleets,
+        ingest,
+        reconvergence,
+        throughput,
+    )
     from bench import quality as placement_quality
 
     full, smoke = scale == "full", scale == "smoke"
@@ -100,6 +108,9 @@ def scenarios(scale: str) -> dict[str, Scenario]:
             else [("kill", 0.0), ("cut", 0.0), ("kill", grace), ("cut", grace)],
             agents=2 if smoke else 6,
             concurrent=smoke,
+        ),
+        "reconvergence": lambda: reconvergence.measure(
+            ("agent return",) if smoke else reconvergence.FAULTS, agents=2 if smoke else 4
         ),
         "ingest": lambda: ingest.measure(
             nodes=50 if smoke else 1000,

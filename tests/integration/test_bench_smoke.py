@@ -29,6 +29,7 @@ SCENARIOS = (
     "convergence",
     "fleet_size",
     "failover",
+    "reconvergence",
     "ingest",
     "agent_footprint",
 )
