@@ -203,6 +203,26 @@ def test_placement_applies_a_grown_size_that_fits_and_ignores_one_that_does_not(
     assert crowded.kept == ("w-0",) and not crowded.moved, "and never evicts"
 
 
+def test_a_moved_replica_keeps_its_live_size_where_it_fits() -> None:
+    # n1 is lost beyond grace; the replica grown to 0.8 CPU / 256 MB restarts on n2 at that
+    # size, not at the manifest's 0.25 / 64 (a move must not undo vertical sizing).
+    caps = [
+        Capabilities(node=n, site="s1", arch="x86_64", cpu_cores=c, memory_mb=4096, disk_mb=1,
+                     runtimes=["simulated"])
+        for n, c in (("n1", 4), ("n2", 4), ("tiny", 0.5))
+    ]  # fmt: skip
+    nodes = [node_view_from(c, ready=c.node != "n1") for c in caps]
+    grown = [at("w-0", on="n1", cpu=0.8, memory_mb=256)]
+    gone = {"n1": 600.0}
+    moved = place_all([app()], nodes[:2], grown, offline_for_s=gone)["w"]
+    assert moved.moves["w-0"] == ("n1", "n2")
+    assert (moved.assignments[0].cpu, moved.assignments[0].memory_mb) == (0.8, 256)
+    # Where the live size does not fit, the manifest's size still lets it run.
+    small = place_all([app()], [nodes[0], nodes[2]], grown, offline_for_s=gone)["w"]
+    assert small.moves["w-0"] == ("n1", "tiny")
+    assert (small.assignments[0].cpu, small.assignments[0].memory_mb) == (0.25, 64)
+
+
 def test_a_resize_reaches_the_replicas_desired_spec_and_the_audit_trail() -> None:
     sim = Sim(apps={"w": app()})
     sim.join("n1")

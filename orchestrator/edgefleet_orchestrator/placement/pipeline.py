@@ -222,13 +222,13 @@ def _place_replicated(
             candidates.setdefault(index, []).append(a)
 
     kept: list[str] = []
-    left: dict[int, str] = {}  # index -> the node it had to leave
+    left: dict[int, Assignment] = {}  # index -> the copy that had to leave its node
     asked_to_leave: list[Assignment] = []
     for index in sorted(candidates):
         copies = candidates[index]  # more than one only if a caller duplicated a name
         staying = next((a for a in copies if state.why_not_keep(a) is None), None)
         if staying is None:
-            left[index] = copies[0].node
+            left[index] = copies[0]
             continue
         stopped.extend(a.replica for a in copies if a is not staying)
         if staying.replica in leaving:
@@ -260,7 +260,7 @@ def _place_replicated(
                 if node is not None:
                     ranker.took(node)
                 continue
-            state.take(a.replica, node)
+            state.take(a.replica, node, like=a)
             ranker.took(node)
             moves[a.replica] = (a.node, node.node)
         for position, index in enumerate(missing):
@@ -272,10 +272,10 @@ def _place_replicated(
                 unplaced.append(Unplaced(count=len(rest), reasons=reasons))
                 break
             name = replica_name(app.name, index=index)
-            state.take(name, node)
+            state.take(name, node, like=left.get(index))
             ranker.took(node)
             if index in left:
-                moves[name] = (left[index], node.node)
+                moves[name] = (left[index].node, node.node)
             else:
                 placed.append(name)
 

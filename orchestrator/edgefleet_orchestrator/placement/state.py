@@ -146,11 +146,23 @@ class PassState:
             rejection = RESOURCES.check(node, self.ctx)
         return rejection
 
-    def take(self, replica: str, node: NodeView) -> Assignment:
-        """Bind ``replica`` to ``node`` and charge it to the running totals (a new or
-        moved replica starts at the manifest's resources)."""
+    def take(self, replica: str, node: NodeView, *, like: Assignment | None = None) -> Assignment:
+        """Bind ``replica`` to ``node`` and charge it to the running totals.
+
+        A new replica starts at the manifest's resources. A moved one (``like``: the copy
+        it replaces) of an app the orchestrator sizes keeps its live size — the size it
+        was asked for in ``sizes``, else the one it ran with — when the new node has room
+        for it: a move must not undo vertical sizing (issue #13). Otherwise, and for apps
+        with fixed resources, the manifest's.
+        """
         resources = self.app.workload.resources
-        return self._bind(replica, node.node, node.site, Size(resources.cpu, resources.memory_mb))
+        size = Size(resources.cpu, resources.memory_mb)
+        if like is not None and self.sized:
+            live = self.sizes.get(like.replica, Size(like.cpu, like.memory_mb))
+            fits_cpu = self.ctx.free_cpu_m(node) >= millicores(live.cpu)
+            if fits_cpu and self.ctx.free_memory_mb(node) >= live.memory_mb:
+                size = live
+        return self._bind(replica, node.node, node.site, size)
 
     def keep(self, a: Assignment) -> Assignment:
         """Keep a running replica where it is; its node may be missing from this pass (see
