@@ -43,6 +43,7 @@ def _mount() -> None:
     # Imported here so that importing this module stays cheap.
     from edgefleet_cli.commands import (
         apps,
+        audit,
         broker,
         deploy,
         drain,
@@ -70,6 +71,7 @@ def _mount() -> None:
         services.service,
         watch.watch,
         logs.logs,
+        audit.audit,
     )
     for command in verbs:
         app.command(command.__name__)(command)

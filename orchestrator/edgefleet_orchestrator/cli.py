@@ -19,6 +19,7 @@ from edgefleet_orchestrator.store.base import StoreError
 if TYPE_CHECKING:
     from edgefleet_protocol.policy import CompliancePolicy
 
+    from edgefleet_orchestrator.access.roles import AccessPolicy
     from edgefleet_orchestrator.security.signer import Signer
 
 app = typer.Typer(help="Run the orchestrator service.", no_args_is_help=True)
@@ -131,6 +132,13 @@ def run(
         "--homeassistant-prefix",
         help="Home Assistant's discovery prefix.",
     ),
+    roles: Path | None = typer.Option(
+        None,
+        "--roles",
+        envvar="EDGEFLEET_ROLES",
+        help="Operators' roles and scope (YAML): viewer, deployer, admin, optionally limited "
+        "to apps and sites. Without it every operator is admin (development only).",
+    ),
     client_id: str = typer.Option("edgefleet-orchestrator", "--client-id"),
     log_level: str = typer.Option("INFO", "--log-level", envvar="EDGEFLEET_LOG_LEVEL"),
 ) -> None:
@@ -161,6 +169,7 @@ def run(
         raise typer.Exit(2)
     signer = _load_signer(signing_key, key_chain)
     compliance = _load_policy(policy)
+    access = _load_roles(roles)
     config = OrchestratorConfig(
         broker=settings,
         data_dir=data_dir,
@@ -180,6 +189,7 @@ def run(
         burst_hold_s=burst_hold,
         signer=signer,
         policy=compliance,
+        access=access,
     )
     if homeassistant and not re.fullmatch(
         r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", homeassistant_prefix
@@ -217,6 +227,25 @@ def _load_policy(path: Path | None) -> CompliancePolicy | None:
         typer.echo(f"error: --policy: cannot read {path}: {exc.strerror}", err=True)
     except ProtocolError as exc:
         typer.echo(f"error: --policy: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _load_roles(path: Path | None) -> AccessPolicy:
+    """The operators' roles, or exit 2 naming the file and what is wrong in it."""
+    import yaml
+
+    from edgefleet_orchestrator.access.roles import OPEN, parse_policy
+
+    if path is None:
+        return OPEN
+    try:
+        return parse_policy(yaml.safe_load(path.read_text()), str(path))
+    except OSError as exc:
+        typer.echo(f"error: --roles: cannot read {path}: {exc.strerror}", err=True)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: --roles: {path} is not YAML: {exc}", err=True)
+    except ValueError as exc:
+        typer.echo(f"error: --roles: {exc}", err=True)
     raise typer.Exit(2)
 
 

@@ -30,6 +30,7 @@ from edgefleet_protocol.ids import Identifier
 from edgefleet_protocol.topics import validate_root
 
 MAX_REPLICAS: Final = 10_000
+MAX_AUDIT_ROWS: Final = 1000
 
 
 class ErrorCode(StrEnum):
@@ -44,6 +45,8 @@ class ErrorCode(StrEnum):
     )
     # The manifest breaks the orchestrator's compliance policy (details: app, violations).
     POLICY_VIOLATION = "policy_violation"
+    # The operator's role or scope does not allow it (details: needs, grant).
+    FORBIDDEN = "forbidden"
     INTERNAL = "internal"  # the orchestrator failed; the request may be retried with its request_id
     RATE_LIMITED = "rate_limited"  # the client sent commands faster than its limit; not run
     TOO_LARGE = "too_large"  # a desired document would exceed the agent's payload limit
@@ -137,6 +140,15 @@ ROLLOUT_VERBS: dict[str, type[BaseModel]] = {
 }
 """The staged-rollout verbs (docs/protocol.md, "Rollouts")."""
 
+
+class AuditArgs(WireModel):
+    """``audit``: the newest audit entries (who, verb, target, result, time), newest last;
+    only those of ``operator`` when given. Non-admins see only their own."""
+
+    limit: WholeInt = Field(default=50, ge=1, le=MAX_AUDIT_ROWS)
+    operator: Identifier | None = None
+
+
 VERBS: dict[str, type[BaseModel]] = {
     "deploy": DeployArgs,
     "delete": AppArgs,
@@ -148,6 +160,7 @@ VERBS: dict[str, type[BaseModel]] = {
     "cordon": NodeArgs,
     "uncordon": NodeArgs,
     "drain": DrainArgs,
+    "audit": AuditArgs,
     **ROLLOUT_VERBS,
 }
 """Every verb the orchestrator answers, with the model its arguments must satisfy."""

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from edgefleet_orchestrator.access.roles import parse_policy
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.session import InboundMessage, Session
 from harness.fleet import Operator, eventually, running_orchestrator
@@ -153,3 +154,61 @@ async def test_a_reply_cannot_be_aimed_at_another_operators_subtree(
         }
     ]
     assert not [m for m in replies if m.topic.endswith("/aim-1")]
+
+
+async def test_roles_are_enforced_on_every_verb_with_a_forbidden_reply(
+    broker_url: str, topic_root: str, tmp_path: Path
+) -> None:
+    policy = parse_policy(
+        {
+            "operators": {
+                "ada": "admin",
+                "dev": {"role": "deployer", "apps": ["vault"]},
+                "eve": "viewer",
+            }
+        },
+        "roles.yaml",
+    )
+    async with (
+        running_orchestrator(broker_url, topic_root, tmp_path, access=policy) as orch,
+        Operator(broker_url, topic_root, operator="ada") as ada,
+        Operator(broker_url, topic_root, operator="dev") as dev,
+        Operator(broker_url, topic_root, operator="eve") as eve,
+        Operator(broker_url, topic_root) as anonymous,
+    ):
+        refused = await eve.call("deploy", manifest=secret_manifest())
+        assert refused["error"]["code"] == "forbidden", refused
+        assert refused["error"]["details"]["needs"] == "deployer"
+        assert "vault" not in orch.state.apps
+        assert (await dev.call("deploy", manifest=secret_manifest()))["ok"]
+        other = await dev.call("deploy", manifest=secret_manifest("other"))
+        assert other["error"]["code"] == "forbidden" and "other" not in orch.state.apps
+        assert (await dev.call("nodes"))["ok"]
+        assert (await dev.call("cordon", node="gw-1"))["error"]["code"] == "forbidden"
+        assert (await eve.call("apps"))["result"]["apps"][0]["app"] == "vault"
+        assert (await anonymous.call("apps"))["error"]["code"] == "forbidden"
+        assert (await ada.call("scale", app="vault", replicas=2))["ok"]
+
+        # The trail: an admin reads everyone's, the others only their own.
+        everything = (await ada.call("audit"))["result"]["entries"]
+        assert [(e["operator"], e["verb"], e["result"]) for e in everything] == [
+            ("eve", "deploy", "forbidden"),
+            ("dev", "deploy", "ok"),
+            ("dev", "deploy", "forbidden"),
+            ("dev", "nodes", "ok"),
+            ("dev", "cordon", "forbidden"),
+            ("eve", "apps", "ok"),
+            ("anonymous", "apps", "forbidden"),
+            ("ada", "scale", "ok"),
+        ]
+        own = (await eve.call("audit"))["result"]["entries"]
+        assert {e["operator"] for e in own} == {"eve"} and len(own) == 2
+        only_dev = (await ada.call("audit", operator="dev", limit=2))["result"]["entries"]
+        assert [e["verb"] for e in only_dev] == ["nodes", "cordon"]
+    # The trail is in the store: a restarted orchestrator still has it.
+    async with (
+        running_orchestrator(broker_url, topic_root, tmp_path, access=policy),
+        Operator(broker_url, topic_root, operator="ada") as ada,
+    ):
+        again = (await ada.call("audit", limit=1000))["result"]["entries"]
+        assert len(again) == 11 and SECRET not in json.dumps(again)

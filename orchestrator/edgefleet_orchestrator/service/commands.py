@@ -30,6 +30,8 @@ from edgefleet_protocol.ids import validate_id
 from edgefleet_protocol.session import InboundMessage, Publication, Session
 from pydantic import BaseModel
 
+from edgefleet_orchestrator.access.roles import Target as AccessTarget
+from edgefleet_orchestrator.access.roles import decide, visible
 from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.service.events import EventPublisher
 from edgefleet_orchestrator.service.handlers import CommandFailed, handle
@@ -141,7 +143,7 @@ class CommandIntake:
         if earlier is not None:
             await self._answer_raw(earlier.encode(), reply_to, message.correlation_data)
             return
-        reply, target = self._execute(verb, envelope.request_id, message.payload)
+        reply, target = self._execute(verb, envelope.request_id, message.payload, who)
         stored = self._store.remember_reply(
             envelope.request_id, verb, encode(reply).decode(), operator=who
         )
@@ -156,12 +158,21 @@ class CommandIntake:
         except ProtocolError:
             return None
 
-    def _execute(self, verb: str, request_id: str, payload: bytes) -> tuple[CommandReply, Target]:
+    def _execute(
+        self, verb: str, request_id: str, payload: bytes, who: str
+    ) -> tuple[CommandReply, Target]:
         try:
             _, args = parse_command(verb, payload)
         except ProtocolError as exc:
             return rejection_reply(request_id, verb, exc), NO_TARGET
         target = target_of(args)
+        access = self._state.access
+        refusal = decide(access, who, verb, self._access_target(args, target))
+        if refusal is not None:
+            reply = error_reply(
+                request_id, ErrorCode.FORBIDDEN, refusal.message, verb=verb, details=refusal.details
+            )
+            return reply, target
         try:
             with self._store.transaction():
                 run = handle_rollout if verb in ROLLOUT_VERBS else handle
@@ -179,8 +190,28 @@ class CommandIntake:
         if verb == "deploy" and outcome.placement_changed:
             # Deploy-to-running starts now (the metrics' histogram; see _note_converged).
             self._stats.deploys_waiting[outcome.result["app"]] = self._state.clock()
-        reply = CommandReply(request_id=request_id, verb=verb, ok=True, result=outcome.result)
+        result = visible(access, who, verb, outcome.result)
+        reply = CommandReply(request_id=request_id, verb=verb, ok=True, result=result)
         return reply, target
+
+    def _access_target(self, args: BaseModel, target: Target) -> AccessTarget:
+        """What access needs to know of a command's target: an app's pinned sites (from the
+        manifest being deployed, else the stored app), a node's site."""
+        kind, name = target
+        if kind == "app" and name is not None:
+            if isinstance(args, DeployArgs):
+                placement = args.manifest.get("placement")
+                sites = placement.get("sites") if isinstance(placement, dict) else None
+                pinned = (
+                    tuple(s for s in sites if isinstance(s, str)) if isinstance(sites, list) else ()
+                )
+                return AccessTarget("app", name, pinned)
+            app = self._state.apps.get(name)
+            return AccessTarget("app", name, tuple(app.placement.sites) if app else ())
+        if kind == "node" and name is not None:
+            record = self._state.registry.nodes.get(name)
+            return AccessTarget("node", name, (record.site,) if record else ())
+        return AccessTarget()
 
     async def _answer(
         self,
@@ -205,6 +236,10 @@ class CommandIntake:
             target_kind=kind,
             target=name,
         )
+        try:
+            self._store.append_audit(entry)
+        except Exception:  # the trail must never cost the command its answer
+            log.exception("could not store the audit entry of %s %s", who, verb)
         await self._events.audit(entry)
 
     async def _answer_raw(

@@ -14,6 +14,7 @@ from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.policy import CompliancePolicy
 from edgefleet_protocol.topics import DEFAULT_ROOT
 
+from edgefleet_orchestrator.access.roles import OPEN, AccessPolicy
 from edgefleet_orchestrator.fleet.liveness import BurstPolicy, FlapPolicy
 from edgefleet_orchestrator.fleet.registry import DEFAULT_STALE_AFTER_S
 from edgefleet_orchestrator.security.signer import Signer
@@ -72,6 +73,8 @@ class OrchestratorConfig:
     unsigned documents (the development setup: agents without a trust anchor)."""
     intake: IntakeLimits = IntakeLimits()
     """Per-client command limits (service.intake)."""
+    access: AccessPolicy = OPEN
+    """Operators' roles and scope (``--roles``); the default lets everyone do everything."""
 
     def liveness(self) -> tuple[BurstPolicy, FlapPolicy]:
         """The registry's burst and flap rules from these settings."""

@@ -17,6 +17,7 @@ from typing import Any
 from edgefleet_protocol import ProtocolError
 from edgefleet_protocol.commands import (
     AppArgs,
+    AuditArgs,
     DeployArgs,
     DrainArgs,
     ErrorCode,
@@ -347,6 +348,14 @@ def _require_node(name: str, state: ControlState) -> NodeRecord:
     return record
 
 
+def _audit(args: BaseModel, state: ControlState, store: Store) -> Outcome:
+    """The newest audit entries (the intake narrows them to the caller's own unless it is
+    an admin: :func:`edgefleet_orchestrator.access.roles.visible`)."""
+    assert isinstance(args, AuditArgs)
+    entries = store.audit_entries(limit=args.limit, operator=args.operator)
+    return Outcome({"entries": [e.as_details() for e in entries]})
+
+
 _HANDLERS: dict[str, Callable[[BaseModel, ControlState, Store], Outcome]] = {
     "deploy": _deploy,
     "delete": _delete,
@@ -358,4 +367,5 @@ _HANDLERS: dict[str, Callable[[BaseModel, ControlState, Store], Outcome]] = {
     "cordon": _cordon,
     "uncordon": _uncordon,
     "drain": _drain,
+    "audit": _audit,
 }

@@ -1,8 +1,7 @@
 """The orchestrator service: the thin shell around registry, placement and reconcile.
 
-Who calls it: ``edgefleet orchestrator run`` (:mod:`edgefleet_orchestrator.cli`), tests.
-Rooms it wires: :mod:`.commands` (command intake) over :mod:`.handlers` (policy admission
-included), :mod:`.passes` (one pass and its memory), :mod:`.statuses`, :mod:`.events`.
+Who calls it: ``edgefleet orchestrator run``, tests. It wires :mod:`.commands` (intake,
+access) over :mod:`.handlers`, :mod:`.passes`, :mod:`.statuses`, :mod:`.events`.
 
 Invariants:
 
@@ -95,6 +94,7 @@ class Orchestrator:
             assignments=list(snapshot.assignments.values()),
             control=control,
             policy=config.policy,
+            access=config.access,
             clock=clock,
         )
         self.passes = PassRunner(

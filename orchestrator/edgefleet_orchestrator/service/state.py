@@ -15,6 +15,7 @@ from edgefleet_protocol import AppStatus
 from edgefleet_protocol.manifest import AppManifest
 from edgefleet_protocol.policy import CompliancePolicy
 
+from edgefleet_orchestrator.access.roles import OPEN, AccessPolicy
 from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.reconcile.fleet_pass import Control
@@ -40,3 +41,5 @@ class ControlState:
     clock: Callable[[], float] = time.time
     policy: CompliancePolicy | None = None
     """The compliance policy deploys are admitted against (``--policy``), if any."""
+    access: AccessPolicy = OPEN
+    """Operators' roles and scope (``--roles``): who may run which verb on what."""

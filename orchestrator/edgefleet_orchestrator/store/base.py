@@ -27,6 +27,8 @@ What is durable, and why only this:
   changed, numbered 1, 2, … (``rollout history``/``undo`` read them).
 - rollouts — each app's current or last rollout state (JSON), so a restarted orchestrator
   continues a rollout where it stopped.
+- the audit trail — who ran which verb on what, with what result and when, for every
+  command (never its arguments or reply); bounded, the oldest pruned.
 - control state — small JSON documents by key: the autoscaler's last change per app (so a
   restart does not reopen a cooldown) and when each sized replica was last resized.
 
@@ -260,6 +262,15 @@ class Store(Protocol):
 
     def put_rollout(self, app: str, state_json: str) -> None:
         """Store the app's rollout state (JSON text), replacing the previous one."""
+        ...
+
+    def append_audit(self, entry: AuditEntry) -> int:
+        """Append one command's audit entry; return its sequence number (oldest pruned)."""
+        ...
+
+    def audit_entries(self, *, limit: int, operator: str | None = None) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries (of ``operator`` only, when given), oldest
+        first."""
         ...
 
     def transaction(self) -> AbstractContextManager[None]:

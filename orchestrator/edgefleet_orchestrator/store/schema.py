@@ -109,6 +109,24 @@ MIGRATIONS: tuple[Migration, ...] = (
                 state_json TEXT NOT NULL)""",
         ),
     ),
+    Migration(
+        4,
+        "audit trail: who, verb, target, result and time of every command",
+        (
+            # seq orders entries by arrival; no payload values are ever stored here.
+            """CREATE TABLE audit (
+                seq INTEGER PRIMARY KEY,
+                ts REAL NOT NULL,
+                operator TEXT NOT NULL,
+                verb TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                ok INTEGER NOT NULL,
+                code TEXT,
+                target_kind TEXT,
+                target TEXT)""",
+            "CREATE INDEX audit_by_operator ON audit(operator, seq)",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
+from edgefleet_orchestrator.store.audit import AuditWrites
 from edgefleet_orchestrator.store.base import (
     DEFAULT_MAX_REPLIES,
     Assignment,
@@ -99,7 +100,7 @@ def open_store(
     )
 
 
-class SqliteStore(HistoryWrites):
+class SqliteStore(HistoryWrites, AuditWrites):
     """Durable orchestrator state in one SQLite file; the lock lives beside it."""
 
     def __init__(
