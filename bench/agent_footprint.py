@@ -11,8 +11,10 @@ are reset and the agent is left alone for the measuring window; then:
 * ``up_bytes_per_s`` / ``down_bytes_per_s`` — MQTT bytes (TCP payload) agent → broker and
   broker → agent; ``bytes_per_s`` is both together (the idle target is ≤ 20 B/s);
 * ``est_ip_bytes_per_s`` — a rough estimate including TCP/IP headers (52 bytes per data
-  segment and one 52-byte ACK each) and the broker latency probe's TCP handshakes, which
-  carry no payload, so the proxy sees them only as connections.
+  segment and one 52-byte ACK each) and the handshakes of any extra TCP connection, which
+  carry no payload, so the proxy sees them only as connections (``probe_connections``:
+  the broker latency probe's, until issue #13 measured it from the session's PUBACKs;
+  now 0 with the default settings).
 
 The window is at least one heartbeat (60 s) and rounded up to whole heartbeats, so it holds
 as many full telemetry messages and keepalives as a long run would per minute.
