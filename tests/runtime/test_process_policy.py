@@ -6,6 +6,7 @@ import resource
 from pathlib import Path
 
 import pytest
+from edgefleet_agent.runtimes.process import ProcessRuntime
 from edgefleet_agent.runtimes.process_control import cap_log, memory_rlimit
 from edgefleet_agent.runtimes.process_policy import (
     CPU_NOT_ENFORCED,
@@ -20,7 +21,7 @@ from edgefleet_agent.runtimes.process_policy import (
 from edgefleet_agent.runtimes.process_registry import load_registry, save_registry
 from edgefleet_protocol import WorkloadSpec
 
-BACKOFF = RestartBackoff(base_s=1.0, cap_s=60.0, stable_after_s=60.0)
+BACKOFF = RestartBackoff()  # the defaults: what every gateway runs (1 s doubling to 60 s)
 
 
 def record(restart: str = "always", **fields: object) -> ProcessRecord:
@@ -53,6 +54,21 @@ def test_restart_delays_double_up_to_the_cap_and_reset_after_stable_running(
     previous: float | None, ran_for: float, delay: float
 ) -> None:
     assert BACKOFF.next_delay(previous, ran_for) == delay
+
+
+def test_the_process_runtime_restarts_with_the_documented_default_backoff(
+    tmp_path: Path,
+) -> None:
+    # edge-agent docs and process.py promise 1 s, 2 s, 4 s ... 60 s, back to 1 s after 60 s
+    # of stable running; the agent builds its process runtime without a backoff argument.
+    assert RestartBackoff() == RestartBackoff(base_s=1.0, cap_s=60.0, stable_after_s=60.0)
+    runtime = ProcessRuntime(tmp_path, "gw-1", auto_supervise=False)
+    assert runtime.backoff == RestartBackoff(base_s=1.0, cap_s=60.0, stable_after_s=60.0)
+    delays, previous = [], None
+    for _ in range(8):
+        previous = runtime.backoff.next_delay(previous, 0.5)
+        delays.append(previous)
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
 
 
 @pytest.mark.parametrize(
