@@ -64,21 +64,30 @@ class Observer:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
-    # -- lifecycle ------------------------------------------------------------------------
+    # -- lifecycle (async for asyncio tests, plain for process-level ones) ----------------
 
-    async def __aenter__(self) -> Observer:
+    def start(self) -> Observer:
         self.client.connect(self._host, self._port, keepalive=30)
         self.client.loop_start()
-        deadline = time.monotonic() + 10
-        while not self._subscribed.is_set():
-            if time.monotonic() > deadline:
-                raise AssertionError("observer: no SUBACK within 10 s")
-            await asyncio.sleep(0.02)
+        if not self._subscribed.wait(10):
+            raise AssertionError("observer: no SUBACK within 10 s")
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+    async def __aenter__(self) -> Observer:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __enter__(self) -> Observer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
@@ -118,6 +127,16 @@ class Observer:
         with self._lock:
             return self._seen[mark:]
 
+    def _first(self, match: Callable[[Seen], bool], after: int) -> Seen | None:
+        for s in self.since(after):
+            if match(s):
+                return s
+        return None
+
+    def _timed_out(self, timeout_s: float, what: str, after: int) -> AssertionError:
+        topics = sorted({s.topic for s in self.since(after)})
+        return AssertionError(f"timed out after {timeout_s} s waiting for {what}; saw {topics}")
+
     async def wait_for(
         self,
         match: Callable[[Seen], bool],
@@ -128,16 +147,27 @@ class Observer:
     ) -> Seen:
         """The first message from ``after`` on that ``match``es, waiting up to the deadline."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            for s in self.since(after):
-                if match(s):
-                    return s
+        while (found := self._first(match, after)) is None:
             if time.monotonic() > deadline:
-                topics = sorted({s.topic for s in self.since(after)})
-                raise AssertionError(
-                    f"timed out after {timeout_s} s waiting for {what}; saw {topics}"
-                )
+                raise self._timed_out(timeout_s, what, after)
             await asyncio.sleep(0.02)
+        return found
+
+    def expect(
+        self,
+        match: Callable[[Seen], bool],
+        *,
+        after: int = 0,
+        timeout_s: float = 20.0,
+        what: str = "a message",
+    ) -> Seen:
+        """:meth:`wait_for` for plain (non-asyncio) tests."""
+        deadline = time.monotonic() + timeout_s
+        while (found := self._first(match, after)) is None:
+            if time.monotonic() > deadline:
+                raise self._timed_out(timeout_s, what, after)
+            time.sleep(0.02)
+        return found
 
     async def wait_json(
         self,
@@ -145,15 +175,17 @@ class Observer:
         match: Callable[[dict[str, Any]], bool] = lambda _: True,
         **kwargs: Any,
     ) -> Seen:
-        def ok(s: Seen) -> bool:
-            if s.topic != topic or not s.payload:
-                return False
-            try:
-                return match(s.json())
-            except (ValueError, KeyError, TypeError):
-                return False
+        what = kwargs.pop("what", f"a message on {topic}")
+        return await self.wait_for(json_match(topic, match), what=what, **kwargs)
 
-        return await self.wait_for(ok, what=kwargs.pop("what", f"a message on {topic}"), **kwargs)
+    def expect_json(
+        self,
+        topic: str,
+        match: Callable[[dict[str, Any]], bool] = lambda _: True,
+        **kwargs: Any,
+    ) -> Seen:
+        what = kwargs.pop("what", f"a message on {topic}")
+        return self.expect(json_match(topic, match), what=what, **kwargs)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -178,15 +210,29 @@ class Observer:
         info.wait_for_publish(timeout=10)
 
 
-async def retained_now(url: str, topic_filter: str, settle_s: float = 1.0) -> list[Seen]:
+def json_match(topic: str, match: Callable[[dict[str, Any]], bool]) -> Callable[[Seen], bool]:
+    """A message on ``topic`` with a JSON body that ``match``es (a broken body never does)."""
+
+    def ok(s: Seen) -> bool:
+        if s.topic != topic or not s.payload:
+            return False
+        try:
+            return match(s.json())
+        except (ValueError, KeyError, TypeError, IndexError):
+            return False
+
+    return ok
+
+
+def retained_now(url: str, topic_filter: str) -> list[Seen]:
     """What a late subscriber gets at once on ``topic_filter``: the retained messages.
 
     A broker sends retained messages right after the SUBACK; a marker published after
     subscribing (and so delivered after them, in order) says when they are all in, so this
-    waits for a condition, not a guess. ``settle_s`` only bounds the marker's wait.
+    waits for a condition, not a guess.
     """
     marker_topic = f"observer-marker/{uuid.uuid4().hex}"
-    async with Observer(url, [topic_filter, marker_topic]) as obs:
+    with Observer(url, [topic_filter, marker_topic]) as obs:
         obs.publish(marker_topic, b"x")
-        await obs.wait_for(lambda s: s.topic == marker_topic, timeout_s=10 + settle_s)
+        obs.expect(lambda s: s.topic == marker_topic, what="the marker")
         return [s for s in obs.seen() if s.topic != marker_topic and s.retain]

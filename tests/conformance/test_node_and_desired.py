@@ -1,0 +1,149 @@
+"""docs/protocol.md, node topics and desired state, against the real agent and
+orchestrator processes: who publishes each topic, retained or not, at which QoS, the
+generation rule and the agent's answers to stale documents."""
+
+from __future__ import annotations
+
+import json
+
+from conformance_pins import pins
+from conftest import NODES, SITE, Fleet
+from edgefleet_protocol import TopicKind, decode_for_kind
+from harness.observer import Seen, retained_now
+
+
+def last(fleet: Fleet, topic: str) -> Seen:
+    found = [s for s in fleet.obs.seen(topic) if s.payload]
+    assert found, f"nothing seen on {topic}"
+    return found[-1]
+
+
+@pins("Node status", topics=("status",))
+def test_an_agent_publishes_its_status_online_retained_at_qos_1(fleet: Fleet) -> None:
+    for node in NODES:
+        seen = fleet.obs.expect_json(fleet.node(node, "status"), lambda b: b["state"] == "online")
+        assert (seen.retain, seen.qos) == (True, 1)
+        body = seen.json()
+        assert (body["v"], body["node"], body["site"]) == (1, node, SITE)
+        assert body["session"] >= 1
+
+
+@pins("Node capabilities", topics=("capabilities",))
+def test_an_agent_publishes_its_capabilities_retained_at_qos_1(fleet: Fleet) -> None:
+    for node in NODES:
+        seen = fleet.obs.expect_json(fleet.node(node, "capabilities"))
+        assert (seen.retain, seen.qos) == (True, 1)
+        caps = decode_for_kind(TopicKind.NODE_CAPABILITIES, seen.payload)
+        assert caps.model_dump()["node"] == node
+
+
+@pins("Node telemetry", topics=("telemetry",))
+def test_telemetry_is_not_retained_and_qos_0_with_a_full_heartbeat(fleet: Fleet) -> None:
+    node = NODES[0]
+    seen = fleet.obs.expect_json(
+        fleet.node(node, "telemetry"), lambda b: b.get("full") is True, timeout_s=30
+    )
+    assert (seen.retain, seen.qos) == (False, 0)
+    assert retained_now(fleet.url, fleet.node(node, "telemetry")) == []
+
+
+@pins("Node desired state", topics=("desired", "reported", "node-events", "app-status"))
+def test_deploy_publishes_retained_desired_documents_and_agents_report_them(
+    fleet: Fleet, mark: int
+) -> None:
+    manifest = {"name": "web", "replicas": 2, "workload": {"runtime": "simulated"},
+                "placement": {"max_per_node": 1}}  # fmt: skip
+    assert fleet.call("deploy", manifest=manifest)["ok"]
+    for node in NODES:
+        desired = fleet.obs.expect_json(
+            fleet.node(node, "desired"), lambda b: len(b["workloads"]) == 1, after=mark
+        )
+        assert (desired.retain, desired.qos) == (True, 1)
+        generation = desired.json()["generation"]
+        reported = fleet.obs.expect_json(
+            fleet.node(node, "reported"),
+            lambda b, g=generation: (
+                b["observed_generation"] == g
+                and all(w["state"] == "running" for w in b["workloads"].values())
+                and len(b["workloads"]) == 1
+            ),
+            after=mark,
+        )
+        assert (reported.retain, reported.qos) == (True, 1)
+        status = last(fleet, fleet.node(node, "status")).json()
+        assert reported.json()["session"] == status["session"]
+        accepted = fleet.obs.expect_json(
+            fleet.node(node, "events"),
+            lambda b, g=generation: (
+                b["kind"] == "desired-accepted" and b["details"]["generation"] == g
+            ),
+            after=mark,
+        )
+        assert (accepted.retain, accepted.qos) == (False, 1)
+    app = fleet.obs.expect_json(
+        fleet.topics.app_status("web"), lambda b: b["state"] == "healthy", after=mark
+    )
+    assert (app.retain, app.qos) == (True, 1)
+    assert app.json()["running"] == 2
+
+
+@pins("Node desired state", topics=("desired",))
+def test_a_node_generation_rises_by_exactly_one_per_changed_document(
+    fleet: Fleet, mark: int
+) -> None:
+    # Generation rule: "rises by exactly one each time the orchestrator changes a node's
+    # document (and only then)". Scale web 2 -> 0 -> 2 (max 1 per node): two changes.
+    node = NODES[0]
+    topic = fleet.node(node, "desired")
+    before = last(fleet, topic).json()["generation"]
+    for count, per_node in ((0, 0), (2, 1)):
+        assert fleet.call("scale", app="web", replicas=count)["ok"]
+        fleet.obs.expect_json(topic, lambda b, n=per_node: len(b["workloads"]) == n, after=mark)
+    generations = [s.json()["generation"] for s in fleet.obs.since(mark) if s.topic == topic]
+    assert generations == [before + 1, before + 2], generations
+
+
+@pins("Node desired state", topics=("desired", "node-events"))
+def test_an_agent_ignores_a_lower_generation_with_a_desired_stale_event(
+    fleet: Fleet, mark: int
+) -> None:
+    node = NODES[1]
+    topic = fleet.node(node, "desired")
+    current = last(fleet, topic).json()
+    stale = {**current, "generation": current["generation"] - 1, "workloads": []}
+    # Not retained: the orchestrator's retained document stays the truth for the node.
+    fleet.obs.publish(topic, json.dumps(stale), retain=False)
+    event = fleet.obs.expect_json(
+        fleet.node(node, "events"), lambda b: b["kind"] == "desired-stale", after=mark
+    ).json()
+    assert event["details"] == {"generation": stale["generation"], "current": current["generation"]}
+    assert event["level"] == "warning"
+    # Equal generation: a no-op, no event at all; the workloads still run.
+    fleet.obs.publish(topic, json.dumps(current), retain=False)
+    reported = last(fleet, fleet.node(node, "reported")).json()
+    assert reported["observed_generation"] == current["generation"]
+    assert len(reported["workloads"]) == len(current["workloads"])
+
+
+@pins("App status", topics=("app-status", "fleet-summary"))
+def test_a_deleted_app_publishes_deleted_then_clears_its_retained_status(
+    fleet: Fleet, mark: int
+) -> None:
+    topic = fleet.topics.app_status("web")
+    assert fleet.call("delete", app="web")["ok"]
+    deleted = fleet.obs.expect_json(topic, lambda b: b["state"] == "deleted", after=mark)
+    cleared = fleet.obs.expect(
+        lambda s: s.topic == topic and s.payload == b"", after=mark, what="the clear"
+    )
+    assert deleted.retain and cleared.retain
+    assert deleted.at <= cleared.at
+    assert retained_now(fleet.url, topic) == []
+    for node in NODES:
+        fleet.obs.expect_json(
+            fleet.node(node, "desired"), lambda b: b["workloads"] == [], after=mark
+        )
+    summary = fleet.obs.expect_json(
+        fleet.topics.fleet_summary(), lambda b: b["apps_total"] == 0, after=mark
+    )
+    assert (summary.retain, summary.qos) == (True, 1)
+    assert summary.json()["nodes_online"] == len(NODES)
