@@ -75,10 +75,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path = str(item.path)
         if any(f"{os.sep}{tier}{os.sep}" in path for tier in ("integration", "e2e", "chaos")):
             item.add_marker(pytest.mark.broker)
-        if f"{os.sep}conformance{os.sep}" in path:
+        if Path(path).relative_to(Path(__file__).parent).parts[0] == "conformance":
             item.add_marker(pytest.mark.conformance)
-            if not item.name.startswith("test_coverage"):
-                item.add_marker(pytest.mark.broker)
+            item.add_marker(pytest.mark.broker)
         if f"{os.sep}docker{os.sep}" in path:
             item.add_marker(pytest.mark.docker)
 

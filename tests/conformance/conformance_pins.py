@@ -2,7 +2,7 @@
 
 Every test in tests/conformance is decorated with :func:`pins`: the doc section it holds
 the processes to, and the topic rows (as written in the doc's topic table) and error codes
-it observes. ``test_coverage.py`` parses docs/protocol.md and fails when a documented
+it observes. ``tests/unit/test_conformance_coverage.py`` parses docs/protocol.md and fails when a documented
 topic or error code is pinned by no test, or a test names a section the doc lacks.
 """
 

@@ -189,3 +189,24 @@ def test_every_message_seen_in_this_module_decodes_with_its_topic_model(fleet: F
         checked += 1
         assert kind is not TopicKind.COMMAND
     assert checked > 10
+
+
+@pins("Rate limits", codes=("rate_limited",))
+def test_a_client_over_its_command_limit_is_answered_rate_limited(fleet: Fleet, mark: int) -> None:
+    client = f"flooder{uuid.uuid4().hex[:4]}"
+    topics = [f"{fleet.root}/replies/{client}/{i}" for i in range(60)]
+    for i, topic in enumerate(topics):
+        fleet.send("apps", {"v": 1, "request_id": f"{client}-{i}", "reply_to": topic})
+    limited = fleet.obs.expect_json(
+        f"{fleet.root}/orchestrator/events",
+        lambda b: b["kind"] == "commands-refused",
+        after=mark,
+        what="the commands-refused summary",
+    ).json()
+    assert limited["details"]["refused"] >= 10
+    replies = [s.json() for s in fleet.obs.since(mark) if s.topic in set(topics)]
+    refused = [r for r in replies if not r["ok"]]
+    assert refused, "no rate_limited reply"
+    assert {r["error"]["code"] for r in refused} == {"rate_limited"}
+    assert refused[0]["error"]["details"] == {"limit": 50, "window_s": 5.0}
+    assert 1 <= len(refused) <= 5  # "for the first 5 refusals per client per window"

@@ -122,7 +122,7 @@ def test_agents_say_hello_to_a_new_orchestrator_within_about_a_second(
         assert status.at - restarted.at < 5.0  # "within about a second"; loaded-CI margin
 
 
-@pins("Session rule", topics=("status",))
+@pins("Node status", topics=("status",))
 def test_a_killed_agent_s_will_carries_its_session_and_a_restart_raises_it(
     fleet: Fleet, mark: int
 ) -> None:

@@ -120,9 +120,15 @@ def test_an_agent_ignores_a_lower_generation_with_a_desired_stale_event(
     assert event["level"] == "warning"
     # Equal generation: a no-op, no event at all; the workloads still run.
     fleet.obs.publish(topic, json.dumps(current), retain=False)
-    reported = last(fleet, fleet.node(node, "reported")).json()
-    assert reported["observed_generation"] == current["generation"]
+    reported = fleet.obs.expect_json(
+        fleet.node(node, "reported"),
+        lambda b: b["observed_generation"] == current["generation"],
+    ).json()
     assert len(reported["workloads"]) == len(current["workloads"])
+    assert (
+        last(fleet, fleet.node(node, "reported")).json()["observed_generation"]
+        == (current["generation"])
+    )
 
 
 @pins("App status", topics=("app-status", "fleet-summary"))

@@ -144,9 +144,14 @@ class CommandIntake:
             await self._answer_raw(earlier.encode(), reply_to, message.correlation_data)
             return
         reply, target = self._execute(verb, envelope.request_id, message.payload, who)
-        stored = self._store.remember_reply(
-            envelope.request_id, verb, encode(reply).decode(), operator=who
-        )
+        if reply.error is not None and reply.error.code == ErrorCode.INTERNAL:
+            # Not remembered: the documented answer to `internal` is a retry with the same
+            # request_id, which must run again rather than replay the failure forever.
+            stored = encode(reply).decode()
+        else:
+            stored = self._store.remember_reply(
+                envelope.request_id, verb, encode(reply).decode(), operator=who
+            )
         await self._answer_raw(stored.encode(), reply_to, message.correlation_data)
         await self._audit(reply, verb, target, who)
 
