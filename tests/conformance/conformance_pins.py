@@ -2,8 +2,9 @@
 
 Every test in tests/conformance is decorated with :func:`pins`: the doc section it holds
 the processes to, and the topic rows (as written in the doc's topic table) and error codes
-it observes. ``tests/unit/test_conformance_coverage.py`` parses docs/protocol.md and fails when a documented
-topic or error code is pinned by no test, or a test names a section the doc lacks.
+it observes. ``tests/unit/test_conformance_coverage.py`` parses docs/protocol.md and fails
+when a documented topic or error code is pinned by no test, or a test names a section the
+doc lacks.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ TOPIC = {
     "fleet-summary": "edgefleet/v1/fleet/summary",
     "orchestrator-status": "edgefleet/v1/orchestrator/status",
     "orchestrator-events": "edgefleet/v1/orchestrator/events",
-    "commands": "edgefleet/v1/commands/{verb}",
-    "replies": "edgefleet/v1/replies/{user}/…",
+    "commands": "edgefleet/v1/commands/{operator}/{verb}",
+    "commands-anonymous": "edgefleet/v1/commands/{verb}",
+    "replies": "edgefleet/v1/replies/{operator}/…",
+    "app-rollout": "edgefleet/v1/apps/{app}/rollout",
 }
 
 

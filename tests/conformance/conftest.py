@@ -56,10 +56,12 @@ class Fleet:
         retain: bool = False,
         response_topic: str | None = None,
         correlation_data: bytes | None = None,
+        operator: str | None = USER,
     ) -> None:
+        """Publish a command as ``operator`` (``None``: the accountless topic)."""
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.obs.publish(
-            self.topics.command(verb),
+            self.topics.command(verb, operator),
             payload,
             retain=retain,
             response_topic=response_topic,

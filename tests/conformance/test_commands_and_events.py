@@ -50,6 +50,16 @@ def test_reply_to_wins_over_the_response_topic_and_correlation_data_comes_back(
     assert not [s for s in fleet.obs.since(mark) if s.topic == other]
 
 
+@pins("Commands", topics=("commands-anonymous", "replies"))
+def test_the_accountless_command_topic_runs_commands_as_anonymous(fleet: Fleet, mark: int) -> None:
+    request = rid("anon")
+    reply_to = f"{fleet.root}/replies/anonymous/{request}"
+    fleet.send("apps", {"v": 1, "request_id": request, "reply_to": reply_to}, operator=None)
+    reply = fleet.obs.expect(lambda s: s.topic == reply_to, after=mark, what="the reply")
+    assert (reply.retain, reply.qos, reply.json()["ok"]) == (False, 1, True)
+    assert fleet.audit(request, after=mark)["details"]["operator"] == "anonymous"
+
+
 @pins("Reply topics", topics=("replies",))
 def test_the_mqtt5_response_topic_alone_names_the_reply_topic(fleet: Fleet, mark: int) -> None:
     request = rid("prop")
@@ -196,7 +206,9 @@ def test_a_client_over_its_command_limit_is_answered_rate_limited(fleet: Fleet, 
     client = f"flooder{uuid.uuid4().hex[:4]}"
     topics = [f"{fleet.root}/replies/{client}/{i}" for i in range(60)]
     for i, topic in enumerate(topics):
-        fleet.send("apps", {"v": 1, "request_id": f"{client}-{i}", "reply_to": topic})
+        fleet.send(
+            "apps", {"v": 1, "request_id": f"{client}-{i}", "reply_to": topic}, operator=client
+        )
     limited = fleet.obs.expect_json(
         f"{fleet.root}/orchestrator/events",
         lambda b: b["kind"] == "commands-refused",

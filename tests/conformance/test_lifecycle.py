@@ -10,7 +10,7 @@ import threading
 import uuid
 
 from conformance_pins import pins
-from conftest import NODES, Fleet
+from conftest import NODES, USER, Fleet
 from harness.observer import retained_now
 
 
@@ -94,7 +94,7 @@ def test_a_killed_orchestrator_s_will_says_offline_and_a_restart_republishes_doc
         lambda b: b["kind"] == "message-rejected" and "retained" in b["details"]["reason"],
         after=before_start,
     )
-    assert rejected.json()["details"]["topic"] == fleet.topics.command("apps")
+    assert rejected.json()["details"]["topic"] == fleet.topics.command("apps", USER)
     fleet.send("apps", b"", retain=True)
     assert fleet.call("apps")["ok"]  # a later command: the replayed one was handled before
     assert not [s for s in fleet.obs.since(before_start) if s.topic == fleet.reply_topic(request)]

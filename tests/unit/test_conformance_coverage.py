@@ -22,6 +22,7 @@ DOC = (TESTS.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
 NOT_YET_PINNED: dict[str, str] = {
     "edgefleet/v1/apps/{app}/rollout": "staged rollouts landed while the suite was written",
     "too_large": "documented and in ErrorCode, but no code path answers it on main yet",
+    "policy_violation": "needs an orchestrator started with a compliance policy file",
 }
 
 
@@ -65,7 +66,7 @@ def pins() -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
 
 def test_every_documented_topic_is_pinned_by_a_conformance_test() -> None:
     documented = set(table_first_cells("| topic | writer |"))
-    assert len(documented) >= 13
+    assert len(documented) >= 15
     pinned = {t for _, _, topics, _ in pins() for t in topics}
     assert sorted(documented - pinned - set(NOT_YET_PINNED)) == []
     assert sorted(pinned & set(NOT_YET_PINNED)) == [], "pinned now: drop it from NOT_YET_PINNED"
