@@ -43,6 +43,8 @@ TOPIC = {
     "commands-anonymous": "edgefleet/v1/commands/{verb}",
     "replies": "edgefleet/v1/replies/{operator}/…",
     "app-rollout": "edgefleet/v1/apps/{app}/rollout",
+    "logs": "edgefleet/v1/nodes/{site}/{node}/logs",
+    "logs-replies": "edgefleet/v1/replies/{operator}/logs/{site}/{node}/…",
 }
 
 

@@ -5,6 +5,7 @@ generation rule and the agent's answers to stale documents."""
 from __future__ import annotations
 
 import json
+import uuid
 
 from conformance_pins import pins
 from conftest import NODES, SITE, Fleet
@@ -153,3 +154,38 @@ def test_a_deleted_app_publishes_deleted_then_clears_its_retained_status(
     )
     assert (summary.retain, summary.qos) == (True, 1)
     assert summary.json()["nodes_online"] == len(NODES)
+
+
+@pins("Logs on demand", topics=("logs", "logs-replies"))
+def test_the_agent_answers_a_logs_request_on_its_reply_topic_at_once(
+    fleet: Fleet, mark: int
+) -> None:
+    node = NODES[0]
+    request = f"logs-{uuid.uuid4().hex[:6]}"
+    reply_to = f"{fleet.root}/replies/alice/logs/{SITE}/{node}/{request}"
+    body = {"v": 1, "request_id": request, "reply_to": reply_to, "workload": "ghost-0"}
+    # A retained request the broker replays when the agent (re)subscribes is ignored.
+    fleet.agents[node].terminate()
+    fleet.obs.publish(fleet.node(node, "logs"), json.dumps({**body, "request_id": "kept"}),
+                      retain=True)  # fmt: skip
+    restarted = fleet.obs.mark()
+    fleet.agents[node].start()
+    fleet.obs.expect_json(fleet.node(node, "status"), lambda b: b["state"] == "online",
+                          after=restarted)  # fmt: skip
+    fleet.obs.publish(fleet.node(node, "logs"), b"", retain=True)
+    # The live one is answered with one chunk, at once.
+    fleet.obs.publish(fleet.node(node, "logs"), json.dumps(body))
+    chunk = fleet.obs.expect(lambda s: s.topic == reply_to, after=mark, what="the chunk")
+    assert (chunk.retain, chunk.qos) == (False, 1)
+    answer = chunk.json()
+    assert (answer["request_id"], answer["node"], answer["seq"], answer["done"]) == (
+        request, node, 0, True)  # fmt: skip
+    assert (answer["end"], answer["error"]["code"]) == ("error", "not_found")
+    # Elsewhere than the node's own logs subtree: dropped, nowhere to answer.
+    wrong = f"{fleet.root}/replies/alice/logs/{SITE}/{NODES[1]}/{request}-x"
+    fleet.obs.publish(fleet.node(node, "logs"), json.dumps({**body, "reply_to": wrong}))
+    fleet.obs.publish(fleet.node(node, "logs"), json.dumps({**body, "request_id": "probe"}))
+    fleet.obs.expect_json(reply_to, lambda b: b["request_id"] == "probe", after=mark)
+    assert not [s for s in fleet.obs.since(mark) if s.topic == wrong]
+    assert not [s for s in fleet.obs.since(mark) if s.payload and s.topic == reply_to
+                and s.json()["request_id"] == "kept"]  # fmt: skip
