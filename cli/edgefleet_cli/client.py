@@ -36,6 +36,7 @@ from typing import Any
 from edgefleet_protocol import (
     AppStatus,
     CommandReply,
+    ComplianceReport,
     FleetSummary,
     NodeStatus,
     OrchestratorStatus,
@@ -101,6 +102,7 @@ class FleetSnapshot:
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     nodes: dict[tuple[str, str], NodeStatus] = field(default_factory=dict)
     services: dict[str, ServiceEndpoints] = field(default_factory=dict)
+    compliance: dict[tuple[str, str], ComplianceReport] = field(default_factory=dict)
     app_updates: dict[str, int] = field(default_factory=dict)
     """Status messages taken in per app: tells ``deploy --wait`` what arrived after a reply."""
     rejected: int = 0
@@ -135,6 +137,12 @@ class FleetSnapshot:
                     self.nodes[(parsed.site, parsed.node)] = model
                 else:
                     self.nodes.pop((parsed.site, parsed.node), None)
+            case TopicKind.NODE_COMPLIANCE if parsed.site and parsed.node:
+                key = (parsed.site, parsed.node)
+                if isinstance(model, ComplianceReport):
+                    self.compliance[key] = model
+                else:
+                    self.compliance.pop(key, None)
             case TopicKind.SERVICE if parsed.service is not None:
                 if isinstance(model, ServiceEndpoints):
                     self.services[parsed.service] = model

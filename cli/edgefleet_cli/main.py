@@ -45,6 +45,7 @@ def _mount() -> None:
         apps,
         audit,
         broker,
+        compliance,
         deploy,
         drain,
         keys,
@@ -72,6 +73,7 @@ def _mount() -> None:
         watch.watch,
         logs.logs,
         audit.audit,
+        compliance.compliance,
     )
     for command in verbs:
         app.command(command.__name__)(command)

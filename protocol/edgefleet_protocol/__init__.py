@@ -5,6 +5,7 @@ Both the orchestrator and the edge agent import this package; it imports neither
 
 from edgefleet_protocol.base import PROTOCOL_VERSION
 from edgefleet_protocol.codec import MAX_PAYLOAD_BYTES, decode, decode_for_kind, encode, validate
+from edgefleet_protocol.compliance import ComplianceReport
 from edgefleet_protocol.control_messages import (
     AppStatus,
     AutoscaleStatus,
@@ -68,6 +69,7 @@ __all__ = [
     "CommandError",
     "CommandReply",
     "CommandRequest",
+    "ComplianceReport",
     "Desired",
     "DesiredWorkload",
     "Endpoint",

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from edgefleet_protocol.base import FORBID_UNKNOWN
+from edgefleet_protocol.compliance import ComplianceReport
 from edgefleet_protocol.control_messages import (
     AppStatus,
     CommandRequest,
@@ -43,6 +44,7 @@ MODEL_FOR_KIND: dict[TopicKind, type[BaseModel]] = {
     TopicKind.NODE_DESIRED: Desired,
     TopicKind.NODE_REPORTED: Reported,
     TopicKind.NODE_EVENTS: Event,
+    TopicKind.NODE_COMPLIANCE: ComplianceReport,
     TopicKind.APP_STATUS: AppStatus,
     TopicKind.APP_ROLLOUT: RolloutStatus,
     TopicKind.SERVICE: ServiceEndpoints,

@@ -146,6 +146,10 @@ class FleetSummary(Envelope):
     apps_degraded: int = Field(ge=0)
     replicas_desired: int = Field(default=0, ge=0)
     replicas_running: int = Field(default=0, ge=0)
+    nodes_noncompliant: int = Field(default=0, ge=0)
+    noncompliant: dict[str, list[str]] = Field(default_factory=dict)
+    """Up to 100 non-compliant nodes and why (the agent's report and the orchestrator's
+    own checks)."""
 
 
 class OrchestratorStatus(Envelope):

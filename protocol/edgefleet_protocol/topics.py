@@ -28,6 +28,7 @@ class TopicKind(StrEnum):
     NODE_REPORTED = "reported"
     NODE_EVENTS = "events"
     NODE_LOGS = "logs"
+    NODE_COMPLIANCE = "compliance"
     APP_STATUS = "app-status"
     APP_ROLLOUT = "app-rollout"
     SERVICE = "service"
@@ -45,6 +46,7 @@ NODE_KINDS = (
     TopicKind.NODE_REPORTED,
     TopicKind.NODE_EVENTS,
     TopicKind.NODE_LOGS,
+    TopicKind.NODE_COMPLIANCE,
 )
 
 
@@ -66,6 +68,7 @@ RULES: dict[TopicKind, Rule] = {
     # Logs requests (operators to one agent) are never retained: a stale one would stream
     # again on every agent start.
     TopicKind.NODE_LOGS: Rule(qos=1, retain=False),
+    TopicKind.NODE_COMPLIANCE: Rule(qos=1, retain=True),
     TopicKind.APP_STATUS: Rule(qos=1, retain=True),
     TopicKind.APP_ROLLOUT: Rule(qos=1, retain=True),
     TopicKind.SERVICE: Rule(qos=1, retain=True),
@@ -113,6 +116,7 @@ _NODE_SUFFIX = {
     "reported": TopicKind.NODE_REPORTED,
     "events": TopicKind.NODE_EVENTS,
     "logs": TopicKind.NODE_LOGS,
+    "compliance": TopicKind.NODE_COMPLIANCE,
 }
 
 

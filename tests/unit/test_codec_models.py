@@ -13,6 +13,7 @@ from edgefleet_protocol import (
     Capabilities,
     CommandReply,
     CommandRequest,
+    ComplianceReport,
     Desired,
     Event,
     FleetSummary,
@@ -88,6 +89,15 @@ GOOD: dict[type[BaseModel], dict[str, Any]] = {
         "workloads": {"web-0": {"spec_hash": "sha256:0", "state": "running", "since": T}},
     },
     Event: {"v": 1, "ts": T, "level": "warning", "kind": "apply", "message": "pull slow"},
+    ComplianceReport: {
+        "v": 1,
+        "node": "gw-1",
+        "site": "plant-a",
+        "ts": T,
+        "agent_version": "0.1.0",
+        "compliant": False,
+        "drift": ["stray: running but not desired"],
+    },
     AppStatus: {
         "v": 1,
         "app": "web",

@@ -119,6 +119,11 @@ BUILDS: list[tuple[TopicKind, Callable[[Topics], str], ParsedTopic]] = [
         ParsedTopic(TopicKind.NODE_LOGS, site="s1", node="n1"),
     ),
     (
+        TopicKind.NODE_COMPLIANCE,
+        lambda t: t.node("s1", "n1", TopicKind.NODE_COMPLIANCE),
+        ParsedTopic(TopicKind.NODE_COMPLIANCE, site="s1", node="n1"),
+    ),
+    (
         TopicKind.APP_STATUS,
         lambda t: t.app_status("web"),
         ParsedTopic(TopicKind.APP_STATUS, app="web"),
@@ -305,6 +310,7 @@ EXPECTED_RULES = {
     TopicKind.NODE_REPORTED: (1, True),
     TopicKind.NODE_EVENTS: (1, False),
     TopicKind.NODE_LOGS: (1, False),
+    TopicKind.NODE_COMPLIANCE: (1, True),
     TopicKind.APP_STATUS: (1, True),
     TopicKind.SERVICE: (1, True),
     TopicKind.FLEET_SUMMARY: (1, True),

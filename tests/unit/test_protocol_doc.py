@@ -47,6 +47,7 @@ TEMPLATES = {
     TopicKind.NODE_REPORTED: "edgefleet/v1/nodes/{site}/{node}/reported",
     TopicKind.NODE_EVENTS: "edgefleet/v1/nodes/{site}/{node}/events",
     TopicKind.NODE_LOGS: "edgefleet/v1/nodes/{site}/{node}/logs",
+    TopicKind.NODE_COMPLIANCE: "edgefleet/v1/nodes/{site}/{node}/compliance",
     TopicKind.APP_STATUS: "edgefleet/v1/apps/{app}/status",
     TopicKind.APP_ROLLOUT: "edgefleet/v1/apps/{app}/rollout",
     TopicKind.SERVICE: "edgefleet/v1/services/{service}",

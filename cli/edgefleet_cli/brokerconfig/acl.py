@@ -40,6 +40,7 @@ AGENT_WRITES: tuple[TopicKind, ...] = (
     TopicKind.NODE_TELEMETRY,
     TopicKind.NODE_REPORTED,
     TopicKind.NODE_EVENTS,
+    TopicKind.NODE_COMPLIANCE,
 )
 
 # Relative to the root: the status topics operators and dashboards may read.
@@ -47,6 +48,7 @@ STATUS_READS: tuple[str, ...] = (
     "nodes/+/+/status",
     "nodes/+/+/capabilities",
     "nodes/+/+/reported",
+    "nodes/+/+/compliance",
     "apps/+/status",
     "fleet/summary",
     "orchestrator/status",

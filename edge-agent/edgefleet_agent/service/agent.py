@@ -59,6 +59,7 @@ from edgefleet_agent.service.capabilities import (
     gather_host_facts,
 )
 from edgefleet_agent.service.collector import Collector, Target
+from edgefleet_agent.service.compliance_sender import CompliancePublisher
 from edgefleet_agent.service.converge import Converger
 from edgefleet_agent.service.discovery import ServiceLink, WithProxyMetrics
 from edgefleet_agent.service.health_watch import HealthWatch
@@ -145,7 +146,12 @@ class Agent:
             events=self.events,
             trust=trust,
             policy=policy,
+            clock=clock,
         )
+        self.compliance = CompliancePublisher(
+            settings, intake=self.intake, converger=self.converger, clock=clock,
+            send=lambda report: self._publish(TopicKind.NODE_COMPLIANCE, report),
+        )  # fmt: skip
         targets = {n: Target(t.host, t.port) for n, t in settings.probes.items()}
         collector: Sampler = sampler or Collector(
             state_dir=settings.state_dir,
@@ -257,6 +263,7 @@ class Agent:
         await self.session.publish(self._status_publication("online", self.started_at))
         await self._publish_capabilities(force=True)
         await self._publish_reported(force=True)
+        await self.compliance.publish(force=True)
         self.telemetry.reset()  # receivers may have lost our view: next one is full
         await self.events.flush()
 
@@ -344,6 +351,7 @@ class Agent:
         """Admit one desired document (see :mod:`edgefleet_agent.service.intake`)."""
         if await self.intake.on_desired(payload):
             self._wake.set()
+        await self.compliance.publish()
 
     # -- the loops ------------------------------------------------------------------------
 
@@ -355,6 +363,7 @@ class Agent:
         await self.discovery.after_converge(self.converger.desired, self.session)
         self._health_wake.set()
         await self._publish_reported()
+        await self.compliance.publish()
         return delay
 
     async def _health_loop(self) -> None:

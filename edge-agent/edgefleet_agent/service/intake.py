@@ -12,11 +12,13 @@ gateway running a document whose key it would refuse after a restart.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from edgefleet_protocol.events import KEY_ROTATED, STORE_WRITE_FAILED
+from edgefleet_protocol.compliance import Refusal
+from edgefleet_protocol.events import DESIRED_REJECTED, KEY_ROTATED, STORE_WRITE_FAILED
 
 from edgefleet_agent.core.admission import Accept, Notice, Unchanged, admit, notice_for
 from edgefleet_agent.core.runtime import Runtime
@@ -44,6 +46,7 @@ class DesiredIntake:
         events: EventOutbox,
         trust: TrustState | None,
         policy: CompliancePolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.runtimes = runtimes
@@ -52,6 +55,8 @@ class DesiredIntake:
         self.events = events
         self.trust = trust
         self.policy = policy
+        self.last_refusal: Refusal | None = None
+        self._clock = clock
 
     async def on_desired(self, payload: bytes) -> bool:
         """Admit one document; ``True`` when one was accepted (a pass should run)."""
@@ -98,6 +103,10 @@ class DesiredIntake:
         return accepted
 
     async def _notify(self, notice: Notice | None) -> None:
+        if notice is not None and notice.kind == DESIRED_REJECTED.name:
+            field, reason = notice.details.get("field", ""), notice.details.get("reason", "")
+            self.last_refusal = Refusal(ts=self._clock(), field=str(field)[:128],
+                                        reason=str(reason)[:4096])  # fmt: skip
         if notice is not None:
             await self.events.emit(notice.level, notice.kind, notice.message, **notice.details)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from edgefleet_protocol import Capabilities, NodeStatus, Reported, Telemetry
+from edgefleet_protocol import Capabilities, ComplianceReport, NodeStatus, Reported, Telemetry
 
 from edgefleet_orchestrator.fleet.telemetry import TelemetryView, latency_moved, merge_telemetry
 
@@ -45,6 +45,7 @@ class NodeRecord:
     online_since: float | None = None
     flaps: tuple[float, ...] = ()
     flapping: bool = False
+    compliance: ComplianceReport | None = None
 
     @property
     def schedulable(self) -> bool:

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
-from edgefleet_protocol import Capabilities, NodeStatus, Reported, Telemetry
+from edgefleet_protocol import Capabilities, ComplianceReport, NodeStatus, Reported, Telemetry
 from edgefleet_protocol.topics import TopicKind
 from pydantic import BaseModel
 
@@ -79,6 +79,7 @@ _MODEL_FOR_KIND: dict[TopicKind, type[BaseModel]] = {
     TopicKind.NODE_CAPABILITIES: Capabilities,
     TopicKind.NODE_TELEMETRY: Telemetry,
     TopicKind.NODE_REPORTED: Reported,
+    TopicKind.NODE_COMPLIANCE: ComplianceReport,
 }
 
 
@@ -141,6 +142,12 @@ class Registry:
                 scheduling_relevant=changed,
                 record=replace(before, capabilities=model),
             )
+        elif isinstance(model, ComplianceReport):
+            changed = model.model_copy(update={"ts": 0}) != (
+                before.compliance.model_copy(update={"ts": 0}) if before.compliance else None
+            )
+            result = IngestResult(changed=changed, status_relevant=changed,
+                                  record=replace(before, compliance=model))  # fmt: skip
         else:
             assert isinstance(model, Reported)  # guaranteed by _rejection
             result = apply_reported(before, model)

@@ -28,6 +28,7 @@ from edgefleet_protocol.manifest import AppManifest
 from edgefleet_orchestrator.fleet.registry import NodeRecord
 from edgefleet_orchestrator.fleet.replicas import replica_spec, reported_state
 from edgefleet_orchestrator.placement.model import AppPlacement, Assignment
+from edgefleet_orchestrator.reconcile.compliance import MAX_LISTED
 from edgefleet_orchestrator.reconcile.fleet_pass import Control
 from edgefleet_orchestrator.scaling.autoscale import Verdict
 from edgefleet_orchestrator.scaling.counts import status_of
@@ -173,8 +174,15 @@ def app_statuses(
 
 
 def fleet_summary(
-    nodes: Mapping[str, NodeRecord], statuses: Mapping[str, AppStatus], *, now: float
+    nodes: Mapping[str, NodeRecord],
+    statuses: Mapping[str, AppStatus],
+    *,
+    now: float,
+    noncompliant: Mapping[str, list[str]] | None = None,
 ) -> FleetSummary:
+    """Counts for dashboards; ``noncompliant`` (from :mod:`.compliance`) by node."""
+    noncompliant = noncompliant or {}
+    listed = dict(list(noncompliant.items())[:MAX_LISTED])
     states = [r.state for r in nodes.values()]
     return FleetSummary(
         ts=now,
@@ -189,6 +197,8 @@ def fleet_summary(
         apps_degraded=sum(1 for s in statuses.values() if s.state == "degraded"),
         replicas_desired=sum(s.desired for s in statuses.values()),
         replicas_running=sum(s.running for s in statuses.values()),
+        nodes_noncompliant=len(noncompliant),
+        noncompliant=listed,
     )
 
 

@@ -76,6 +76,7 @@ class PassRunner:
             for g in snapshot.generations.values()
         }
         self._stored_docs = {g.node: (g.site, g.doc_json) for g in snapshot.generations.values()}
+        state.issued.update({g.node: g.generation for g in snapshot.generations.values()})
         self._resign_stored_documents()
 
     def _resign_stored_documents(self) -> None:
@@ -180,6 +181,7 @@ class PassRunner:
         self.placements = result.placements
         for change in result.documents:
             self.published[change.node] = Published(change.site, change.generation, change.doc_hash)
+            state.issued[change.node] = change.generation
             self._stored_docs[change.node] = (change.site, encode(change.document).decode())
         self._stats.passes += 1
         took = time.perf_counter() - started

@@ -40,6 +40,9 @@ class ControlState:
     rollouts: dict[str, RolloutState] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     policy: CompliancePolicy | None = None
+    issued: dict[str, int] = field(default_factory=dict)
+    """The generation of the last desired document issued to each node (kept by the pass
+    runner): a node observing more was given a document this orchestrator never issued."""
     """The compliance policy deploys are admitted against (``--policy``), if any."""
     access: AccessPolicy = OPEN
     """Operators' roles and scope (``--roles``): who may run which verb on what."""

@@ -15,6 +15,7 @@ from edgefleet_protocol import FleetSummary, TopicKind, Topics
 from edgefleet_protocol.session import Publication
 
 from edgefleet_orchestrator.placement.model import AppPlacement
+from edgefleet_orchestrator.reconcile.compliance import noncompliance
 from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
 from edgefleet_orchestrator.reconcile.status import app_statuses, fleet_summary, same_status
 from edgefleet_orchestrator.service.config import ServiceStats
@@ -58,7 +59,8 @@ class StatusBoard:
                 pubs.append(Publication.of(TopicKind.APP_STATUS, topics.app_status(name), gone))
                 pubs.append(Publication(topic=topics.app_status(name), payload=b"", retain=True))
         state.statuses = statuses
-        summary = fleet_summary(nodes, statuses, now=now)
+        noncompliant = noncompliance(nodes, state.issued)
+        summary = fleet_summary(nodes, statuses, now=now, noncompliant=noncompliant)
         if self._summary is None or self._summary.model_copy(
             update={"ts": 0}
         ) != summary.model_copy(update={"ts": 0}):
