@@ -1,25 +1,22 @@
 """The agent service: one MQTT session, a local store, runtimes, and named loops.
 
-``Agent.run(stop)`` is the whole life of the agent process (the CLI calls it). Named tasks
-in one TaskGroup:
+``Agent.run(stop)`` is the whole life of the agent process (the CLI calls it). Tasks:
 
-* ``converge`` — level-triggered passes (:mod:`edgefleet_agent.service.converge`), woken by a new
-  desired document, a health verdict or a retry coming due, else every
-  ``reconcile_interval_s``. The first pass runs from the local store at once, before and
-  without any broker.
-* ``inbound`` — desired documents from the broker, through :mod:`.intake` (with a trust
-  anchor: signature, key, node and replay checks first, then :func:`admission.admit`); logs
-  requests, each served by a task of :mod:`.logs`.
-* ``health`` — HTTP/TCP/exec probes of running workloads (:mod:`health_watch`).
-* ``telemetry`` — sample, decide by deadband/heartbeat, publish at QoS 0.
+* ``converge`` — level-triggered passes (:mod:`.converge`), woken by a new desired document, a
+  health verdict or a retry due, else every ``reconcile_interval_s``; the first runs from the
+  local store at once, before and without any broker.
+* ``inbound`` — desired documents through :mod:`.intake` (trust checks, policy, admission);
+  logs requests, each served by a task of :mod:`.logs`.
+* ``health`` — HTTP/TCP/exec probes (:mod:`health_watch`); ``telemetry`` — sample, decide by
+  deadband/heartbeat, publish at QoS 0.
 * ``capabilities`` — re-checked every ``capabilities_interval_s``, published on change.
 * ``supervise`` — only when a runtime has a ``supervise()`` tick (its restart policy).
 
 Invariants: every loop contains its own failures (logged, retried next tick), so a bug in
-one never stops the others; presence, capabilities and ``reported`` are republished on
-every (re)connect, so nothing published while disconnected needs replaying; events raised
-while disconnected wait in a bounded queue. A clean stop publishes ``offline`` (the same
-session as the will) and leaves every workload running.
+one never stops the others; presence, capabilities, ``reported`` and compliance are
+republished on every (re)connect, so nothing published while disconnected needs
+replaying; events raised while disconnected wait in a bounded queue. A clean stop
+publishes ``offline`` (the same session as the will) and leaves every workload running.
 """
 
 from __future__ import annotations
@@ -146,12 +143,9 @@ class Agent:
             events=self.events,
             trust=trust,
             policy=policy,
-            clock=clock,
         )
-        self.compliance = CompliancePublisher(
-            settings, intake=self.intake, converger=self.converger, clock=clock,
-            send=lambda report: self._publish(TopicKind.NODE_COMPLIANCE, report),
-        )  # fmt: skip
+        self.compliance = CompliancePublisher(settings, intake=self.intake,
+            converger=self.converger, publish=self._publish, clock=clock)  # fmt: skip
         targets = {n: Target(t.host, t.port) for n, t in settings.probes.items()}
         collector: Sampler = sampler or Collector(
             state_dir=settings.state_dir,
@@ -263,7 +257,6 @@ class Agent:
         await self.session.publish(self._status_publication("online", self.started_at))
         await self._publish_capabilities(force=True)
         await self._publish_reported(force=True)
-        await self.compliance.publish(force=True)
         self.telemetry.reset()  # receivers may have lost our view: next one is full
         await self.events.flush()
 
@@ -285,10 +278,11 @@ class Agent:
         """Publish ``reported`` when anything but its timestamp changed (or when forced)."""
         reported = self.reported()
         key = reported.model_dump(exclude={"ts"})
-        if not force and key == self._last_reported:
-            return
-        if await self._publish(TopicKind.NODE_REPORTED, reported):
+        if (force or key != self._last_reported) and await self._publish(
+            TopicKind.NODE_REPORTED, reported
+        ):
             self._last_reported = key
+        await self.compliance.publish(force=force)  # the same moments suit it
 
     async def capabilities(self) -> Capabilities:
         # At least one runtime: with none answering right now, list the configured ones
@@ -363,7 +357,6 @@ class Agent:
         await self.discovery.after_converge(self.converger.desired, self.session)
         self._health_wake.set()
         await self._publish_reported()
-        await self.compliance.publish()
         return delay
 
     async def _health_loop(self) -> None:

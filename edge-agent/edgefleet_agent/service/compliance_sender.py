@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from edgefleet_protocol import ComplianceReport
+from edgefleet_protocol import ComplianceReport, TopicKind
 
 from edgefleet_agent import __version__
 from edgefleet_agent.core.compliance import compliance_report
@@ -24,13 +24,13 @@ class CompliancePublisher:
         *,
         intake: DesiredIntake,
         converger: Converger,
-        send: Callable[[ComplianceReport], Awaitable[bool]],
+        publish: Callable[[TopicKind, ComplianceReport], Awaitable[bool]],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._intake = intake
         self._converger = converger
-        self._send = send
+        self._publish = publish
         self._clock = clock
         self._last: dict[str, Any] | None = None
 
@@ -56,5 +56,5 @@ class CompliancePublisher:
         key = report.model_dump(exclude={"ts"})
         if not force and key == self._last:
             return
-        if await self._send(report):
+        if await self._publish(TopicKind.NODE_COMPLIANCE, report):
             self._last = key
