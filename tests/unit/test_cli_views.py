@@ -173,6 +173,18 @@ def test_an_app_status_shows_each_replica_and_every_reason_a_replica_is_not_plac
     assert "  - 3 nodes: label role=x required" in shown
 
 
+def test_a_flapping_node_is_marked_in_the_nodes_table_and_the_node_view() -> None:
+    rows = [
+        {"node": "gw1", "site": "s1", "state": "online", "flapping": True, "replicas": 1},
+        {"node": "gw2", "site": "s1", "state": "online", "flapping": False, "replicas": 1},
+    ]
+    lines = text(nodes_view({"nodes": rows})).splitlines()
+    assert "online (flapping)" in next(line for line in lines if "gw1" in line)
+    assert "flapping" not in next(line for line in lines if "gw2" in line)
+    shown = text(node_view({"node": "gw1", "state": "online", "flapping": True, "workloads": {}}))
+    assert "flapping" in shown
+
+
 def test_tables_escape_what_came_off_the_wire() -> None:
     shown = text(apps_view({"apps": [{"app": "[bold]x", "state": "healthy"}]}))
     assert "[bold]x" in shown

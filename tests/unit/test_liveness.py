@@ -7,6 +7,8 @@ from edgefleet_orchestrator.fleet.liveness import BurstPolicy, FlapPolicy, settl
 from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.placement.filters import STATIC_FILTERS, FilterContext, first_rejection
 from edgefleet_orchestrator.reconcile.fleet_pass import FleetView, node_views, offline_durations
+from edgefleet_orchestrator.reconcile.status import fleet_summary
+from edgefleet_orchestrator.service.handlers import node_row
 from edgefleet_protocol import Capabilities, NodeStatus
 from edgefleet_protocol.manifest import AppManifest
 from edgefleet_protocol.topics import TopicKind
@@ -116,3 +118,14 @@ def test_a_returning_node_is_a_rebalancing_target_only_after_it_settled() -> Non
     assert settled == {"n1"} and next_at == 36.0
     settled, next_at = settled_online(registry.nodes, 36.0, 30.0)
     assert settled == {"n1", "n2"} and next_at is None
+
+
+def test_flapping_shows_in_the_fleet_summary_and_the_nodes_row() -> None:
+    registry = fleet("n1", "n2", flap=FlapPolicy(max_flaps=1, window_s=100.0, settle_s=0.0))
+    for t in (1.0, 3.0):
+        registry.ingest(STATUS, "s1", "n1", status("n1", "offline"), t)
+        registry.ingest(STATUS, "s1", "n1", status("n1", "online"), t + 1)
+    summary = fleet_summary(registry.nodes, {}, now=5.0)
+    assert (summary.nodes_online, summary.nodes_flapping) == (2, 1)
+    assert node_row(registry.nodes["n1"], [])["flapping"] is True
+    assert node_row(registry.nodes["n2"], [])["flapping"] is False
