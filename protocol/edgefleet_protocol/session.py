@@ -16,7 +16,7 @@ Invariants:
 * :meth:`publish` never blocks waiting for a connection: while disconnected it returns
   ``False`` and the message is not sent.
 * Reconnects follow :class:`~edgefleet_protocol.wire.ReconnectSchedule`: one backoff
-  sequence per outage, reset when a connection that stayed up a while is lost.
+  sequence per outage, reset whenever a connection is lost (unless the broker keeps dropping it).
 * In ``auto`` protocol mode every connection sequence tries MQTT 5 first; 3.1.1 follows at
   once only when a reachable broker refused or dropped the v5 CONNECT (an unreachable
   broker says nothing about its protocol, and once v5 worked only a CONNACK refusal

@@ -59,19 +59,25 @@ class Backoff:
 
 
 STABLE_AFTER_S = 2.0
-"""How long a connection must stay up before its loss starts a fresh outage (see
-:class:`ReconnectSchedule`)."""
+"""A connection that lasted this long was not dropped by the broker on arrival."""
+
+KICK_STREAK = 3
+"""This many connections in a row lost within :data:`STABLE_AFTER_S` of connecting means
+a broker that keeps dropping the client (see :class:`ReconnectSchedule`)."""
 
 
 class ReconnectSchedule:
     """When to try the broker again: one :class:`Backoff` sequence per outage.
 
-    The rule (issue #13): the attempt counter resets when a connection that stayed up at
-    least ``stable_after_s`` is lost, so the first retry of every real outage — a link
-    cut, a broker restart — comes within ``base_s`` and a short cut costs about its own
-    length, however many cuts came before. A connection lost sooner than that (a broker
-    that accepts the CONNECT and then drops us: ACL, session takeover, a crash loop) does
-    not reset it, so such a broker is not hammered four times a second.
+    The rule (issue #13): the attempt counter resets whenever a connection that completed
+    its connect sequence is lost, so the first retry of every outage — a link cut, a broker
+    restart — comes within ``base_s`` and a short cut costs about its own length, however
+    many cuts came before. The one exception is a broker that keeps dropping the client
+    right after accepting it (an ACL that refuses its subscriptions, a second agent with
+    the same client id, a broker in a crash loop): after :data:`KICK_STREAK` connections
+    in a row that each lasted under ``stable_after_s``, the sequence goes on escalating
+    (to the 30 s cap) until a connection lasts, so such a broker is not hammered four
+    times a second by a whole fleet.
 
     Pure: the caller passes a monotonic ``now`` and the RNG. Not thread-safe; one per session.
     """
@@ -80,6 +86,7 @@ class ReconnectSchedule:
         self.backoff = backoff
         self.stable_after_s = stable_after_s
         self.attempt = 0
+        self.short_streak = 0
         self._up_since: float | None = None
         self.outage_since: float | None = None
 
@@ -93,8 +100,11 @@ class ReconnectSchedule:
     def lost(self, now: float) -> bool:
         """The connection (or an attempt) ended; returns whether a new outage began."""
         up_since, self._up_since = self._up_since, None
-        if up_since is not None and now - up_since >= self.stable_after_s:
-            self.attempt = 0
+        if up_since is not None:
+            lasted = now - up_since
+            self.short_streak = 0 if lasted >= self.stable_after_s else self.short_streak + 1
+            if self.short_streak < KICK_STREAK:
+                self.attempt = 0
         new = self.outage_since is None
         if new:
             self.outage_since = now

@@ -49,7 +49,10 @@ Identity = tuple[int, float]
 def persistent_config(port: int, workdir: Path) -> str:
     """The dev config with persistence on, saving often (a kill -9 loses at most 1 s)."""
     base = dev_config(port, workdir).replace("persistence false\n", "")
-    return base + f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
+    text = base + f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
+    if os.geteuid() == 0:  # else mosquitto drops to its own user and cannot write here
+        text += "user root\n"
+    return text
 
 
 @dataclass

@@ -69,17 +69,35 @@ def test_a_broker_that_drops_us_at_once_is_not_hammered() -> None:
     rng = random.Random(1)
     now = 0.0
     delays = []
-    for _ in range(6):
+    for _ in range(8):
         schedule.connected(now)
         now += 0.05  # kicked 50 ms after the CONNACK
         schedule.lost(now)
         delay = schedule.next_delay(rng)
         delays.append(delay)
         now += delay
-    assert delays[-1] >= 4.0, delays  # escalates like one long outage
+    assert max(delays[:2]) <= 0.25, delays  # two short connections: still link cuts
+    assert delays[-1] >= 4.0, delays  # a streak of them: escalates like one long outage
     schedule.connected(now)
     schedule.lost(now + 2.0)  # a connection that stayed up: a fresh outage
     assert schedule.next_delay(rng) <= 0.25
+
+
+def test_a_cut_right_after_a_reconnect_is_retried_at_once() -> None:
+    # The chaos suite's link cuts: reconnected, cut again 0.2 s later, twice — the third
+    # outage must still start at the shortest delay (the stable-only rule waited 6.4 s).
+    schedule = ReconnectSchedule(Backoff(base_s=0.25, cap_s=30.0), stable_after_s=2.0)
+    rng = random.Random(2)
+    schedule.connected(0.0)
+    schedule.lost(10.0)
+    for _ in range(4):
+        schedule.next_delay(rng)  # a 2 s cut: four failed attempts
+    now = 12.0
+    for _ in range(2):
+        schedule.connected(now)
+        schedule.lost(now + 0.2)
+        assert schedule.next_delay(rng) <= 0.25
+        now += 1.0
 
 
 async def test_an_outage_never_leaves_an_auto_session_on_mqtt_311(mosquitto: Mosquitto) -> None:
