@@ -147,6 +147,7 @@ def run(
 
     from edgefleet_orchestrator.exporters.run import ExporterOptions, run_until_signalled
     from edgefleet_orchestrator.service.config import OrchestratorConfig
+    from edgefleet_orchestrator.service.presence import RivalOrchestrator
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -207,7 +208,7 @@ def run(
     )
     try:
         asyncio.run(run_until_signalled(config, options))
-    except StoreError as exc:
+    except (StoreError, RivalOrchestrator) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except OSError as exc:  # only the metrics port is bound before the service runs

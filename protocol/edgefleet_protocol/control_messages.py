@@ -156,6 +156,9 @@ class OrchestratorStatus(Envelope):
     state: Literal["online", "offline"]
     since: float
     version: str = Field(default="", max_length=64)
+    instance: str | None = Field(default=None, min_length=1, max_length=64)
+    """A random id per orchestrator process: how two orchestrators on one broker find out
+    (docs/protocol.md, Orchestrator status)."""
 
 
 class Endpoint(WireModel):

@@ -34,7 +34,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from edgefleet_protocol import (
-    OrchestratorStatus,
     ProtocolError,
     TopicKind,
     Topics,
@@ -51,6 +50,7 @@ from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceSta
 from edgefleet_orchestrator.service.events import EventPublisher, publish_all
 from edgefleet_orchestrator.service.intake import CommandQueue
 from edgefleet_orchestrator.service.passes import PassRunner
+from edgefleet_orchestrator.service.presence import Presence, RivalOrchestrator
 from edgefleet_orchestrator.service.services import ServiceBoard
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.service.statuses import StatusBoard, note_converged
@@ -112,16 +112,19 @@ class Orchestrator:
         self._status_dirty = asyncio.Event()
         self._ready = asyncio.Event()
         self._seen_broker = False
-        status_topic = self.topics.orchestrator_status()
+        self.presence = Presence(self.topics, since=self.started_at, version=__version__)
         self.session = Session(
             config.broker,
             client_id=config.client_id,
-            will=Publication.of(
-                TopicKind.ORCHESTRATOR_STATUS, status_topic, self._status("offline")
-            ),
-            subscriptions=[self.topics.all_nodes(), *self.topics.command_filters()],
+            will=self.presence.publication("offline"),
+            subscriptions=[
+                self.topics.all_nodes(),
+                *self.topics.command_filters(),
+                self.topics.orchestrator_status(),  # a rival's status (service.presence)
+            ],
             on_connect=self._on_connect,
         )
+        self.presence.bind(self.session)
         self.session.on_published = self._count_published
         self.events = EventPublisher(
             self.session,
@@ -172,26 +175,18 @@ class Orchestrator:
             await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
         finally:
             await cancel_all([*loops, stopper])
-            final = Publication.of(
-                TopicKind.ORCHESTRATOR_STATUS,
-                self.topics.orchestrator_status(),
-                self._status("offline"),
-            )
-            await self.session.close([final])
+            await self.session.close([self.presence.publication("offline")])
             self.store.close()
         failures = [e for t in loops if not t.cancelled() and (e := t.exception()) is not None]
         if failures:
             raise failures[0]
 
-    def _status(self, state: Literal["online", "offline"]) -> OrchestratorStatus:
-        return OrchestratorStatus(state=state, since=self.started_at, version=__version__)
-
     async def _on_connect(self) -> None:
         """After every (re)connect: presence, then every node's last desired document (the
         store, not broker persistence, is the source of truth), then statuses."""
-        await self.session.publish_model(
-            TopicKind.ORCHESTRATOR_STATUS, self.topics.orchestrator_status(), self._status("online")
-        )
+        await self.presence.announce()
+        if not await self.presence.check(self.config.settle_s):
+            return  # a rival serves this broker: publish nothing (the inbound loop stops us)
         if self._seen_broker:
             # Back after an outage of our own: nothing heard meanwhile says a node failed.
             self._ready.clear()
@@ -215,6 +210,8 @@ class Orchestrator:
             self.stats.messages += 1
             try:
                 await self._dispatch(message)
+            except RivalOrchestrator:
+                raise  # the one thing that stops us: another orchestrator serves this broker
             except Exception:  # one message must never stop the loop
                 log.exception("unexpected error handling %s", message.topic)
                 await self.events.reject(
@@ -229,6 +226,9 @@ class Orchestrator:
             await self.events.reject(message.topic, str(exc), why="topic")
             return
         self._count(self.stats.received_by_kind, parsed.kind.value)
+        if parsed.kind is TopicKind.ORCHESTRATOR_STATUS:
+            await self.presence.on_status(message)
+            return
         if parsed.kind is TopicKind.COMMAND:
             if message.retain:
                 await self.events.reject(
