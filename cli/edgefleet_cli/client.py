@@ -209,7 +209,7 @@ class OperatorClient:
         await self._probe()
         self.session.start()
         try:
-            if not await self.session.wait_connected(self.settings.timeout_s):
+            if not await self._connected_or_refused():
                 why = self.session.stats.last_error or "no answer to CONNECT"
                 raise Unreachable(
                     f"error: no MQTT session with {self.settings.broker.redacted()} ({why}): "
@@ -220,6 +220,22 @@ class OperatorClient:
             raise
         self._dispatcher = asyncio.create_task(self._dispatch(), name="cli-dispatcher")
         return self
+
+    async def _connected_or_refused(self) -> bool:
+        """Wait for the session, but stop at once when the broker refuses the credentials
+        (CONNACK "not authorised"): retrying cannot help."""
+        deadline = time.monotonic() + self.settings.timeout_s
+        while time.monotonic() < deadline:
+            if await self.session.wait_connected(min(0.05, deadline - time.monotonic())):
+                return True
+            if (refused := self.session.stats.refused) is not None:
+                who = repr(self.settings.broker.username or "anonymous")
+                raise Unreachable(
+                    f"error: the broker at {self.settings.broker.redacted()} refused user "
+                    f"{who}: not authorised ({refused}): check the user name and password "
+                    "in --broker / EDGEFLEET_BROKER (or the client certificate)"
+                )
+        return False
 
     async def __aexit__(self, *exc: object) -> None:
         if self._dispatcher is not None:
@@ -232,20 +248,25 @@ class OperatorClient:
         """A plain TCP connect first: a wrong host or port fails at once with the OS's
         reason, instead of as a reconnect loop that runs into the timeout."""
         s = self.settings.broker
+        where = (
+            "no broker is configured (--broker, EDGEFLEET_BROKER or the config file), so the "
+            f"development default {s.redacted()} was tried"
+            if self.settings.broker_source == "default"
+            else f"check {self.settings.broker_source}"
+        )
         try:
             async with asyncio.timeout(min(self.settings.timeout_s, 5.0)):
                 _, writer = await asyncio.open_connection(s.host, s.port)
         except TimeoutError:
             raise Unreachable(
                 f"error: cannot reach the broker at {s.redacted()} (no answer within "
-                f"{min(self.settings.timeout_s, 5.0):g} s): check --broker, EDGEFLEET_BROKER "
-                "or the config file"
+                f"{min(self.settings.timeout_s, 5.0):g} s): {where}"
             ) from None
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise Unreachable(
                 f"error: cannot reach the broker at {s.redacted()} ({reason}): is it running? "
-                "check --broker, EDGEFLEET_BROKER or the config file"
+                f"{where}"
             ) from None
         writer.close()
         with contextlib.suppress(OSError):
@@ -308,6 +329,14 @@ class OperatorClient:
                     payload=json.dumps(body).encode(),
                 )
             )
+            refusal = self.session.last_refusal
+            if not sent and refusal is not None and refusal[0] == self.topics.command(verb):
+                user = self.settings.broker.username or "anonymous"
+                raise CommandRefused(
+                    f"error: the broker refused to let {user} publish the {verb} command "
+                    f"({refusal[1]}): its ACL does not allow this user to send commands "
+                    "(a viewer account?); use an operator's credentials"
+                )
             if not sent:
                 raise Unreachable(
                     f"error: lost the broker at {self.settings.broker.redacted()} while "

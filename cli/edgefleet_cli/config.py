@@ -30,6 +30,8 @@ DEFAULT_TIMEOUT_S = 10.0
 CONFIG_KEYS = ("broker", "root", "timeout", "user")
 ENV = {key: f"EDGEFLEET_{key.upper()}" for key in CONFIG_KEYS}
 ENV_CONFIG = "EDGEFLEET_CONFIG"
+ENV_USERNAME = "EDGEFLEET_BROKER_USERNAME"
+ENV_PASSWORD = "EDGEFLEET_BROKER_PASSWORD"
 _USER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 HINT = "is `edgefleet orchestrator run` running? check --broker and --root"
 
@@ -89,6 +91,9 @@ class ClientSettings:
     root: str = DEFAULT_ROOT
     user: str = "cli"
     timeout_s: float = DEFAULT_TIMEOUT_S
+    broker_source: str = "default"
+    """Where the broker URL came from (``--broker``, a variable, the config file), or
+    ``default``: then no broker was configured and errors say so."""
 
     @property
     def operator(self) -> str | None:
@@ -157,7 +162,17 @@ def resolve_settings(
             return file[key], f"config file key {key!r}"
         return None
 
-    url, source = pick("broker") or (DEFAULT_BROKER, "default")
+    chosen_broker = pick("broker")
+    if chosen_broker is None and (env.get(ENV_USERNAME) or env.get(ENV_PASSWORD)):
+        # The generated .env sets all three: one without the others is a file that was
+        # not read completely (an unquoted one from before: the URL's & ended the line).
+        raise UsageError(
+            f"error: {ENV_USERNAME}/{ENV_PASSWORD} are set but {ENV['broker']} is not: the "
+            "client .env file was not read completely; regenerate it with `edgefleet broker "
+            "config` (values are quoted now) or set EDGEFLEET_BROKER yourself",
+        )
+    url, source = chosen_broker or (DEFAULT_BROKER, "default")
+    broker_source = source
     try:
         broker = BrokerSettings.from_url(str(url))
     except ProtocolError as exc:
@@ -190,7 +205,9 @@ def resolve_settings(
     else:
         candidates = (broker.username, env.get("USER"))
         user = next((c for c in candidates if c and _USER.fullmatch(c)), "cli")
-    return ClientSettings(broker=broker, root=str(root), user=user, timeout_s=timeout_s)
+    return ClientSettings(
+        broker=broker, root=str(root), user=user, timeout_s=timeout_s, broker_source=broker_source
+    )
 
 
 def _timeout(chosen: tuple[Any, str] | None) -> float:

@@ -34,18 +34,19 @@ class BrokerSettings:
     @classmethod
     def from_url(cls, url: str) -> BrokerSettings:
         """Parse a broker URL, or raise :class:`ProtocolError` naming what is wrong."""
+        shown = redact_url(url)  # errors quote the URL: never with its password
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
             raise ProtocolError(
-                "broker", f"{url!r}: scheme must be mqtt:// or mqtts://, got {parts.scheme!r}"
+                "broker", f"{shown!r}: scheme must be mqtt:// or mqtts://, got {parts.scheme!r}"
             )
         tls = parts.scheme in ("mqtts", "ssl")
         if not parts.hostname:
-            raise ProtocolError("broker", f"{url!r} names no host")
+            raise ProtocolError("broker", f"{shown!r} names no host")
         try:
             port = parts.port or (8883 if tls else 1883)
         except ValueError:
-            raise ProtocolError("broker", f"{url!r} has an invalid port") from None
+            raise ProtocolError("broker", f"{shown!r} has an invalid port") from None
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         unknown = set(query) - {"ca", "cert", "key", "insecure", "protocol", "keepalive"}
         if unknown:
@@ -80,3 +81,16 @@ class BrokerSettings:
         scheme = "mqtts" if self.tls else "mqtt"
         user = f"{self.username}:***@" if self.username else ""
         return f"{scheme}://{user}{self.host}:{self.port}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info replaced by ``***``, also when the rest
+    does not parse (a typo such as ``mqtts//user:secret@host`` must not leak it either):
+    the user info is what sits between the last ``/`` and the last ``@`` before the query."""
+    query = url.find("?")
+    at = url.rfind("@", 0, query if query >= 0 else len(url))
+    if at < 0:
+        return url
+    start = url.rfind("/", 0, at) + 1
+    user, colon, _ = url[start:at].partition(":")
+    return url if not colon else f"{url[:start]}{user}:***{url[at:]}"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Any, Literal
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -27,10 +29,27 @@ took 2.4 s where 1.3 s suffice (bench/convergence.py). Callers bound their own c
 (the orchestrator publishes 64 at a time); mosquitto takes 2,000 at once with its defaults."""
 
 
+AUTH_REFUSALS = frozenset({4, 5, 134, 135})
+"""CONNACK codes that mean "these credentials are refused": 3.1.1 bad user name or password
+(4), not authorised (5); MQTT 5 bad user name or password (134), not authorized (135)."""
+
+
+def connack_code(exc: BaseException) -> int | None:
+    """The CONNACK return/reason code of a refused connect, or ``None``."""
+    rc = getattr(exc, "rc", None) if isinstance(exc, MqttConnectError) else None
+    value = getattr(rc, "value", rc)
+    return value if isinstance(value, int) else None
+
+
 def make_client(
-    s: BrokerSettings, client_id: str, will_pub: Publication | None, protocol: ProtocolVersion
+    s: BrokerSettings,
+    client_id: str,
+    will_pub: Publication | None,
+    protocol: ProtocolVersion,
+    on_refused: Callable[[str, str], None] | None = None,
 ) -> aiomqtt.Client:
-    """One aiomqtt client for one connection attempt."""
+    """One aiomqtt client for one connection attempt. ``on_refused(topic, reason)`` hears
+    of every QoS 1 publish the broker acknowledged with a failure reason (MQTT 5 only)."""
     will = None
     if will_pub is not None:
         will = aiomqtt.Will(will_pub.topic, will_pub.payload, will_pub.qos, will_pub.retain)
@@ -60,7 +79,43 @@ def make_client(
         max_inflight_messages=MAX_INFLIGHT,
     )
     _fail_connect_on_close(client)
+    if on_refused is not None:
+        _report_refused_publishes(client, on_refused)
     return client
+
+
+def _report_refused_publishes(
+    client: aiomqtt.Client, on_refused: Callable[[str, str], None]
+) -> None:
+    """Tell ``on_refused`` of a PUBACK with a failure reason code.
+
+    Over MQTT 5, mosquitto answers a publish its ACL forbids with PUBACK reason 135 (Not
+    authorized); aiomqtt (2.x) drops the reason and reports success, so a viewer's command
+    looked sent and then went unanswered. paho's ``publish`` and ``on_publish`` are wrapped
+    (aiomqtt's own handling still runs) to map the acknowledged message id back to its
+    topic. Over 3.1.1 a forbidden publish is acknowledged as if it were delivered: nothing
+    can be told there.
+    """
+    paho = client._client
+    inner_publish = paho.publish
+    inner_on_publish: Any = paho.on_publish
+    topics: dict[int, str] = {}
+
+    def publish(topic: str, *args: Any, **kwargs: Any) -> Any:
+        info = inner_publish(topic, *args, **kwargs)
+        if not info.is_published():
+            topics[info.mid] = topic
+        return info
+
+    def on_publish(c: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        topic = topics.pop(mid, None)
+        if topic is not None and getattr(rc, "is_failure", False):
+            on_refused(topic, str(rc))
+        if inner_on_publish is not None:
+            inner_on_publish(c, userdata, mid, rc, props)
+
+    paho.publish = publish  # type: ignore[method-assign]
+    paho.on_publish = on_publish
 
 
 def _fail_connect_on_close(client: aiomqtt.Client) -> None:

@@ -43,8 +43,10 @@ from pydantic import BaseModel
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.codec import encode
 from edgefleet_protocol.mqtt_client import (
+    AUTH_REFUSALS,
     MAX_INFLIGHT,
     ProtocolVersion,
+    connack_code,
     inbound_from,
     make_client,
     publish_properties,
@@ -84,6 +86,10 @@ class SessionStats:
     outages: int = 0
     last_error: str | None = None
     connect_errors: list[str] = field(default_factory=list)
+    refused: str | None = None
+    """The broker's CONNACK refusal of these credentials (``AUTH_REFUSALS``), until a
+    connect succeeds: a caller that cannot fix them need not wait out its timeout."""
+    publishes_refused: int = 0
 
 
 OnConnect = Callable[[], Awaitable[None]]
@@ -119,6 +125,8 @@ class Session:
         self._closing = asyncio.Event()
         self.connected = asyncio.Event()
         self.stats = SessionStats()
+        self.refusals: dict[str, str] = {}  # topic -> PUBACK failure, until its publish returns
+        self.last_refusal: tuple[str, str] | None = None  # (topic, reason), MQTT 5 only
         self.on_published: Callable[[Publication], None] | None = None
         """Told of every message the broker took (a metrics counter); must not raise."""
         self._fallback_to_311 = settings.protocol == "3.1.1"
@@ -196,6 +204,13 @@ class Session:
     def protocol(self) -> ProtocolVersion | None:
         return self.stats.protocol if self.connected.is_set() else None
 
+    def _publish_refused(self, topic: str, reason: str) -> None:
+        if len(self.refusals) >= 1000:
+            self.refusals.clear()  # never read (a publish that timed out): do not grow
+        self.refusals[topic] = reason
+        self.last_refusal = (topic, reason)
+        self.stats.publishes_refused += 1
+
     async def publish(self, pub: Publication) -> bool:
         """Send one message; ``False`` if not connected or the broker did not take it."""
         client = self._client
@@ -247,6 +262,9 @@ class Session:
         )
         if pub.qos >= 1:
             self.stats.rtt_ms = round((loop.time() - started) * 1000, 3)
+            refused = self.refusals.pop(pub.topic, None)
+            if refused is not None:
+                raise aiomqtt.MqttError(f"the broker refused the publish to {pub.topic}: {refused}")
         self.stats.published += 1
         if self.on_published is not None:
             self.on_published(pub)
@@ -264,7 +282,9 @@ class Session:
         loop = asyncio.get_running_loop()
         while not self._closing.is_set():
             protocol = self._next_protocol()
-            client = make_client(self.settings, self.client_id, self.will, protocol)
+            client = make_client(
+                self.settings, self.client_id, self.will, protocol, self._publish_refused
+            )
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     # A 3.1.1-only broker may hang on a v5 CONNECT instead of refusing it;
@@ -274,6 +294,7 @@ class Session:
                     self._client = client
                     self.stats.protocol = protocol
                     self.stats.connects += 1
+                    self.stats.refused = None
                     self._v5_worked = self._v5_worked or protocol == "5"
                     for topic_filter in self._subscriptions:
                         await client.subscribe(topic_filter, qos=1)
@@ -299,6 +320,8 @@ class Session:
                         await self._enqueue(message)
             except (aiomqtt.MqttError, TimeoutError) as exc:
                 self.stats.last_error = str(exc) or type(exc).__name__
+                if connack_code(exc) in AUTH_REFUSALS:
+                    self.stats.refused = self.stats.last_error
                 was_up = self.connected.is_set()
                 if not was_up:
                     self._maybe_fall_back(protocol, exc)

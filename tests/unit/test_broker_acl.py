@@ -324,11 +324,14 @@ def test_every_handed_out_password_verifies_against_the_password_file() -> None:
 
 def test_each_env_file_holds_a_broker_url_the_protocol_package_parses() -> None:
     files = _pinned_set()
-    env = dict(
-        line.split("=", 1)
-        for line in files["clients/s1.n1.env"].decode().splitlines()
-        if line and not line.startswith("#")
-    )
+    env = {
+        key: value.strip("'")
+        for key, value in (
+            line.split("=", 1)
+            for line in files["clients/s1.n1.env"].decode().splitlines()
+            if line and not line.startswith("#")
+        )
+    }
     settings = BrokerSettings.from_url(env["EDGEFLEET_BROKER"])
     assert (settings.host, settings.port, settings.tls) == ("broker.example.net", 8883, True)
     assert (settings.username, settings.password) == ("s1.n1", env["EDGEFLEET_BROKER_PASSWORD"])

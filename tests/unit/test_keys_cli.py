@@ -58,11 +58,11 @@ def test_provisioning_writes_private_keys_a_public_anchor_and_points_clients_at_
     anchor = TrustAnchor.model_validate_json((out / "keys/trust-anchor.json").read_text())
     assert isinstance(check(anchor, signer_in(out / "keys")), Verified)
     assert (
-        "EDGEFLEET_TRUST_ANCHOR=/etc/edgefleet/trust-anchor.json"
+        "EDGEFLEET_TRUST_ANCHOR='/etc/edgefleet/trust-anchor.json'"
         in (out / "clients/s1.n1.env").read_text()
     )
     assert (
-        "EDGEFLEET_SIGNING_KEY=/etc/edgefleet/orchestrator.key"
+        "EDGEFLEET_SIGNING_KEY='/etc/edgefleet/orchestrator.key'"
         in (out / "clients/orchestrator.env").read_text()
     )
 

@@ -79,20 +79,32 @@ def broker_url(request: ConfigRequest, user: BrokerUser, password: str) -> str:
     return f"mqtts://{userinfo}@{host}:{request.port}?{query}"
 
 
+def env_value(value: str) -> str:
+    """``value`` in single quotes: a shell ``source`` and systemd's ``EnvironmentFile`` both
+    read it back unchanged. Unquoted, the ``&`` between the URL's options ended the
+    assignment in a shell (issue #12), and the CLI fell back to its default broker. A value
+    with a quote or a newline of its own cannot be written so both read it alike: refused."""
+    if "'" in value or "\n" in value or "\\" in value:
+        raise ValueError(
+            f"cannot write {value!r} to an .env file: it holds a quote, backslash or newline"
+        )
+    return f"'{value}'"
+
+
 def _env_file(request: ConfigRequest, user: BrokerUser, password: str) -> bytes:
     client = PurePosixPath(request.client_dir)
     signing: list[str] = []
     if user.role is Role.AGENT:
-        signing = [f"EDGEFLEET_TRUST_ANCHOR={client / 'trust-anchor.json'}"]
+        signing = [f"EDGEFLEET_TRUST_ANCHOR={env_value(str(client / 'trust-anchor.json'))}"]
     elif user.role is Role.ORCHESTRATOR:
-        signing = [f"EDGEFLEET_SIGNING_KEY={client / 'orchestrator.key'}"]
+        signing = [f"EDGEFLEET_SIGNING_KEY={env_value(str(client / 'orchestrator.key'))}"]
     lines = [
         f"# edgefleet broker credentials for {user.username} (role: {user.role.value}).",
         f"# Secret. Copy with ca.crt, {user.username}.crt and {user.username}.key to "
         f"{request.client_dir}/ on the client.",
-        f"EDGEFLEET_BROKER={broker_url(request, user, password)}",
-        f"EDGEFLEET_BROKER_USERNAME={user.username}",
-        f"EDGEFLEET_BROKER_PASSWORD={password}",
+        f"EDGEFLEET_BROKER={env_value(broker_url(request, user, password))}",
+        f"EDGEFLEET_BROKER_USERNAME={env_value(user.username)}",
+        f"EDGEFLEET_BROKER_PASSWORD={env_value(password)}",
         *signing,
         "",
     ]
