@@ -229,6 +229,12 @@ REJECTIONS_SUPPRESSED = _kind(
     ("source", "suppressed", "window_s"),
     "more invalid messages from one node than reported per window: how many more, once",
 )
+DOCUMENT_WITHHELD = _kind(
+    "document-withheld",
+    "orchestrator",
+    ("topic", "bytes", "limit"),
+    "a desired document over the agents' payload limit was not published",
+)
 
 CATALOGUE: Final[Mapping[str, EventKind]] = MappingProxyType(_CATALOGUE)
 """Every event kind, by name."""

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from edgefleet_protocol import TopicKind, Topics
 from edgefleet_protocol.events import (
     COMMAND,
+    DOCUMENT_WITHHELD,
     MESSAGE_REJECTED,
     NODE_ISOLATED,
     NODE_RELEASED,
@@ -24,6 +25,7 @@ from edgefleet_protocol.limits import WindowLimiter
 from edgefleet_protocol.session import MAX_INFLIGHT, Publication, Session
 
 from edgefleet_orchestrator.reconcile.isolation import Isolation
+from edgefleet_orchestrator.reconcile.sizes import DOCUMENT_LIMIT_BYTES, too_large
 from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.store.base import AuditEntry
 
@@ -181,6 +183,33 @@ class EventPublisher:
             node=entry.target if entry.target_kind == "node" else None,
             details=entry.as_details(),
         )
+
+
+async def publish_documents(
+    session: Session, events: EventPublisher, docs: list[Publication]
+) -> int:
+    """Publish desired documents, withholding (with an error event) any an agent would
+    refuse as too large (reconcile.sizes): the deploy and scale checks keep them from
+    arising, but a stored one from an older version, or a node that took over replicas
+    after a loss, must never reach the broker. Returns how many were published."""
+    sendable = []
+    for pub in docs:
+        if not too_large(pub.payload):
+            sendable.append(pub)
+            continue
+        text = (
+            f"desired document for {pub.topic} withheld: {len(pub.payload)} bytes is over the"
+            f" agents' limit of {DOCUMENT_LIMIT_BYTES}; the node keeps its previous document"
+        )
+        log.error("%s", text)
+        await events.event(
+            "error",
+            DOCUMENT_WITHHELD,
+            text,
+            details={"topic": pub.topic, "bytes": len(pub.payload), "limit": DOCUMENT_LIMIT_BYTES},
+        )
+    await publish_all(session, sendable)
+    return len(sendable)
 
 
 async def publish_all(

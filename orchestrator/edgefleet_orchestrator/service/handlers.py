@@ -33,6 +33,7 @@ from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.scaling.drain import DrainRequest
 from edgefleet_orchestrator.security.admission import admission_violations
 from edgefleet_orchestrator.service.revisions import record_deploy
+from edgefleet_orchestrator.service.sizes import oversize_refusal
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import Store
 from edgefleet_orchestrator.store.control import drain_record
@@ -94,6 +95,7 @@ def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
     if previous == app:
         version = store.put_app(app.name, manifest_json(app))
         return Outcome({"app": app.name, "action": "unchanged", "version": version})
+    _refuse_oversized(app, state)
     version = store.put_app(app.name, manifest_json(app))
     state.apps[app.name] = app
     action = "created" if previous is None else "updated"
@@ -115,6 +117,12 @@ def _refuse_service_clash(app: AppManifest, state: ControlState) -> None:
                 "service another name (service.name) or delete that app first",
                 {"field": "manifest.service.name", "service": wanted, "app": other.name},
             )
+
+
+def _refuse_oversized(app: AppManifest, state: ControlState) -> None:
+    refusal = oversize_refusal(app, state)
+    if refusal is not None:
+        raise CommandFailed(ErrorCode.TOO_LARGE, *refusal)
 
 
 def _delete(args: BaseModel, state: ControlState, store: Store) -> Outcome:
@@ -152,6 +160,8 @@ def _scale(args: BaseModel, state: ControlState, store: Store) -> Outcome:
         )
     except ValueError as exc:
         raise CommandFailed(ErrorCode.BAD_REQUEST, str(exc), {"field": "replicas"}) from None
+    if args.replicas > previous:
+        _refuse_oversized(scaled, state)
     store.put_app(app.name, manifest_json(scaled))
     state.apps[app.name] = scaled
     return Outcome(

@@ -47,7 +47,7 @@ from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
 from edgefleet_orchestrator.service.commands import CommandIntake
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
-from edgefleet_orchestrator.service.events import EventPublisher, publish_all
+from edgefleet_orchestrator.service.events import EventPublisher, publish_documents
 from edgefleet_orchestrator.service.intake import CommandQueue
 from edgefleet_orchestrator.service.passes import PassRunner
 from edgefleet_orchestrator.service.presence import Presence, RivalOrchestrator
@@ -193,8 +193,7 @@ class Orchestrator:
             await self.events.event("warning", "broker", self.passes.resume(self.clock()))
         self._seen_broker = True
         docs = self.passes.stored_documents(self.topics)
-        await publish_all(self.session, docs)
-        self.stats.documents_published += len(docs)
+        self.stats.documents_published += await publish_documents(self.session, self.events, docs)
         if not self._ready.is_set():
             # Let the broker replay retained node state before the first pass, so a
             # (re)start sees the fleet as it is rather than empty or as it was.
@@ -316,8 +315,7 @@ class Orchestrator:
 
     async def _publish_pass(self, result: PassResult) -> None:
         docs = self.passes.documents_of(result, self.topics)
-        await publish_all(self.session, docs)
-        self.stats.documents_published += len(docs)
+        self.stats.documents_published += await publish_documents(self.session, self.events, docs)
         for text in result.events:
             await self.events.event("info", "placement", text)
         for note in result.notes:

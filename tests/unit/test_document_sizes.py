@@ -1,0 +1,62 @@
+"""Desired documents an agent would refuse as too large are found before a change is
+accepted (issue #12 defect 2)."""
+
+from __future__ import annotations
+
+from edgefleet_orchestrator.reconcile.fleet_pass import FleetView
+from edgefleet_orchestrator.reconcile.sizes import (
+    DOCUMENT_LIMIT_BYTES,
+    HEADROOM_BYTES,
+    oversized_for,
+    too_large,
+)
+from test_reconcile import Fleet, app
+
+ENV = {"BLOB": "x" * 100_000}
+
+
+def view_of(fleet: Fleet) -> FleetView:
+    return FleetView(
+        apps=fleet.apps,
+        nodes=fleet.registry.nodes,
+        assignments=fleet.assignments,
+        published=fleet.published,
+        now=fleet.now,
+        started_at=fleet.started_at,
+    )
+
+
+def fat(replicas: int, **placement: object) -> object:
+    body = {
+        "runtime": "simulated",
+        "resources": {"cpu": 0.01, "memory_mb": 1},
+        "env": ENV,
+    }
+    return app("fat", replicas=replicas, workload=body, placement=placement)
+
+
+def test_fifteen_100_kb_replicas_on_one_node_are_found_too_large() -> None:
+    fleet = Fleet()
+    fleet.join("only")
+    manifest = fat(15)
+    found = oversized_for("fat", {"fat": manifest}, view_of(fleet))  # type: ignore[dict-item]
+    assert [(o.node, o.replicas) for o in found] == [("only", 15)]
+    assert found[0].bytes > 15 * 100_000
+    assert found[0].replica_bytes > 100_000
+
+
+def test_two_per_node_fit_and_three_do_not() -> None:
+    fleet = Fleet()
+    for n in ("a", "b", "c"):
+        fleet.join(n)
+    two = fat(6, max_per_node=2)
+    assert oversized_for("fat", {"fat": two}, view_of(fleet)) == []  # type: ignore[dict-item]
+    three = fat(9, max_per_node=3)
+    found = oversized_for("fat", {"fat": three}, view_of(fleet))  # type: ignore[dict-item]
+    assert sorted(o.node for o in found) == ["a", "b", "c"]
+    assert all(o.bytes > DOCUMENT_LIMIT_BYTES - HEADROOM_BYTES for o in found)
+
+
+def test_a_document_over_the_agent_limit_is_too_large_and_one_at_it_is_not() -> None:
+    assert not too_large(b"x" * DOCUMENT_LIMIT_BYTES)
+    assert too_large(b"x" * (DOCUMENT_LIMIT_BYTES + 1))
