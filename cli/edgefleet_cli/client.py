@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +49,7 @@ from edgefleet_protocol import (
 from edgefleet_protocol.session import Backoff, InboundMessage, Publication, Session
 
 from edgefleet_cli.config import ClientSettings, CommandRefused, Unreachable
+from edgefleet_cli.reach import probe, refused_command, refused_connect
 
 HINT = "is `edgefleet orchestrator run` running? check --broker and --root"
 
@@ -206,7 +206,7 @@ class OperatorClient:
         )
 
     async def __aenter__(self) -> OperatorClient:
-        await self._probe()
+        await probe(self.settings)
         self.session.start()
         try:
             if not await self._connected_or_refused():
@@ -229,12 +229,7 @@ class OperatorClient:
             if await self.session.wait_connected(min(0.05, deadline - time.monotonic())):
                 return True
             if (refused := self.session.stats.refused) is not None:
-                who = repr(self.settings.broker.username or "anonymous")
-                raise Unreachable(
-                    f"error: the broker at {self.settings.broker.redacted()} refused user "
-                    f"{who}: not authorised ({refused}): check the user name and password "
-                    "in --broker / EDGEFLEET_BROKER (or the client certificate)"
-                )
+                raise refused_connect(self.settings, refused)
         return False
 
     async def __aexit__(self, *exc: object) -> None:
@@ -243,34 +238,6 @@ class OperatorClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
         await self.session.close()
-
-    async def _probe(self) -> None:
-        """A plain TCP connect first: a wrong host or port fails at once with the OS's
-        reason, instead of as a reconnect loop that runs into the timeout."""
-        s = self.settings.broker
-        where = (
-            "no broker is configured (--broker, EDGEFLEET_BROKER or the config file), so the "
-            f"development default {s.redacted()} was tried"
-            if self.settings.broker_source == "default"
-            else f"check {self.settings.broker_source}"
-        )
-        try:
-            async with asyncio.timeout(min(self.settings.timeout_s, 5.0)):
-                _, writer = await asyncio.open_connection(s.host, s.port)
-        except TimeoutError:
-            raise Unreachable(
-                f"error: cannot reach the broker at {s.redacted()} (no answer within "
-                f"{min(self.settings.timeout_s, 5.0):g} s): {where}"
-            ) from None
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise Unreachable(
-                f"error: cannot reach the broker at {s.redacted()} ({reason}): is it running? "
-                f"{where}"
-            ) from None
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
 
     async def _dispatch(self) -> None:
         prefix = self.settings.reply_prefix + "/"
@@ -322,21 +289,14 @@ class OperatorClient:
         body = {**(args or {}), "v": 1, "request_id": rid, "reply_to": reply_to}
         future: asyncio.Future[CommandReply] = asyncio.get_running_loop().create_future()
         self._pending[reply_to] = future
+        topic = self.topics.command(verb, self.settings.operator)
         try:
             sent = await self.session.publish(
-                Publication(
-                    topic=self.topics.command(verb, self.settings.operator),
-                    payload=json.dumps(body).encode(),
-                )
+                Publication(topic=topic, payload=json.dumps(body).encode())
             )
             refusal = self.session.last_refusal
-            if not sent and refusal is not None and refusal[0] == self.topics.command(verb):
-                user = self.settings.broker.username or "anonymous"
-                raise CommandRefused(
-                    f"error: the broker refused to let {user} publish the {verb} command "
-                    f"({refusal[1]}): its ACL does not allow this user to send commands "
-                    "(a viewer account?); use an operator's credentials"
-                )
+            if not sent and refusal is not None and refusal[0] == topic:
+                raise refused_command(self.settings, verb, refusal[1])
             if not sent:
                 raise Unreachable(
                     f"error: lost the broker at {self.settings.broker.redacted()} while "

@@ -18,8 +18,9 @@ from harness.fleet import FakeNode, Operator, Watcher, eventually, running_orche
 from harness.tiers import require
 
 FLOOD = 20_000
-BOUND_S = 10.0
-"""Generous on a loaded 2-core machine; the figure measured is printed (and in bench/)."""
+BOUND_S = 20.0
+"""Generous: on the shared 2-core VM at load 6-9 the measured delay was 4.4-11.5 s, most of
+it the broker delivering the flood ahead of the command; unlimited it was about 45 s."""
 
 
 def flood_file(path: Path, root: str) -> Path:
