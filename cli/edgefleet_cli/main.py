@@ -54,6 +54,7 @@ def _mount() -> None:
         profiles,
         rollout,
         services,
+        validate,
         watch,
     )
 
@@ -72,6 +73,7 @@ def _mount() -> None:
         services.service,
         watch.watch,
         logs.logs,
+        validate.validate,
         audit.audit,
         compliance.compliance,
     )

@@ -39,6 +39,7 @@ from edgefleet_protocol.manifest.files import (
     load_manifest,
     load_manifests,
     manifest_files,
+    manifest_problems,
 )
 from edgefleet_protocol.manifest.names import (
     replica_index,
@@ -79,6 +80,7 @@ __all__ = [
     "load_manifest",
     "load_manifests",
     "manifest_files",
+    "manifest_problems",
     "replica_index",
     "replica_name",
     "share_of",

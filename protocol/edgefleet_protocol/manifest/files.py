@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-from edgefleet_protocol.codec import validate
+from pydantic import ValidationError
+
+from edgefleet_protocol.base import FORBID_UNKNOWN
+from edgefleet_protocol.codec import from_validation_error, validate
 from edgefleet_protocol.commands import manifest_from_text
 from edgefleet_protocol.errors import ProtocolError
 from edgefleet_protocol.manifest.app import (
@@ -55,6 +59,44 @@ def load_manifest(text: str | bytes, *, source: str = "manifest") -> AppManifest
         return validate(AppManifest, data, forbid_unknown=True)
     except ProtocolError as exc:
         raise ManifestError(source, _path_of(exc), exc.reason) from None
+
+
+def manifest_problems(text: str | bytes, *, source: str = "manifest") -> list[ManifestError]:
+    """Every problem of a manifest, not only the first (``edgefleet validate``): the text
+    (size, encoding, YAML) is one problem at most; then each field pydantic refuses, in
+    its order. An empty list means :func:`load_manifest` accepts it."""
+    try:
+        load_manifest(text, source=source)
+    except ManifestError as exc:
+        first = exc
+        if first.field == source:
+            return [first]  # unreadable text: nothing more to look at
+    else:
+        return []
+    raw = text.decode("utf-8") if isinstance(text, bytes) else text
+    data = manifest_from_text(raw)
+    try:
+        AppManifest.model_validate(data, context={FORBID_UNKNOWN: True})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            one = from_validation_error(
+                ValidationError.from_exception_data(exc.title, [_line_error(error)])
+            )
+            problems.append(ManifestError(source, _path_of(one), one.reason))
+        return problems
+    return [first]  # refused by a rule outside the model (never expected)
+
+
+def _line_error(error: Any) -> Any:
+    """One error of ``ValidationError.errors()`` back in the shape ``from_exception_data``
+    takes, so the one-error formatting of the codec applies to each."""
+    line = {"type": error["type"], "loc": error["loc"], "input": error.get("input")}
+    if error["type"] in ("value_error", "assertion_error"):
+        line["ctx"] = {"error": error.get("ctx", {}).get("error", error["msg"])}
+    elif "ctx" in error:
+        line["ctx"] = error["ctx"]
+    return line
 
 
 _UNKNOWN = re.compile(r"unknown field\(s\) ([^;,]+)")
