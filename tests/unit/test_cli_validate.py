@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgefleet_cli.main import _mount, app
+import typer
+from edgefleet_cli.commands.validate import validate
 from edgefleet_protocol.manifest import manifest_problems
 from typer.testing import CliRunner
 
@@ -21,6 +22,13 @@ placement:
 """
 
 
+def cli() -> typer.Typer:
+    root = typer.Typer()
+    root.command("validate")(validate)
+    root.command("other")(lambda: None)  # two commands: typer keeps the verb on the line
+    return root
+
+
 def test_two_nested_typos_are_both_reported_with_their_paths() -> None:
     problems = manifest_problems(TWO_NESTED_TYPOS, source="web.yaml")
     assert [p.field for p in problems] == ["workload.comand", "placement.stratgy"]
@@ -33,11 +41,10 @@ def test_unreadable_text_is_one_problem_and_a_valid_manifest_none() -> None:
 
 
 def test_the_command_lists_every_problem_of_every_file_and_exits_1(tmp_path: Path) -> None:
-    _mount()
     (tmp_path / "web.yaml").write_text(TWO_NESTED_TYPOS)
     (tmp_path / "copy.yaml").write_text((REPO / "examples" / "batch-job.yaml").read_text())
     result = CliRunner().invoke(
-        app, ["validate", str(tmp_path), str(REPO / "examples" / "batch-job.yaml"), "-o", "json"]
+        cli(), ["validate", str(tmp_path), str(REPO / "examples" / "batch-job.yaml"), "-o", "json"]
     )
     assert result.exit_code == 1
     body = json.loads(result.stdout)
@@ -50,7 +57,6 @@ def test_the_command_lists_every_problem_of_every_file_and_exits_1(tmp_path: Pat
 
 
 def test_valid_manifests_exit_0() -> None:
-    _mount()
-    result = CliRunner().invoke(app, ["validate", str(REPO / "examples")])
+    result = CliRunner().invoke(cli(), ["validate", str(REPO / "examples")])
     assert result.exit_code == 0, result.output
     assert result.output.count("ok ") >= 4
