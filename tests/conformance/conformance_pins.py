@@ -34,6 +34,7 @@ TOPIC = {
     "desired": "edgefleet/v1/nodes/{site}/{node}/desired",
     "reported": "edgefleet/v1/nodes/{site}/{node}/reported",
     "node-events": "edgefleet/v1/nodes/{site}/{node}/events",
+    "compliance": "edgefleet/v1/nodes/{site}/{node}/compliance",
     "app-status": "edgefleet/v1/apps/{app}/status",
     "services": "edgefleet/v1/services/{service}",
     "fleet-summary": "edgefleet/v1/fleet/summary",

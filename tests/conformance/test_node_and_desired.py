@@ -38,6 +38,17 @@ def test_an_agent_publishes_its_capabilities_retained_at_qos_1(fleet: Fleet) -> 
         assert caps.model_dump()["node"] == node
 
 
+@pins("Node compliance report", topics=("compliance",))
+def test_an_agent_publishes_its_compliance_report_retained_at_qos_1(fleet: Fleet) -> None:
+    for node in NODES:
+        seen = fleet.obs.expect_json(fleet.node(node, "compliance"))
+        assert (seen.retain, seen.qos) == (True, 1)
+        report = decode_for_kind(TopicKind.NODE_COMPLIANCE, seen.payload).model_dump()
+        assert (report["node"], report["site"]) == (node, SITE)
+        assert report["compliant"] == (not report["violations"] and not report["drift"])
+        assert report["agent_version"]
+
+
 @pins("Node telemetry", topics=("telemetry",))
 def test_telemetry_is_not_retained_and_qos_0_with_a_full_heartbeat(fleet: Fleet) -> None:
     node = NODES[0]
