@@ -305,22 +305,24 @@ def test_a_config_file_supplies_broker_and_root(fleet: Fleet) -> None:
     assert run(fleet, "nodes", env=env).returncode == 0
 
 
-def test_deploy_wait_times_out_with_exit_3_and_the_reasons(fleet: Fleet) -> None:
+def test_deploy_wait_fails_at_once_with_the_reasons_when_no_node_qualifies(fleet: Fleet) -> None:
     path = manifest_file(
         fleet, "nowhere", simple_app("nowhere", 2, "placement:\n  selector: {role: satellite}\n")
     )
-    out = run(fleet, "deploy", str(path), "--wait", "--timeout", "2")
-    assert out.returncode == 3, (out.stdout, out.stderr)
+    started = time.monotonic()
+    out = run(fleet, "deploy", str(path), "--wait", "--timeout", "40")
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert time.monotonic() - started < 30  # not the 60 s timeout
     assert "running 0/2" in out.stdout
     assert "2 replicas not placed:" in out.stdout
-    assert "label role=satellite required" in out.stdout
-    assert "error: timed out after 2 s: 0 of 2 replicas of nowhere running" in out.stderr
+    assert "error: no node qualifies for nowhere; nothing can be placed:" in out.stderr
+    assert "label role=satellite required" in out.stderr
 
-    as_json = run(fleet, "deploy", str(path), "--wait", "--timeout", "1", "-o", "json")
-    assert as_json.returncode == 3
+    as_json = run(fleet, "deploy", str(path), "--wait", "--timeout", "40", "-o", "json")
+    assert as_json.returncode == 1
     doc = json.loads(as_json.stdout)
     assert doc["converged"] is False and doc["deploy"]["action"] == "unchanged"
-    assert any("role=satellite" in r for u in doc["status"]["unplaced"] for r in u["reasons"])
+    assert any("role=satellite" in line for line in doc["failure"])
     assert run(fleet, "delete", "nowhere").returncode == 0
 
 

@@ -10,6 +10,7 @@ the process table, not from anything the code under test reports about itself.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -230,7 +231,8 @@ async def test_a_bad_canary_is_reverted_and_no_other_gateway_is_touched(
         assert versions(live) == {"1": 20}
         status = f.rollout()
         assert sorted(status["failed"]) == sorted(canary), status
-        assert any("rolled back" in why for why in status["failed"].values()), status
+        reasons = " ".join(status["failed"].values())
+        assert "rolled back" in reasons or "crash-looping" in reasons, status
         for g in fleet_of:
             replica = f"meter-{g.node}"
             if replica in canary:
@@ -334,6 +336,32 @@ async def test_a_gateway_reverts_a_bad_update_with_the_broker_down_and_reports_i
             assert versions(f.live()) == {"1": 1}
     finally:
         broker.stop()
+
+
+async def test_deploy_wait_follows_the_new_revision_and_fails_with_its_reasons(
+    broker_url: str, topic_root: str, tmp_path: Path, mark: str
+) -> None:
+    fleet_of = gateways(2)
+    async with fleet(broker_url, topic_root, tmp_path, mark, fleet_of) as f:
+        await f.deploy(manifest(mark, "1", GOOD))
+        await until(lambda: versions(f.live()) == {"1": 2}, 60, "v1 on 2 gateways", f)
+        bad = manifest(mark, "2", ["sh", "-c", "exit 3"])
+        del bad["update"]  # no update block: every replica at once, as before rollouts
+        path = tmp_path / "meter-v2.json"
+        path.write_text(json.dumps(bad))
+        started = time.monotonic()
+        cli = await asyncio.create_subprocess_exec(
+            str(BIN / "edgefleet"), "deploy", str(path), "--wait", "--timeout", "90",
+            "--broker", broker_url, "--root", topic_root,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await cli.communicate()
+        took = time.monotonic() - started
+        print(f"deploy --wait of a crashing revision failed after {took:.1f} s")
+        assert cli.returncode == 1, (out.decode(), err.decode())
+        assert "error: revision 2 of meter failed" in err.decode(), err.decode()
+        assert "crash-looping" in err.decode()
+        assert took < 60
 
 
 def test_the_bad_version_really_fails() -> None:

@@ -181,6 +181,16 @@ ROWS = [
         failed=["web-1"],
     ),
     Row(
+        "a replica crash-looping on the new spec fails at once, before its deadline",
+        lambda: replace(fresh(), wave_order=("all",), released={"web-0": 0.0}),
+        lambda: replicas(3, **{"web-0": {"on_target": True, "restarts": 3}}),
+        Update(max_parallel=1, healthy_deadline_s=100),
+        5.0,
+        "failed",
+        released=1,
+        failed=["web-0"],
+    ),
+    Row(
         "failures within max_failed do not stop the rollout",
         lambda: replace(fresh(), wave_order=("all",), released={"web-0": 0.0, "web-1": 0.0}),
         lambda: replicas(6, **{"web-1": {"rolled_back": "health check failing"}}),

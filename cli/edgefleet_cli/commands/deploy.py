@@ -1,5 +1,7 @@
 """``edgefleet deploy FILE [--wait]``: create or update an app, and optionally follow it
-until every replica runs (a progress bar on stderr, the result on stdout).
+until every replica runs and, when the deploy changed the workload, until the new
+revision's rollout succeeded (a progress bar on stderr, the result on stdout). Exit 1 when
+the rollout fails or is reverted (with its reasons) or when no node qualifies (at once).
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ from edgefleet_protocol import AppStatus, ProtocolError, Topics, validate_id
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edgefleet_cli import views
-from edgefleet_cli.client import OperatorClient
-from edgefleet_cli.config import CommandRefused, WaitTimedOut, read_manifest, refusal_lines
+from edgefleet_cli.client import OperatorClient, converged, expected_replicas
+from edgefleet_cli.commands.follow import verdict
+from edgefleet_cli.config import (
+    CommandRefused,
+    Unreachable,
+    WaitTimedOut,
+    read_manifest,
+    refusal_lines,
+)
 from edgefleet_cli.options import (
     DEFAULT_WAIT_S,
     BrokerOpt,
@@ -66,7 +75,8 @@ def deploy(
         if wait and isinstance(name, str):
             try:
                 validate_id(name, kind="app")
-                follow.append(Topics(settings.root).app_status(name))
+                topics = Topics(settings.root)
+                follow += [topics.app_status(name), topics.app_rollout(name)]
             except ProtocolError:
                 pass  # the orchestrator names the problem in its refusal
         async with OperatorClient(settings, follow=follow) as client:
@@ -83,12 +93,45 @@ def deploy(
             deadline = started + (timeout if timeout is not None else DEFAULT_WAIT_S)
             progress, show = _progress_bar(client)
             with progress:
-                status, done = await client.follow_app(
-                    result, manifest, deadline=deadline, on_status=show
-                )
-        _report_wait(common.output, result, status, done, deadline - started)
+                status, done, failure = await _follow(client, result, manifest, deadline, show)
+        _report_wait(common.output, result, status, done, deadline - started, failure)
 
     execute(work)
+
+
+async def _follow(
+    client: OperatorClient,
+    result: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    deadline: float,
+    show: Callable[[AppStatus], None],
+) -> tuple[AppStatus | None, bool, tuple[str, ...]]:
+    """Until every replica runs *and* the new revision's rollout succeeded (docs/protocol.md,
+    "Rollouts"); a failed or reverted rollout, or no node that qualifies, ends it early."""
+    name = str(result.get("app"))
+    seen = client.snapshot.app_updates.get(name, 0)
+    replied = time.monotonic()
+    while True:
+        status = client.snapshot.apps.get(name)
+        if status is not None:
+            show(status)
+        waited = time.monotonic() - replied
+        fresh = client.snapshot.app_updates.get(name, 0) > seen
+        # The retained status is current when it arrived after the reply, when the deploy
+        # changed nothing, or when none came for a while (only changes are republished).
+        current = fresh or result.get("action") == "unchanged" or waited > 2.0
+        ready = converged(status, expected=expected_replicas(manifest),
+                          action=str(result.get("action")), fresh=fresh,
+                          since_reply_s=waited)  # fmt: skip
+        now = verdict(result, status, client.snapshot.rollouts.get(name), fresh=current,
+                      converged=ready)  # fmt: skip
+        if now.done or now.failure:
+            return status, now.done, now.failure
+        if time.monotonic() >= deadline:
+            return status, False, ()
+        if client.orchestrator_offline():
+            raise Unreachable(f"error: the orchestrator went offline while {name} was converging")
+        await client.next_change(min(deadline - time.monotonic(), 0.25))
 
 
 def _progress_bar(client: OperatorClient) -> tuple[Progress, Callable[[AppStatus], None]]:
@@ -120,6 +163,7 @@ def _report_wait(
     status: AppStatus | None,
     done: bool,
     waited_s: float,
+    failure: tuple[str, ...] = (),
 ) -> None:
     name = result.get("app")
     if output is Output.json:
@@ -127,6 +171,7 @@ def _report_wait(
             {
                 "deploy": result,
                 "converged": done,
+                "failure": list(failure),
                 "status": status.model_dump(mode="json", exclude_none=True) if status else None,
             }
         )
@@ -137,6 +182,8 @@ def _report_wait(
             console.print(views.status_view(status))
     if done:
         return
+    if failure:
+        raise CommandRefused(*failure)
     if status is None:
         raise WaitTimedOut(
             f"error: timed out after {waited_s:g} s: the orchestrator published no status for "

@@ -31,7 +31,7 @@ from edgefleet_agent.core.backoff import BackoffEntry, BackoffPolicy, after_fail
 from edgefleet_agent.core.pacing import failed_action, next_delay, target_hash
 from edgefleet_agent.core.planner import OwnedWorkload, plan_steps
 from edgefleet_agent.core.report import workload_reports
-from edgefleet_agent.core.revert import Guards, effective, judge, next_deadline
+from edgefleet_agent.core.revert import Guards, Reverted, effective, judge, next_deadline
 from edgefleet_agent.core.runtime import Observed, Runtime, WorkloadRef
 from edgefleet_agent.core.steps import Prepare, Remove, Restart, Start, UpdateResources
 from edgefleet_agent.service.executor import Executor, Outcome
@@ -41,6 +41,7 @@ from edgefleet_agent.store import LocalStore
 
 LIST_TIMEOUT_S = 30.0
 METRICS_RUNTIMES = frozenset({"process", "simulated"})
+PROGRESS_WAIT_S = 0.5
 
 EventSink = Callable[..., Awaitable[None]]
 """``sink(level, kind, message, **details)``: publishes an event (or queues it)."""
@@ -77,6 +78,7 @@ class Converger:
         self.aliases: dict[str, tuple[str, str]] = store.aliases()
         # Rollout guards: what is being watched, and what went back to its previous spec.
         self.guards = Guards(reverted=store.reverted())
+        self._progress_task: asyncio.Future[None] | None = None
         self.backoff: dict[str, BackoffEntry] = {}
         self.progress: dict[str, WorkloadState] = {}
         self.owned: list[OwnedWorkload] = []
@@ -140,8 +142,9 @@ class Converger:
         now = self._clock()
         await self.observe()
         desired = self.desired
+        reverted: list[Reverted] = []
         if desired is not None:
-            await self._guard(desired, now)
+            reverted = self._guard(desired, now)
             usable = [o for o in self.owned if o.runtime not in self.unavailable]
             workloads = effective(desired.workloads, self.guards)
             wanted = [w for w in workloads if w.spec.runtime not in self.unavailable]
@@ -154,7 +157,7 @@ class Converger:
                         self.progress[step.name] = (
                             "pulling" if step.runtime == "docker" else "starting"
                         )
-                await publish_progress()
+                await self._progress(publish_progress)
                 try:
                     outcomes = await self._executor.run(steps)
                 finally:
@@ -163,26 +166,39 @@ class Converger:
                     await self._absorb(outcome, now)
                 await self.observe()
             self.observed_generation = desired.generation
+        for back in reverted:  # after the steps: an event may wait on a broker that is gone
+            await self._event("warning", "rolled-back", f"{back.name}: back to "
+                              f"{back.previous_hash}: {back.reason}", workload=back.name,
+                              spec_hash=back.spec_hash)  # fmt: skip
         delay = next_delay(self.owned, self.backoff, interval=self._interval, now=self._clock())
         due = next_deadline(desired.workloads, self.guards) if desired is not None else None
         if due is not None:
             delay = max(0.05, min(delay, due - self._clock()))
         return delay
 
-    async def _guard(self, desired: Desired, now: float) -> None:
+    def _guard(self, desired: Desired, now: float) -> list[Reverted]:
         """Judge the rollout guards before planning (core/revert.py): a spec not healthy
-        by its deadline goes back to the previous one here, with or without a broker."""
+        by its deadline goes back to the previous one here, with or without a broker.
+        Nothing here waits on the broker; the caller reports the reverts after the steps."""
         before = self.guards.reverted
         self.guards, new = judge(desired.workloads, self.owned, self.guards, now=now)
         for back in new:
             self.backoff.pop(back.name, None)  # its failures were the new spec's
             self.health.forget(back.name)
-            await self._event("warning", "rolled-back", f"{back.name}: back to "
-                              f"{back.previous_hash}: {back.reason}", workload=back.name,
-                              spec_hash=back.spec_hash)  # fmt: skip
         if self.guards.reverted != before:
             with contextlib.suppress(OSError):
                 self.store.save_reverted(self.guards.reverted.values())
+        return new
+
+    async def _progress(self, publish: Callable[[], Awaitable[None]]) -> None:
+        """Report progress before the steps, best effort: a QoS 1 publish into a broker
+        that just went away can wait 10 s for its acknowledgement, and the steps (a guard's
+        revert above all) must not. Waits at most :data:`PROGRESS_WAIT_S`; the publish
+        goes on in the background, one at a time."""
+        if self._progress_task is not None and not self._progress_task.done():
+            return
+        self._progress_task = asyncio.ensure_future(publish())
+        await asyncio.wait({self._progress_task}, timeout=PROGRESS_WAIT_S)
 
     async def observe(self) -> None:
         owned: list[OwnedWorkload] = []

@@ -7,8 +7,9 @@ that into desired entries. Notes are lines for the audit trail.
 
 One step, in order:
 
-1. judge each released replica: rolled back by its agent, or not healthy by
-   ``healthy_deadline_s`` (plus :data:`AGENT_GRACE_S`, so an agent's own revert is seen
+1. judge each released replica: rolled back by its agent, restarted
+   :data:`CRASH_RESTARTS` times on the new spec, or not healthy by ``healthy_deadline_s``
+   (plus :data:`AGENT_GRACE_S`, so an agent's own revert is seen
    first) → failed; healthy on the new spec for ``min_healthy_s`` without a restart → done;
 2. abort when more than ``max_failed`` failed, or nothing became healthy for
    ``progress_deadline_s``: ``reverting`` with ``auto_revert``, else ``failed``;
@@ -37,6 +38,14 @@ AGENT_GRACE_S = 2.0
 own reports ``rolled_back`` (with its reason) before the orchestrator gives up on it."""
 
 SINGLE_WAVE = "all"
+
+MIN_OBSERVED_S = 1.0
+"""A replica counts as healthy only after this long at least, even with ``min_healthy_s:
+0``: a crash-looping process is ``running`` for a moment after each start."""
+
+CRASH_RESTARTS = 3
+"""A released replica whose agent reports this many restarts on the new spec has failed at
+once (a crash loop), without waiting for ``healthy_deadline_s``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +157,15 @@ def _judge(s: RolloutState, view: RolloutView, now: float, notes: list[str]) -> 
             continue
         if r.replica in done:
             continue
+        if r.on_target and r.restarts >= CRASH_RESTARTS:
+            failed[r.replica] = f"{r.node}: crash-looping ({r.restarts} restarts on the new spec)"
+            notes.append(f"rollout of {s.app}: {r.replica} failed: {failed[r.replica]}")
+            continue
         seen = healthy.get(r.replica)
         if r.on_target and r.healthy:
             if seen is None or seen.restarts != r.restarts:
                 seen = healthy[r.replica] = Healthy(now, r.restarts)
-            if now - seen.since >= upd.min_healthy_s:
+            if now - seen.since >= max(upd.min_healthy_s, MIN_OBSERVED_S):
                 done.add(r.replica)
                 progressed = True
                 continue

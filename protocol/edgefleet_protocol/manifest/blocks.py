@@ -271,7 +271,9 @@ class Update(StrictSpec):
     """How a changed workload spec reaches the app's replicas (a staged rollout).
 
     Leaving the block out keeps the old, fast behaviour: every replica gets the new spec at
-    once (``max_parallel: 100%``), nothing waits and nothing reverts. The rollout state
+    once (``max_parallel: 100%``) and nothing reverts; the rollout only judges the result
+    (healthy for ``min_healthy_s``, 5 s by default, so ``deploy --wait`` does not call a
+    crash-looping version a success after one glimpse of it running). The rollout state
     machine (``edgefleet_orchestrator.rollout``) reads these values; agents get
     ``healthy_deadline_s`` and ``min_healthy_s`` in each desired entry under rollout when
     ``auto_revert`` is on, so they can revert on their own.
@@ -280,7 +282,7 @@ class Update(StrictSpec):
     max_parallel: Share = "100%"
     canary: Share = 0
     auto_promote: bool = True
-    min_healthy_s: float = Field(default=0.0, ge=0, le=24 * 3600)
+    min_healthy_s: float = Field(default=5.0, ge=0, le=24 * 3600)
     healthy_deadline_s: float = Field(default=120.0, gt=0, le=24 * 3600)
     progress_deadline_s: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
     auto_revert: bool = False
