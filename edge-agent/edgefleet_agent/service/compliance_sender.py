@@ -53,7 +53,9 @@ class CompliancePublisher:
 
     async def publish(self, *, force: bool = False) -> None:
         report = self.report()
-        key = report.model_dump(exclude={"ts"})
+        # Not the refusal's own time either: a flood of the same bad document would
+        # otherwise republish the retained report once per document (issue #12 defect 7).
+        key = report.model_dump(exclude={"ts": True, "last_refusal": {"ts"}})
         if not force and key == self._last:
             return
         if await self._publish(TopicKind.NODE_COMPLIANCE, report):
