@@ -4,7 +4,9 @@ names, certificates, the file set and the ``edgefleet broker config`` command.""
 from __future__ import annotations
 
 import datetime as dt
+import grp
 import json
+import os
 import re
 import stat
 from pathlib import Path
@@ -21,6 +23,7 @@ from edgefleet_cli.brokerconfig.passwd import (
     verify_password,
 )
 from edgefleet_cli.brokerconfig.users import BrokerUser, Role, build_users
+from edgefleet_cli.brokerconfig.writer import BROKER_READS
 from edgefleet_cli.commands import broker as cli_broker
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.errors import ProtocolError
@@ -384,11 +387,33 @@ def test_the_command_writes_a_complete_set_with_secrets_private(tmp_path: Path) 
     out = tmp_path / "set"
     code, output = _cli("--out", str(out), "--node", "s1/n1", "--viewer", "grafana")
     assert code == 0, output
+    shared = broker_group() if os.geteuid() == 0 else None
     for name in [*SECRETS, "clients/s1.n1.env", "clients/grafana.env"]:
-        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
-    for name in ["mosquitto.conf", "ca.crt", "server.crt", "clients/s1.n1.crt"]:
+        info = (out / name).stat()
+        if shared is not None and name in BROKER_READS:
+            # Root with Debian's mosquitto: the broker's own user reads these by group.
+            assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o640, shared), name
+        else:
+            assert stat.S_IMODE(info.st_mode) == 0o600, name
+    for name in ["mosquitto.conf", "ca.crt", "server.crt", "clients/s1.n1.crt", "clients/ca.crt"]:
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+    assert (out / "clients" / "ca.crt").read_bytes() == (out / "ca.crt").read_bytes()
     assert f"password_file {out.resolve()}/passwd" in (out / "mosquitto.conf").read_text()
+    assert "\nlistener 8883\n" in (out / "mosquitto.conf").read_text()
+
+
+def broker_group() -> int | None:
+    try:
+        return grp.getgrnam("mosquitto").gr_gid
+    except KeyError:
+        return None
+
+
+def test_bind_puts_the_listener_on_one_address(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    code, output = _cli("--out", str(out), "--node", "s1/n1", "--bind", "127.0.0.1")
+    assert code == 0, output
+    assert "\nlistener 8883 127.0.0.1\n" in (out / "mosquitto.conf").read_text()
 
 
 @pytest.mark.parametrize(
@@ -401,6 +426,8 @@ def test_the_command_writes_a_complete_set_with_secrets_private(tmp_path: Path) 
         ["--host", "not a host"],
         ["--root", "edgefleet/#"],
         ["--port", "70000"],
+        ["--bind", "127.0.0.1\nallow_anonymous true"],
+        ["--bind", "localhost"],
     ],
 )
 def test_bad_input_exits_2_with_a_clear_error_and_writes_nothing(

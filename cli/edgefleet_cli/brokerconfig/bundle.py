@@ -20,6 +20,7 @@ What the set holds (paths relative to the output directory):
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ class ConfigRequest:
     require_client_cert: bool = True
     client_dir: str = DEFAULT_CLIENT_DIR
     """Where a client keeps ``ca.crt`` and its own cert/key; used in the env-file URLs."""
+    bind: str | None = None
+    """The address the listener binds (all interfaces when ``None``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,11 @@ def build_config_set(
     if not 1 <= request.port <= 65535:
         raise ProtocolError("port", f"{request.port} is not a TCP port (1-65535)")
     certs.subject_alt_names(request.hosts)  # validates every --host before any key work
+    if request.bind is not None:
+        try:  # an IP only: anything else would be written into the config as is
+            ipaddress.ip_address(request.bind)
+        except ValueError:
+            raise ProtocolError("bind", f"{request.bind!r} is not an IP address") from None
 
     ca = certs.make_ca(now=now)
     server = certs.make_server_cert(ca, hosts=request.hosts, now=now)
@@ -130,11 +138,16 @@ def build_config_set(
         GeneratedFile(
             conf.CONF_FILE,
             conf.render_production_conf(
-                request.layout, port=request.port, require_client_cert=request.require_client_cert
+                request.layout,
+                port=request.port,
+                require_client_cert=request.require_client_cert,
+                bind=request.bind,
             ).encode(),
             PUBLIC,
         ),
         GeneratedFile(conf.CA_CERT, ca.cert_pem(), PUBLIC),
+        # The env files point clients at <client-dir>/ca.crt: the folder handed out has it.
+        GeneratedFile(f"{conf.CLIENTS_DIR}/{conf.CA_CERT}", ca.cert_pem(), PUBLIC),
         GeneratedFile(conf.CA_KEY, ca.key_pem(), SECRET),
         GeneratedFile(conf.SERVER_CERT, server.cert_pem(), PUBLIC),
         GeneratedFile(conf.SERVER_KEY, server.key_pem(), SECRET),

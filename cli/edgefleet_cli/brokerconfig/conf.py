@@ -44,8 +44,14 @@ CLIENTS_DIR = "clients"
 
 
 def render_production_conf(
-    layout: Layout = Layout(), *, port: int = DEFAULT_PORT, require_client_cert: bool = True
+    layout: Layout = Layout(),
+    *,
+    port: int = DEFAULT_PORT,
+    require_client_cert: bool = True,
+    bind: str | None = None,
 ) -> str:
+    """The broker's config. ``bind``: the one address the listener binds (all interfaces
+    when ``None``)."""
     data_dir = layout.data_dir.rstrip("/") + "/"  # mosquitto concatenates, so it needs the /
     return "\n".join(
         [
@@ -59,8 +65,10 @@ def render_production_conf(
             f"password_file {layout.path(PASSWORD_FILE)}",
             f"acl_file {layout.path(ACL_FILE)}",
             "",
-            "# -- the only listener: TLS on all interfaces ---------------------------------",
-            f"listener {port}",
+            "# -- the only listener: TLS on all interfaces ---------------------------------"
+            if bind is None
+            else f"# -- the only listener: TLS on {bind} only ".ljust(80, "-"),
+            f"listener {port}" if bind is None else f"listener {port} {bind}",
             "protocol mqtt",
             f"cafile {layout.path(CA_CERT)}",
             f"certfile {layout.path(SERVER_CERT)}",

@@ -58,3 +58,54 @@ def write_config_set(out_dir: Path, files: Iterable[GeneratedFile], *, force: bo
         _write_one(target, generated.content, generated.mode)
         written.append(target)
     return written
+
+
+BROKER_READS = ("passwd", "acl", "server.key")
+"""The secret files mosquitto reads after it dropped to its own user (password and ACL
+files are read then, and again on every reload)."""
+
+
+def closed_parent(out_dir: Path, *, group: str = "mosquitto") -> Path | None:
+    """The first directory above ``out_dir`` that the ``group``'s user cannot pass through
+    (``/root`` is 0700), or ``None``: mosquitto could not reach the set from there."""
+    import grp
+    import pwd
+
+    try:
+        gid = grp.getgrnam(group).gr_gid
+        uid = pwd.getpwnam(group).pw_uid
+    except KeyError:
+        return None
+    for parent in out_dir.resolve().parents:
+        info = parent.stat()
+        if info.st_uid == uid and info.st_mode & 0o100:
+            continue
+        if info.st_gid == gid and info.st_mode & 0o010:
+            continue
+        if not info.st_mode & 0o001:
+            return parent
+    return None
+
+
+def share_with_broker(out_dir: Path, *, group: str = "mosquitto") -> str | None:
+    """Run as root with a ``mosquitto`` group (Debian's package), let that group read what
+    the broker reads: the directory 0750 and ``passwd``, ``acl``, ``server.key`` 0640, all
+    still owned by root. mosquitto started as root drops to its own user before it reads
+    the password file, so a root-only 0600 set would not start. Returns the group used,
+    or ``None`` when nothing was changed (not root, or no such group)."""
+    import grp
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+    os.chown(out_dir, -1, gid)
+    os.chmod(out_dir, 0o750)
+    for name in BROKER_READS:
+        target = out_dir / name
+        if target.exists():
+            os.chown(target, -1, gid)
+            os.chmod(target, 0o640)
+    return group

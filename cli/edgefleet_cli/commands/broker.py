@@ -29,6 +29,8 @@ from edgefleet_cli.brokerconfig.users import build_users
 from edgefleet_cli.brokerconfig.writer import (
     DirectoryNotEmptyError,
     check_target,
+    closed_parent,
+    share_with_broker,
     write_config_set,
 )
 
@@ -69,6 +71,14 @@ def config(
     ] = None,
     root: Annotated[str, typer.Option("--root", help="Topic root of the fleet.")] = DEFAULT_ROOT,
     port: Annotated[int, typer.Option("--port", help="TLS listener port.")] = conf.DEFAULT_PORT,
+    bind: Annotated[
+        str | None,
+        typer.Option(
+            "--bind",
+            help="Address the listener binds, e.g. 127.0.0.1 for a first try on one machine "
+            "(default: all interfaces).",
+        ),
+    ] = None,
     install_dir: Annotated[
         str | None,
         typer.Option(
@@ -108,6 +118,7 @@ def config(
             layout=conf.Layout(install_dir=install_dir or str(out.resolve()), data_dir=data_dir),
             require_client_cert=require_client_cert,
             client_dir=client_dir,
+            bind=bind,
         )
         check_target(out, force=force)
         files = build_config_set(
@@ -122,5 +133,18 @@ def config(
         raise _fail(str(exc)) from None
     written = write_config_set(out, files, force=force)
     typer.echo(f"wrote {len(written)} files for {len(users)} users to {out}")
+    group = share_with_broker(out)
+    if group is not None:
+        typer.echo(
+            f"  passwd, acl and server.key are readable by group {group} (mosquitto "
+            "drops to its own user before reading them)"
+        )
+        closed = closed_parent(out)
+        if closed is not None:
+            typer.echo(
+                f"warning: mosquitto's user cannot pass through {closed}: generate the set "
+                "under a directory it can reach (e.g. --out /etc/mosquitto/edgefleet)",
+                err=True,
+            )
     typer.echo(f"  broker:  mosquitto -c {out / conf.CONF_FILE}")
     typer.echo(f"  secrets: {out / conf.CREDENTIALS_FILE} (hand out, then store safely)")
