@@ -53,6 +53,7 @@ def _mount() -> None:
         nodes,
         profiles,
         rollout,
+        secret,
         services,
         validate,
         watch,
@@ -82,6 +83,7 @@ def _mount() -> None:
     app.add_typer(broker.app, name="broker")
     app.add_typer(profiles.app, name="profiles")
     app.add_typer(keys.app, name="keys")
+    app.add_typer(secret.app, name="secret")
     app.add_typer(rollout.app, name="rollout")
     for plugin in entry_points(group=PLUGIN_GROUP):
         app.add_typer(plugin.load(), name=plugin.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from edgefleet_orchestrator.fleet.registry import DEFAULT_STALE_AFTER_S
 from edgefleet_orchestrator.store.base import StoreError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from edgefleet_protocol.policy import CompliancePolicy
 
     from edgefleet_orchestrator.access.roles import AccessPolicy
@@ -170,6 +172,7 @@ def run(
         raise typer.Exit(2)
     signer = _load_signer(signing_key, key_chain)
     compliance = _load_policy(policy)
+    sealing_key = _sealing_key(data_dir)
     access = _load_roles(roles)
     config = OrchestratorConfig(
         broker=settings,
@@ -190,6 +193,7 @@ def run(
         burst_hold_s=burst_hold,
         signer=signer,
         policy=compliance,
+        sealing_key=sealing_key,
         access=access,
     )
     if homeassistant and not re.fullmatch(
@@ -213,6 +217,28 @@ def run(
         raise typer.Exit(1) from None
     except OSError as exc:  # only the metrics port is bound before the service runs
         typer.echo(f"error: --metrics-addr {metrics}: cannot listen: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _sealing_key(data_dir: Path) -> X25519PrivateKey:
+    """``<data-dir>/sealing.key`` (made 0600 on the first start): secrets are sealed to it."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from edgefleet_protocol.sealing import SealError, private_bytes, private_from_bytes
+
+    path = data_dir / "sealing.key"
+    try:
+        return private_from_bytes(path.read_bytes())
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = X25519PrivateKey.generate()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, private_bytes(key))
+        finally:
+            os.close(fd)
+        return key
+    except (OSError, SealError) as exc:
+        typer.echo(f"error: cannot use the sealing key {path}: {exc}", err=True)
         raise typer.Exit(2) from None
 
 

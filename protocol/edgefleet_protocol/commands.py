@@ -149,6 +149,14 @@ class AuditArgs(WireModel):
     operator: Identifier | None = None
 
 
+class SecretSetArgs(WireModel):
+    """``secret-set``: store secret ``name``, sealed to the orchestrator's sealing key
+    (``orchestrator/status`` ``sealing_key``) by the client: never a value in clear."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    sealed: str = Field(min_length=1, max_length=128 * 1024)
+
+
 VERBS: dict[str, type[BaseModel]] = {
     "deploy": DeployArgs,
     "delete": AppArgs,
@@ -161,6 +169,7 @@ VERBS: dict[str, type[BaseModel]] = {
     "uncordon": NodeArgs,
     "drain": DrainArgs,
     "audit": AuditArgs,
+    "secret-set": SecretSetArgs,
     **ROLLOUT_VERBS,
 }
 """Every verb the orchestrator answers, with the model its arguments must satisfy."""

@@ -159,6 +159,8 @@ class OrchestratorStatus(Envelope):
     instance: str | None = Field(default=None, min_length=1, max_length=64)
     """A random id per orchestrator process: how two orchestrators on one broker find out
     (docs/protocol.md, Orchestrator status)."""
+    sealing_key: str | None = Field(default=None, max_length=64)
+    """X25519 public key (base64) clients seal secrets to (``edgefleet secret set``)."""
 
 
 class Endpoint(WireModel):

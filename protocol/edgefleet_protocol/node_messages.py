@@ -72,6 +72,8 @@ class Capabilities(Envelope):
     network: NetworkInfo = Field(default_factory=NetworkInfo)
     addresses: list[str] = Field(default_factory=list)
     agent_version: str = Field(default="", max_length=64)
+    sealing_key: str | None = Field(default=None, max_length=64)
+    """The node's X25519 public key (base64): secrets for its workloads are sealed to it."""
 
 
 class WorkloadUsage(WireModel):

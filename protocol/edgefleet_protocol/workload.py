@@ -17,7 +17,14 @@ from pydantic import Field, field_validator, model_validator
 
 from edgefleet_protocol.base import StrictSpec
 from edgefleet_protocol.ids import Identifier
-from edgefleet_protocol.workload_options import Capability, DataClass, Device, RunAsUser, Volume
+from edgefleet_protocol.workload_options import (
+    Capability,
+    DataClass,
+    Device,
+    RunAsUser,
+    SecretRef,
+    Volume,
+)
 
 RuntimeName = Literal["docker", "process", "simulated"]
 RUNTIMES: tuple[str, ...] = ("docker", "process", "simulated")
@@ -180,6 +187,7 @@ class WorkloadSpec(StrictSpec):
     privileged: bool = False
     user: RunAsUser | None = None
     data_class: DataClass | None = None
+    secrets: list[SecretRef] = Field(default_factory=list, max_length=64)
 
     @model_validator(mode="after")
     def _fields_for_runtime(self) -> WorkloadSpec:
@@ -215,15 +223,24 @@ def canonical_json(data: object) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _hashed(spec: WorkloadSpec) -> dict[str, object]:
+    """The spec as hashed: without defaults, and without sealed secret boxes (they are
+    per node; the hash names which secrets, not their ciphertext)."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    for secret in data.get("secrets", []):
+        secret.pop("sealed", None)
+    return data
+
+
 def spec_hash(spec: WorkloadSpec) -> str:
     """Stable hash of a spec: ``sha256:`` plus the first 16 hex digits."""
-    data = spec.model_dump(mode="json", exclude_defaults=True)
+    data = _hashed(spec)
     return "sha256:" + hashlib.sha256(canonical_json(data)).hexdigest()[:16]
 
 
 def identity_hash(spec: WorkloadSpec) -> str:
     """Hash of everything but the resources: equal identity hashes with different spec
     hashes mean the change can be applied live (new limits) without a restart."""
-    data = spec.model_dump(mode="json", exclude_defaults=True)
+    data = _hashed(spec)
     data.pop("resources", None)
     return "sha256:" + hashlib.sha256(canonical_json(data)).hexdigest()[:16]

@@ -87,3 +87,25 @@ class Device(StrictSpec):
     host: AbsolutePath
     container: AbsolutePath | None = None
     permissions: str = Field(default="rwm", pattern=r"^[rwm]{1,3}$")
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+class SecretRef(StrictSpec):
+    """A sealed secret the workload gets in its environment as ``env``.
+
+    Manifests name the secret (``edgefleet secret set NAME``); the orchestrator fills
+    ``sealed`` per node (a box only that node's key opens, see
+    :mod:`edgefleet_protocol.sealing`). ``sealed`` is not part of the spec hash.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    env: Annotated[str, AfterValidator(_env_name)]
+    sealed: str | None = Field(default=None, max_length=128 * 1024)

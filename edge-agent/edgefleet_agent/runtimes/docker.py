@@ -43,7 +43,7 @@ import docker
 import psutil
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.utils import parse_repository_tag
-from edgefleet_protocol import Resources, WorkloadUsage
+from edgefleet_protocol import Resources, WorkloadSpec, WorkloadUsage
 
 from edgefleet_agent.core.runtime import (
     ExecResult,
@@ -97,8 +97,10 @@ class DockerRuntime:
         pull_timeout_s: float = 300.0,
         call_timeout_s: float = 30.0,
         ping_timeout_s: float = 2.0,
+        secrets: Callable[[WorkloadSpec], dict[str, str]] | None = None,
     ) -> None:
         self.node = node
+        self._secrets = secrets or (lambda spec: {})
         self.site = site
         self.pull_timeout_s = pull_timeout_s
         self.ping_timeout_s = ping_timeout_s
@@ -215,6 +217,7 @@ class DockerRuntime:
 
     async def start(self, ref: WorkloadRef) -> Observed:
         kwargs = create_kwargs(ref, node=self.node, site=self.site)
+        kwargs["environment"].update(self._secrets(ref.spec))  # the label keeps them sealed
 
         def create_and_start() -> Any:
             container = self._create(ref.name, kwargs)

@@ -49,7 +49,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-from edgefleet_protocol import Resources, WorkloadUsage, spec_hash
+from edgefleet_protocol import Resources, WorkloadSpec, WorkloadUsage, spec_hash
 
 from edgefleet_agent.core.runtime import (
     ExecResult,
@@ -105,8 +105,10 @@ class ProcessRuntime:
         backoff: RestartBackoff | None = None,
         supervise_interval_s: float = 0.5,
         auto_supervise: bool = True,
+        secrets: Callable[[WorkloadSpec], dict[str, str]] | None = None,
     ) -> None:
         self.node = node
+        self._secrets = secrets or (lambda spec: {})
         self.state_dir = Path(state_dir)
         self.logs_dir = self.state_dir / "logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +175,9 @@ class ProcessRuntime:
 
     def _spawn(self, record: ProcessRecord, *, restarted: bool) -> ProcessRecord:
         """Start the record's process; the record as running, or a runtime error."""
-        spawned = launch(record, node=self.node, log_path=self.log_path(record.name))
+        secret_env = self._secrets(record.spec)  # opened at every launch, never stored
+        spawned = launch(record, node=self.node, log_path=self.log_path(record.name),
+                         secret_env=secret_env)  # fmt: skip
         self._own.add(record.name)
         self._groups[record.name] = WorkloadGroup(spawned.pid, spawned.create_time)
         return after_start(

@@ -54,9 +54,12 @@ def startable_argv(record: ProcessRecord, env: dict[str, str]) -> list[str]:
     return argv
 
 
-def launch(record: ProcessRecord, *, node: str, log_path: Path) -> Spawned:
-    """Start the record's process with its memory limit; a runtime error says why not."""
-    env = workload_env(record, node)
+def launch(
+    record: ProcessRecord, *, node: str, log_path: Path, secret_env: dict[str, str] | None = None
+) -> Spawned:
+    """Start the record's process with its memory limit; a runtime error says why not.
+    ``secret_env`` (opened sealed secrets) joins the environment and nothing else."""
+    env = {**workload_env(record, node), **(secret_env or {})}
     argv = startable_argv(record, env)
     try:
         return spawn(

@@ -48,7 +48,7 @@ from edgefleet_agent import __version__
 from edgefleet_agent.core.backoff import BackoffPolicy
 from edgefleet_agent.core.presence import hello_due
 from edgefleet_agent.core.runtime import Runtime
-from edgefleet_agent.security.trust import TrustState
+from edgefleet_agent.security.context import Security
 from edgefleet_agent.service.capabilities import (
     HostFacts,
     answering_runtimes,
@@ -71,7 +71,6 @@ from edgefleet_agent.settings import AgentSettings
 from edgefleet_agent.store import LocalStore
 
 if TYPE_CHECKING:
-    from edgefleet_protocol.policy import CompliancePolicy
     from edgefleet_protocol.profiles import Profile
 
 log = logging.getLogger("edgefleet.agent")
@@ -97,8 +96,7 @@ class Agent:
         backoff_policy: BackoffPolicy | None = None,
         sampler: Sampler | None = None,
         host_facts: Callable[[Path], HostFacts] = gather_host_facts,
-        trust: TrustState | None = None,
-        policy: CompliancePolicy | None = None,
+        security: Security | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -141,8 +139,7 @@ class Agent:
             store=store,
             converger=self.converger,
             events=self.events,
-            trust=trust,
-            policy=policy,
+            security=security or Security(),
         )
         self.compliance = CompliancePublisher(settings, intake=self.intake,
             converger=self.converger, publish=self._publish, clock=clock)  # fmt: skip
@@ -292,6 +289,7 @@ class Agent:
             node=s.node, site=s.site, facts=self._host_facts(s.state_dir), profile=self.profile,
             runtimes=available or list(self.runtimes), labels=s.labels, sensors=s.sensors,
             region=s.region, addresses=s.addresses, simulated_hardware=s.runtime == "simulated",
+            sealing_key=self.intake.security.sealing_public,
         )  # fmt: skip
 
     async def _publish_capabilities(self, *, force: bool = False) -> None:

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from edgefleet_protocol import ProtocolError, decode
 from edgefleet_protocol.policy import CompliancePolicy, load_policy
+from edgefleet_protocol.sealing import SealError, private_bytes, private_from_bytes
 from edgefleet_protocol.signing import TrustAnchor
 
 from edgefleet_agent.core.runtime import Runtime
-from edgefleet_agent.security.trust import TrustState, initial_state
+from edgefleet_agent.security.context import Security
+from edgefleet_agent.security.secrets import secret_env
+from edgefleet_agent.security.trust import initial_state
 from edgefleet_agent.service.agent import Agent
 from edgefleet_agent.service.capabilities import load_device_profile
 from edgefleet_agent.service.runtime_factory import build_runtimes
@@ -34,8 +38,7 @@ class Prepared:
     profile: Profile | None
     runtimes: dict[str, Runtime]
     store: LocalStore
-    trust: TrustState | None = None
-    policy: CompliancePolicy | None = None
+    security: Security | None = None
 
     def build(self) -> Agent:
         """The agent; call inside the running event loop."""
@@ -44,9 +47,29 @@ class Prepared:
             store=self.store,
             runtimes=self.runtimes,
             profile=self.profile,
-            trust=self.trust,
-            policy=self.policy,
+            security=self.security,
         )
+
+
+SEALING_KEY_FILE = "sealing.key"
+
+
+def load_sealing_key(path: Path) -> X25519PrivateKey:
+    """This node's X25519 key (secrets for its workloads are sealed to its public half):
+    made on the first start, kept 0600 in the state dir; unreadable is a settings error."""
+    try:
+        return private_from_bytes(path.read_bytes())
+    except FileNotFoundError:
+        key = X25519PrivateKey.generate()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, private_bytes(key))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return key
+    except (OSError, SealError) as exc:
+        raise SettingsError("state_dir", f"cannot use the sealing key {path}: {exc}") from None
 
 
 def load_local_policy(path: Path) -> CompliancePolicy:
@@ -89,8 +112,9 @@ def prepare(settings: AgentSettings) -> Prepared:
         raise SettingsError("state_dir", f"cannot create {state_dir}: {exc.strerror}") from None
     if not os.access(state_dir, os.W_OK | os.X_OK):
         raise SettingsError("state_dir", f"{state_dir} is not writable by this user")
+    sealing_key = load_sealing_key(state_dir / SEALING_KEY_FILE)
     try:
-        runtimes = build_runtimes(settings)
+        runtimes = build_runtimes(settings, secrets=secret_env(sealing_key))
     except ImportError as exc:
         raise SettingsError(
             "runtime", f"runtime {settings.runtime!r} cannot be loaded here: {exc}"
@@ -108,4 +132,5 @@ def prepare(settings: AgentSettings) -> Prepared:
     trust = None
     if anchor is not None:
         trust = initial_state(anchor, *store.load_trust())
-    return Prepared(settings, profile, runtimes, store, trust, policy)
+    security = Security(trust=trust, policy=policy, sealing_key=sealing_key)
+    return Prepared(settings, profile, runtimes, store, security)

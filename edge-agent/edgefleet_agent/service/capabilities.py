@@ -93,6 +93,7 @@ def build_capabilities(
     region: str | None,
     addresses: Sequence[str] = (),
     simulated_hardware: bool = False,
+    sealing_key: str | None = None,
 ) -> Capabilities:
     """The capabilities message. Configured labels override the profile's on equal keys;
     configured addresses replace detected ones."""
@@ -106,6 +107,7 @@ def build_capabilities(
         network = NetworkInfo(link=profile.link.type, bandwidth_mbps=profile.link.bandwidth_mbps)
     merged_sensors = list(dict.fromkeys([*(profile.sensors if profile else []), *sensors]))
     return Capabilities(
+        sealing_key=sealing_key,
         node=node,
         site=site,
         profile=profile.id if profile else None,

@@ -17,20 +17,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from edgefleet_protocol import Desired
 from edgefleet_protocol.compliance import Refusal
 from edgefleet_protocol.events import DESIRED_REJECTED, KEY_ROTATED, STORE_WRITE_FAILED
 
-from edgefleet_agent.core.admission import Accept, Notice, Unchanged, admit, notice_for
+from edgefleet_agent.core.admission import Accept, Notice, Reject, Unchanged, admit, notice_for
 from edgefleet_agent.core.runtime import Runtime
+from edgefleet_agent.security.context import Security
 from edgefleet_agent.security.local_policy import local_policy_verdict
-from edgefleet_agent.security.trust import TrustState, Verified, verify
+from edgefleet_agent.security.secrets import unopenable
+from edgefleet_agent.security.trust import Verified, verify
 from edgefleet_agent.service.converge import Converger
 from edgefleet_agent.service.outbox import EventOutbox
 from edgefleet_agent.settings import AgentSettings
 from edgefleet_agent.store import LocalStore
 
 if TYPE_CHECKING:
-    from edgefleet_protocol.policy import CompliancePolicy
+    pass
 
 log = logging.getLogger("edgefleet.agent")
 
@@ -44,8 +47,7 @@ class DesiredIntake:
         store: LocalStore,
         converger: Converger,
         events: EventOutbox,
-        trust: TrustState | None,
-        policy: CompliancePolicy | None = None,
+        security: Security,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -53,8 +55,9 @@ class DesiredIntake:
         self.store = store
         self.converger = converger
         self.events = events
-        self.trust = trust
-        self.policy = policy
+        self.security = security
+        self.trust = security.trust
+        self.policy = security.policy
         self.last_refusal: Refusal | None = None
         self._clock = clock
 
@@ -84,8 +87,8 @@ class DesiredIntake:
             current_generation=held.generation if held else None,
             max_bytes=s.max_payload_bytes,
         )
-        if isinstance(verdict, Accept) and self.policy is not None:
-            refused = local_policy_verdict(verdict.desired, self.policy, region=s.region)
+        if isinstance(verdict, Accept):
+            refused = self._refusal(verdict.desired)
             if refused is not None:
                 await self._notify(notice_for(refused))
                 return False
@@ -101,6 +104,18 @@ class DesiredIntake:
             log.debug("desired generation %d unchanged", verdict.generation)
         await self._notify(notice_for(verdict))
         return accepted
+
+    def _refusal(self, desired: Desired) -> Reject | None:
+        """The gateway's own last word on a document admission accepts: its policy, then
+        whether every sealed secret opens with this node's key."""
+        if self.policy is not None:
+            refused = local_policy_verdict(desired, self.policy, region=self.settings.region)
+            if refused is not None:
+                return refused
+        problems = unopenable(desired, self.security.sealing_key)
+        if problems:
+            return Reject("secrets", "; ".join(problems)[:3500])
+        return None
 
     async def _notify(self, notice: Notice | None) -> None:
         if notice is not None and notice.kind == DESIRED_REJECTED.name:

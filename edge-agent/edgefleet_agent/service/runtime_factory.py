@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from edgefleet_agent.core.runtime import Runtime
+from edgefleet_agent.security.secrets import SecretEnv
 from edgefleet_agent.settings import AgentSettings
 
 SIMULATED_TABLE = "simulated-workloads.json"
@@ -25,18 +26,21 @@ def docker_socket_present() -> bool:
     return bool(os.environ.get("DOCKER_HOST")) or DOCKER_SOCKET.exists()
 
 
-def build_runtimes(settings: AgentSettings) -> dict[str, Runtime]:
+def build_runtimes(
+    settings: AgentSettings, *, secrets: SecretEnv | None = None
+) -> dict[str, Runtime]:
+    """``secrets`` opens a spec's sealed secrets at launch (see :mod:`..security.secrets`)."""
     match settings.runtime:
         case "simulated":
             return {"simulated": simulated_runtime(settings)}
         case "process":
-            return {"process": process_runtime(settings)}
+            return {"process": process_runtime(settings, secrets)}
         case "docker":
-            return {"docker": docker_runtime(settings)}
+            return {"docker": docker_runtime(settings, secrets)}
         case _:
-            runtimes = {"process": process_runtime(settings)}
+            runtimes = {"process": process_runtime(settings, secrets)}
             if docker_socket_present():
-                runtimes["docker"] = docker_runtime(settings)
+                runtimes["docker"] = docker_runtime(settings, secrets)
             return runtimes
 
 
@@ -51,13 +55,13 @@ def simulated_runtime(settings: AgentSettings) -> Runtime:
     )
 
 
-def docker_runtime(settings: AgentSettings) -> Runtime:
+def docker_runtime(settings: AgentSettings, secrets: SecretEnv | None = None) -> Runtime:
     from edgefleet_agent.runtimes.docker import DockerRuntime
 
-    return DockerRuntime(settings.node, settings.site)
+    return DockerRuntime(settings.node, settings.site, secrets=secrets)
 
 
-def process_runtime(settings: AgentSettings) -> Runtime:
+def process_runtime(settings: AgentSettings, secrets: SecretEnv | None = None) -> Runtime:
     from edgefleet_agent.runtimes.process import ProcessRuntime
 
     # The agent drives supervision from its own named task (see Agent.run), so the runtime
@@ -67,4 +71,5 @@ def process_runtime(settings: AgentSettings) -> Runtime:
         settings.node,
         supervise_interval_s=SUPERVISE_INTERVAL_S,
         auto_supervise=False,
+        secrets=secrets,
     )

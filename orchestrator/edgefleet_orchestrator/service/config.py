@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.policy import CompliancePolicy
 from edgefleet_protocol.topics import DEFAULT_ROOT
@@ -68,6 +69,9 @@ class OrchestratorConfig:
     """After a broker event, the nodes' disconnect grace starts this much later."""
     policy: CompliancePolicy | None = None
     """The compliance policy every deploy is admitted against (``--policy``)."""
+    sealing_key: X25519PrivateKey | None = None
+    """Secrets are sealed to this key's public half (published in orchestrator status);
+    ``edgefleet orchestrator run`` keeps it in ``<data-dir>/sealing.key``."""
     signer: Signer | None = None
     """The key desired documents are signed with (``--signing-key``); ``None`` publishes
     unsigned documents (the development setup: agents without a trust anchor)."""

@@ -40,6 +40,7 @@ from edgefleet_protocol import (
     decode_for_kind,
 )
 from edgefleet_protocol.manifest import load_manifest
+from edgefleet_protocol.sealing import public_text
 from edgefleet_protocol.session import InboundMessage, Publication, Session
 
 from edgefleet_orchestrator import __version__
@@ -94,6 +95,7 @@ class Orchestrator:
             assignments=list(snapshot.assignments.values()),
             control=control,
             policy=config.policy,
+            sealing_key=config.sealing_key,
             access=config.access,
             clock=clock,
         )
@@ -112,7 +114,9 @@ class Orchestrator:
         self._status_dirty = asyncio.Event()
         self._ready = asyncio.Event()
         self._seen_broker = False
-        self.presence = Presence(self.topics, since=self.started_at, version=__version__)
+        sealing = public_text(config.sealing_key) if config.sealing_key else None
+        self.presence = Presence(self.topics, since=self.started_at, version=__version__,
+                                 sealing_key=sealing)  # fmt: skip
         self.session = Session(
             config.broker,
             client_id=config.client_id,

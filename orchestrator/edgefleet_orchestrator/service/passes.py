@@ -35,6 +35,7 @@ from edgefleet_orchestrator.scaling.rebalance import RebalanceGate
 from edgefleet_orchestrator.security.signer import sign_document
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
 from edgefleet_orchestrator.service.rollouts import rollouts_from_snapshot, step_rollouts
+from edgefleet_orchestrator.service.secrets import seal_changes, stored_secrets
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import Store, StoreSnapshot
 from edgefleet_orchestrator.store.control import documents
@@ -77,6 +78,7 @@ class PassRunner:
         }
         self._stored_docs = {g.node: (g.site, g.doc_json) for g in snapshot.generations.values()}
         state.issued.update({g.node: g.generation for g in snapshot.generations.values()})
+        state.secrets.update(stored_secrets(snapshot.control))
         self._resign_stored_documents()
 
     def _resign_stored_documents(self) -> None:
@@ -92,8 +94,18 @@ class PassRunner:
             signed = sign_document(decode(Desired, doc_json), signer)
             self._stored_docs[node] = (site, encode(signed).decode())
 
+    def _reseal_where_secrets_changed(self) -> None:
+        """A secret set since the last pass: every node whose document names it gets a new
+        generation (re-sealed) — the first set after a deploy is how its workloads start."""
+        dirty, self._state.secrets_dirty = self._state.secrets_dirty, set()
+        for node, (_, doc_json) in self._stored_docs.items():
+            names = {s.name for w in decode(Desired, doc_json).workloads for s in w.spec.secrets}
+            if names & dirty and node in self.published:
+                self.published[node] = replace(self.published[node], doc_hash="resealed")
+
     def _sign(self, result: PassResult) -> None:
         """Sign every document of ``result`` in place (before it is stored or published)."""
+        seal_changes(result.documents, self._state, self._config.sealing_key)
         signer = self._config.signer
         if signer is None:
             return
@@ -136,6 +148,7 @@ class PassRunner:
             knobs=knobs,
             rollouts=dict(state.rollouts),
         )
+        self._reseal_where_secrets_changed()
         result, isolated = reconcile_isolating(view, self.isolated)
         result.notes.extend(Note(kind="rollout", app=a, message=m) for a, m in rollout_notes)
         started_now = [

@@ -55,7 +55,10 @@ def judge(
 class Presence:
     """Publishes this orchestrator's status and judges every other one it sees."""
 
-    def __init__(self, topics: Topics, *, since: float, version: str) -> None:
+    def __init__(
+        self, topics: Topics, *, since: float, version: str, sealing_key: str | None = None
+    ) -> None:
+        self.sealing_key = sealing_key
         self.instance = uuid.uuid4().hex[:16]
         self._topics = topics
         self._session: Session | None = None
@@ -68,8 +71,9 @@ class Presence:
 
     def status(self, state: Literal["online", "offline"]) -> OrchestratorStatus:
         return OrchestratorStatus(
-            state=state, since=self._since, version=self._version, instance=self.instance
-        )
+            state=state, since=self._since, version=self._version, instance=self.instance,
+            sealing_key=self.sealing_key,
+        )  # fmt: skip
 
     def publication(self, state: Literal["online", "offline"]) -> Publication:
         topic = self._topics.orchestrator_status()

@@ -1,4 +1,4 @@
-"""Sealing secrets into desired documents (the ``secret-set`` command is in :mod:`.handlers`).
+"""The ``secret-set`` command and sealing secrets into desired documents.
 
 Invariants: a secret exists at the orchestrator only as a box sealed to its own sealing key
 (the command's argument, stored as is under control key ``secret/<name>``); it is opened
@@ -15,13 +15,41 @@ from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from edgefleet_protocol import Desired
+from edgefleet_protocol.commands import ErrorCode, SecretSetArgs
 from edgefleet_protocol.sealing import SealError, private_bytes, seal, unseal
+from pydantic import BaseModel
 
 from edgefleet_orchestrator.fleet.records import NodeRecord
 from edgefleet_orchestrator.reconcile.documents import DocumentChange
+from edgefleet_orchestrator.service.handlers import CommandFailed, Outcome
 from edgefleet_orchestrator.service.state import ControlState
+from edgefleet_orchestrator.store.base import Store
 
 SECRET_PREFIX = "secret/"
+
+
+def handle_secret(verb: str, args: BaseModel, state: ControlState, store: Store) -> Outcome:
+    """``secret-set`` (:data:`SECRET_VERBS`): store a box sealed to this orchestrator."""
+    assert isinstance(args, SecretSetArgs)
+    key = state.sealing_key
+    if key is None:
+        raise CommandFailed(ErrorCode.CONFLICT, "this orchestrator has no sealing key")
+    try:
+        unseal(args.sealed, name=args.name, key=key)  # refuse what could never be used
+    except SealError as exc:
+        raise CommandFailed(
+            ErrorCode.BAD_REQUEST,
+            f"sealed: {exc}",
+            {"field": "sealed", "reason": str(exc)},
+        ) from None
+    action = "updated" if args.name in state.secrets else "created"
+    store.put_control(SECRET_PREFIX + args.name, json.dumps({"sealed": args.sealed}))
+    state.secrets[args.name] = args.sealed
+    state.secrets_dirty.add(args.name)
+    return Outcome({"secret": args.name, "action": action}, True)
+
+
+SECRET_VERBS = {"secret-set": handle_secret}
 
 
 def stored_secrets(control: Mapping[str, str]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from edgefleet_protocol import AppStatus
 from edgefleet_protocol.manifest import AppManifest
 from edgefleet_protocol.policy import CompliancePolicy
@@ -40,6 +41,12 @@ class ControlState:
     rollouts: dict[str, RolloutState] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     policy: CompliancePolicy | None = None
+    sealing_key: X25519PrivateKey | None = None
+    """The orchestrator's sealing key: secrets arrive sealed to it (``secret-set``)."""
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Secret name -> box sealed to ``sealing_key`` (as stored; never a value in clear)."""
+    secrets_dirty: set[str] = field(default_factory=set)
+    """Secrets set since the last pass: documents naming them are re-sealed and reissued."""
     issued: dict[str, int] = field(default_factory=dict)
     """The generation of the last desired document issued to each node (kept by the pass
     runner): a node observing more was given a document this orchestrator never issued."""

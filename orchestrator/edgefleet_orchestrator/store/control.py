@@ -44,6 +44,8 @@ def control_from_snapshot(snapshot: StoreSnapshot) -> tuple[Control, list[str]]:
                 autoscale[key.removeprefix(AUTOSCALE_PREFIX)] = _memory(value)
             elif key == RESIZED_AT:
                 resized_at = _times(value)
+            elif key.startswith("secret/"):
+                continue  # sealed secrets: read by the service (service/secrets.py)
             else:
                 skipped.append(f"{key}: unknown control key")
         except (ValueError, TypeError) as exc:
