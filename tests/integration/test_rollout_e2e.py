@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -362,6 +363,48 @@ async def test_deploy_wait_follows_the_new_revision_and_fails_with_its_reasons(
         assert "error: revision 2 of meter failed" in err.decode(), err.decode()
         assert "crash-looping" in err.decode()
         assert took < 60
+
+
+async def cli(url: str, root: str, *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        str(BIN / "edgefleet"), *args, "--broker", url, "--root", root, "--timeout", "60",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_the_rollout_verbs_show_history_refuse_with_what_exists_and_undo(
+    broker_url: str, topic_root: str, tmp_path: Path, mark: str
+) -> None:
+    update = {"min_healthy_s": 1, "healthy_deadline_s": 20}
+    async with fleet(broker_url, topic_root, tmp_path, mark, gateways(2)) as f:
+        await f.deploy(manifest(mark, "1", GOOD, **update))
+        await until(lambda: versions(f.live()) == {"1": 2}, 60, "v1 on 2 gateways", f)
+        await f.deploy(manifest(mark, "2", GOOD, **update))
+        code, out, err = await cli(broker_url, topic_root, "rollout", "status", "meter", "--watch")
+        assert code == 0 and "succeeded" in out.splitlines()[-1], (out, err)
+        code, out, _ = await cli(
+            broker_url, topic_root, "rollout", "history", "meter", "-o", "json"
+        )
+        history = json.loads(out)
+        assert [r["revision"] for r in history["revisions"]] == [1, 2]
+        assert history["current_revision"] == 2
+
+        code, _, err = await cli(broker_url, topic_root, "rollout", "promote", "meter")
+        assert code == 1 and "is succeeded; promote applies only in canary" in err, err
+        code, _, err = await cli(broker_url, topic_root, "rollout", "undo", "meter",
+                                 "--to-revision", "9")  # fmt: skip
+        assert code == 1 and "has no revision 9" in err and ": 1, 2" in err, err
+
+        code, out, err = await cli(broker_url, topic_root, "rollout", "undo", "meter", "-o", "json")
+        assert code == 0, err
+        assert json.loads(out)["revision"] == 3 and json.loads(out)["to_revision"] == 1
+        code, out, err = await cli(broker_url, topic_root, "rollout", "status", "meter", "--watch")
+        assert code == 0, (out, err)
+        await until(lambda: versions(f.live()) == {"1": 2}, 30, "back on v1", f)
 
 
 def test_the_bad_version_really_fails() -> None:

@@ -27,7 +27,6 @@ from edgefleet_cli.options import (
     TimeoutOpt,
     UserOpt,
     execute,
-    out,
     print_json,
     simple,
 )
@@ -123,7 +122,7 @@ def status(
                     if common.output is Output.json:
                         print_json(current)
                     else:
-                        out().print(rollout_line(current), highlight=False)
+                        typer.echo(rollout_line(current))  # one unwrapped line per change
                 phase = (current or {}).get("phase")
                 if current is None or phase in FINISHED:
                     break
