@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -104,8 +105,18 @@ class Common:
         return load_settings({**flags, "timeout": self.timeout}, self.config)
 
 
+NOT_A_TERMINAL_WIDTH = 1000
+"""Width tables may take when stdout is a file or a pipe: wide enough that no name or
+reason is ever wrapped mid-word for a script (tables still take only what they need)."""
+
+
 def out() -> Console:
-    return Console(soft_wrap=False, highlight=False)
+    """The console for results. On a terminal it wraps to the window; piped or redirected
+    it never wraps a table cell (``COLUMNS`` still wins when set)."""
+    console = Console(soft_wrap=False, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(soft_wrap=False, highlight=False, width=NOT_A_TERMINAL_WIDTH)
+    return console
 
 
 def err() -> Console:

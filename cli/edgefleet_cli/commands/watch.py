@@ -4,6 +4,7 @@ works (and says so) while the orchestrator is down.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated
 
@@ -28,6 +29,9 @@ from edgefleet_cli.options import (
     out,
     print_json,
 )
+
+COALESCE_S = 0.5
+"""When stdout is not a terminal, changes within this long print as one snapshot."""
 
 
 def watch(
@@ -65,7 +69,19 @@ def watch(
             def render() -> RenderableType:
                 return views.fleet_view(client.snapshot, settings.root)
 
-            with Live(render(), console=out(), refresh_per_second=4) as live:
+            console = out()
+            if not console.is_terminal:
+                # Redirected: a live view would print nothing. One snapshot per change
+                # instead (a burst coalesced into one), each followed by a blank line.
+                while True:
+                    console.print(render())
+                    console.print()
+                    console.file.flush()
+                    while not await client.next_change(3600):
+                        pass
+                    await asyncio.sleep(COALESCE_S)
+
+            with Live(render(), console=console, refresh_per_second=4) as live:
                 while True:
                     await client.next_change(1.0)
                     live.update(render())
