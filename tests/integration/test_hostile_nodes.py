@@ -5,11 +5,13 @@ retained messages are still on the broker."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edgefleet_protocol import Capabilities
 from edgefleet_protocol.session import Publication
-from harness.fleet import FakeNode, Operator, eventually, running_orchestrator
+from harness.fleet import FakeNode, Operator, Watcher, eventually, running_orchestrator
 
 # The repro from the issue, under this test's topic root.
 REPRO = (
@@ -137,4 +139,54 @@ async def test_hostile_node_messages_never_stop_scheduling_also_after_a_restart(
             assert {r["node"] for r in nodes} >= {"gw0", "gw1"}
             assert not orch.passes.isolated  # the bounds refused it at the edge
     for n in good:
+        await n.stop()
+
+
+async def test_a_node_whose_data_breaks_the_pass_is_isolated_with_an_event_and_others_scheduled(
+    broker_url: str, topic_root: str, tmp_path: Path
+) -> None:
+    """The second line behind the bounds: data no bound caught (put straight into the live
+    registry, as a missed bound would let it in) isolates that node, says so on
+    orchestrator/events, and the service keeps scheduling the rest."""
+    good = [FakeNode(broker_url, topic_root, f"gw{i}", "dev") for i in range(2)]
+    bad = FakeNode(broker_url, topic_root, "gw-q", "dev")
+    for n in [*good, bad]:
+        await n.start()
+    events = Watcher(broker_url, [f"{topic_root}/orchestrator/events"])
+    await events.start()
+    seen: list[dict[str, Any]] = []
+    events.hooks.append(lambda _t, body: seen.append(body))
+    async with (
+        running_orchestrator(broker_url, topic_root, tmp_path) as orch,
+        Operator(broker_url, topic_root) as op,
+    ):
+        nodes = orch.state.registry.nodes
+        await eventually(
+            lambda: len(nodes) == 3 and all(r.capabilities for r in nodes.values()),
+            what="three nodes described",
+        )
+
+        def poisoned_and_isolated() -> bool:
+            """(Re)poison gw-q until a pass isolated it: its own hello may still replace
+            the record with good capabilities once."""
+            record = nodes["gw-q"]
+            assert record.capabilities is not None
+            if record.capabilities.cpu_cores != 1e308:
+                caps = dict(record.capabilities) | {"cpu_cores": 1e308}
+                bad_caps = Capabilities.model_construct(**caps)
+                orch.state.registry._nodes["gw-q"] = replace(record, capabilities=bad_caps)
+                orch._dirty.set()
+            return any(e.get("kind") == "node-isolated" for e in seen)
+
+        await eventually(poisoned_and_isolated, what="node-isolated")
+        reply = await op.call("deploy", manifest=app("one"))
+        assert reply["ok"], reply
+        await eventually(lambda: all(n.workloads for n in good), what="both good nodes used")
+        event = next(e for e in seen if e.get("kind") == "node-isolated")
+        assert event["node"] == "gw-q"
+        assert "cpu_cores" in event["details"]["reason"]
+        assert not bad.workloads
+        assert (await op.call("apps"))["ok"]
+    await events.stop()
+    for n in [*good, bad]:
         await n.stop()
