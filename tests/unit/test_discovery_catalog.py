@@ -8,14 +8,21 @@ from typing import Any
 from edgefleet_orchestrator.discovery.catalog import Clear, Publish, catalog, changes, weight_for
 from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.placement import Assignment
+from edgefleet_orchestrator.reconcile.fleet_pass import Control
 from edgefleet_orchestrator.scaling.autoscale import observe_service
+from edgefleet_orchestrator.scaling.moves import Retiring
+from edgefleet_orchestrator.service.services import ServiceBoard
+from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_protocol import (
     Capabilities,
     NodeStatus,
     Reported,
+    ServiceEndpoints,
     Telemetry,
     TopicKind,
+    Topics,
     WorkloadReport,
+    decode,
     validate,
 )
 from edgefleet_protocol.manifest import AppManifest
@@ -127,3 +134,18 @@ def test_service_metrics_are_summed_over_consumers_and_shared_over_running_repli
     assert (seen.value, seen.samples, seen.running) == (40.0, 2, 2)
     nothing = observe_service("service.bytes_per_s", "web", ASSIGNED, registry.nodes)
     assert nothing.value is None
+
+
+def test_the_old_copy_of_a_moving_replica_stays_an_endpoint_until_it_stops() -> None:
+
+    one = {**WEB, "replicas": 1}
+    registry = fleet({"a": {"web-0": serving()}, "b": {"web-0": serving(state="starting")}})
+    moving = Retiring(copy=ASSIGNED[0], to_node="b", cause="drain", since=1.0)
+    state = ControlState(
+        apps={"web": validate(AppManifest, one)}, registry=registry,
+        assignments=[Assignment("web-0", "web", "b", "site-b", 0.1, 64)],
+        control=Control(retiring=(moving,)), clock=lambda: 5.0,
+    )  # fmt: skip
+    (pub,) = ServiceBoard(Topics("edgefleet/v1")).publications(state, now=5.0)
+    entry = decode(ServiceEndpoints, pub.payload)
+    assert [(e.node, e.replica) for e in entry.endpoints] == [("a", "web-0")]

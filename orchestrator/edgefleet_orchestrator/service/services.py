@@ -24,7 +24,10 @@ class ServiceBoard:
 
     def publications(self, state: ControlState, *, now: float) -> list[Publication]:
         """What changed since the last call, in publishing order."""
-        current = catalog(state.apps, state.assignments, state.registry.nodes)
+        # The old copy of a replica moving make-before-break still serves until its
+        # replacement runs: it stays an endpoint, so a one-replica service never goes empty.
+        running = [*state.assignments, *(r.copy for r in state.control.retiring)]
+        current = catalog(state.apps, running, state.registry.nodes)
         pubs: list[Publication] = []
         for change in changes(self.published, current, now=now):
             match change:
