@@ -103,7 +103,9 @@ def _report_refused_publishes(
 
     def publish(topic: str, *args: Any, **kwargs: Any) -> Any:
         info = inner_publish(topic, *args, **kwargs)
-        if not info.is_published():
+        # is_published() raises when the publish was not queued (no connection): leave that
+        # to aiomqtt, which turns a failed rc into the MqttError the session handles.
+        if info.rc == 0 and not info.is_published():
             topics[info.mid] = topic
         return info
 
