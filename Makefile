@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv system-deps lint test test-fast bench demo clean
+.PHONY: all venv system-deps lint test test-fast bench demo mutate clean
 
 all: test
 
@@ -43,6 +43,11 @@ test-fast: $(STAMP)
 
 bench: $(STAMP) system-deps
 	$(PY) -m bench.run
+
+# Mutation testing of the contract and decision modules (mutate/run.py): minutes of CPU,
+# not part of CI; results in mutate/results/. Run before resolving an issue that touches them.
+mutate: $(STAMP)
+	$(PY) -m mutate.run
 
 demo: $(STAMP)
 	$(PY) -m edgefleet_orchestrator.demo

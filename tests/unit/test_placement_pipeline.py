@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -650,13 +649,10 @@ def test_node_views_come_from_capabilities() -> None:
 # -- scale ------------------------------------------------------------------------------------
 
 
-def test_a_thousand_replicas_on_a_thousand_nodes_place_in_under_a_second() -> None:
+def test_a_thousand_replicas_on_a_thousand_nodes_spread_evenly_over_the_sites() -> None:
+    # How fast this is, is bench/placement.py's figure, not a unit test's bound.
     nodes = fleet(1000, sites=10)
     app = make_app(replicas=1000, cpu=0.1, memory_mb=64, spread="site")
-    started = time.perf_counter()
     result = place_app(app, nodes=nodes, assignments=[])
-    elapsed = time.perf_counter() - started
     assert len(result.assignments) == 1000
     assert Counter(a.site for a in result.assignments) == {f"s{i}": 100 for i in range(10)}
-    # 1 s is the target; the bound leaves room for a noisy 2-core CI machine.
-    assert elapsed < 3.0, f"{elapsed:.2f} s"

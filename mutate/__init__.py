@@ -1,0 +1,1 @@
+"""Mutation testing: ``make mutate`` (see run.py); results in mutate/results/."""
