@@ -45,7 +45,6 @@ TOPIC = {
     "replies": "edgefleet/v1/replies/{operator}/…",
     "app-rollout": "edgefleet/v1/apps/{app}/rollout",
     "logs": "edgefleet/v1/nodes/{site}/{node}/logs",
-    "compliance": "edgefleet/v1/nodes/{site}/{node}/compliance",
     "logs-replies": "edgefleet/v1/replies/{operator}/logs/{site}/{node}/…",
 }
 
