@@ -311,14 +311,21 @@ class OperatorClient:
 
     def _silence_line(self) -> str:
         t = f"{self.settings.timeout_s:g}"
+        # Over 3.1.1 a publish the broker's ACL refuses is acknowledged like any other.
+        acl = (
+            "; over MQTT 3.1.1 a command the broker's ACL refuses looks just like this: "
+            "check that this user may send commands"
+            if self.session.protocol == "3.1.1"
+            else ""
+        )
         if self.snapshot.orchestrator is None:
             return (
                 f"error: no reply within {t} s, and no orchestrator has ever announced itself "
-                f"on {self.settings.root}/orchestrator/status: {HINT}"
+                f"on {self.settings.root}/orchestrator/status: {HINT}{acl}"
             )
         return (
             f"error: no reply within {t} s although the orchestrator says it is online: "
-            f"{HINT}, or retry with a longer --timeout"
+            f"{HINT}, or retry with a longer --timeout{acl}"
         )
 
     async def settle(self, *, quiet_s: float = 0.3, max_s: float = 3.0) -> None:

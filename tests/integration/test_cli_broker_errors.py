@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ class Generated:
     users: dict[str, dict[str, Any]]
     broker: Mosquitto
 
-    def client(self, user: str, *, password: str | None = None) -> ClientSettings:
+    def client(
+        self, user: str, *, password: str | None = None, protocol: str = "auto"
+    ) -> ClientSettings:
         settings = BrokerSettings(
             host="127.0.0.1",
             port=self.broker.port,
@@ -39,6 +41,7 @@ class Generated:
             ca_file=str(self.path / "ca.crt"),
             cert_file=str(self.path / "clients" / f"{user}.crt"),
             key_file=str(self.path / "clients" / f"{user}.key"),
+            protocol=protocol,  # type: ignore[arg-type]
         )
         return ClientSettings(broker=settings, user=user, timeout_s=TIMEOUT_S)
 
@@ -96,3 +99,16 @@ async def test_a_command_the_acl_refuses_is_reported_as_refused_by_the_broker(
     assert "the broker refused to let grafana publish the apps command" in text
     assert "Not authorized" in text
     assert "orchestrator" not in text
+
+
+async def test_over_3_1_1_a_refused_command_cannot_be_told_and_the_timeout_says_so(
+    generated: Generated,
+) -> None:
+    settings = replace(generated.client("grafana", protocol="3.1.1"), timeout_s=1.0)
+    async with OperatorClient(settings) as viewer:
+        with pytest.raises(Unreachable) as caught:
+            await viewer.call("apps")
+    assert (
+        "over MQTT 3.1.1 a command the broker's ACL refuses looks just like this"
+        in (caught.value.lines[0])
+    )
