@@ -23,6 +23,10 @@ from harness.mosquitto import MissingTool, Mosquitto, start_mosquitto
 from harness.tiers import require
 
 REPO = Path(__file__).resolve().parent.parent
+# The tests' process workloads are scripts and the venv's python (a symlink into root's
+# home) in root-only temp dirs: agents the tests start run them as the agent itself. The
+# default (an unprivileged workload user) is tested in tests/runtime/test_workload_options.
+os.environ.setdefault("EDGEFLEET_WORKLOAD_USER", "-")
 sys.path.insert(0, str(REPO))  # the bench package, for its tests and smoke runs
 
 

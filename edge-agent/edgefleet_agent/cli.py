@@ -71,6 +71,8 @@ SINGLE = {
     "log_level": "debug, info, warning or error",
     "proxy_ports": "ports the local service proxies may take, LOW-HIGH (default 17000-17999)",
     "proxy_docker_host": "address containers reach the local proxies at (default: docker0's)",
+    "workload_user": "user process workloads run as when the agent is root and they name "
+    "none (default nobody; '-': as the agent)",
 }
 
 

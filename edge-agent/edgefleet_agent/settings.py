@@ -49,6 +49,11 @@ class SettingsError(ValueError):
         self.source = source
 
 
+DEFAULT_WORKLOAD_USER = "nobody"
+AS_AGENT = "-"
+"""``workload_user`` value: run process workloads as the agent itself."""
+
+
 @dataclass(frozen=True, slots=True)
 class AgentSettings:
     node: str
@@ -84,6 +89,10 @@ class AgentSettings:
     log_level: str = "info"
     proxy_ports: tuple[int, int] = (17000, 17999)
     proxy_docker_host: str | None = None
+    workload_user: str = DEFAULT_WORKLOAD_USER
+    """Who process workloads run as when the agent runs as root and the workload names no
+    ``user`` (:data:`AS_AGENT`, ``-``: as the agent itself). Keeps the agent's key,
+    environment and state out of a workload's reach."""
 
 
 PARSERS: dict[str, Parser] = {
@@ -117,6 +126,7 @@ PARSERS: dict[str, Parser] = {
     "log_level": v.choice(LOG_LEVELS),
     "proxy_ports": v.port_range,
     "proxy_docker_host": v.optional_text,
+    "workload_user": v.optional_text,
 }
 REQUIRED = ("node", "site")
 DEFAULTS: dict[str, Any] = {

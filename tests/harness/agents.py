@@ -90,6 +90,7 @@ async def running_agents(
             probe_interval_s=30.0,
             reconcile_interval_s=0.5,
             log_level="warning",
+            workload_user="-",  # workloads from root-only temp dirs run as the agent
         )
         agent = prepare(settings).build()
         tasks.append(asyncio.create_task(agent.run(stop), name=f"agent-{g.node}"))

@@ -34,6 +34,9 @@ FAST = [
     "--probe-interval-s", "1",
     "--keepalive-s", "5",
     "--log-level", "debug",
+    # The tests' workload scripts live in root-only temp dirs, so they run as the agent;
+    # tests/runtime/test_workload_options.py runs them as the workload user.
+    "--workload-user", "-",
 ]  # fmt: skip
 
 

@@ -107,3 +107,53 @@ async def test_an_unknown_user_fails_permanently_naming_it(runtime: ProcessRunti
     await runtime.prepare(workload)
     with pytest.raises(PermanentRuntimeError, match="cannot run as no-such-user-x"):
         await runtime.start(workload)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+async def test_a_root_agents_workloads_run_as_the_workload_user_and_cannot_read_its_state(
+    tmp_path: Path,
+) -> None:
+    """#12 defect 9: process workloads ran as the agent (root on most gateways) and could
+    read its key, environment and store. With a workload user they run unprivileged."""
+    nobody = pwd.getpwnam("nobody")
+    state = tmp_path / "state"
+    rt = ProcessRuntime(state, "node-1", auto_supervise=False, default_user="nobody")
+    secret = state / "agent-store.json"  # stands for the store, the key, the registry
+    secret.write_text("the agent's secrets")
+    secret.chmod(0o600)
+    try:
+        workload = ref(
+            runtime="process",
+            command=["sh", "-c", f"id -u; cat {secret} || echo refused; sleep 600"],
+        )
+        await rt.prepare(workload)
+        pid = int((await rt.start(workload)).runtime_id)
+        assert psutil.Process(pid).uids().real == nobody.pw_uid
+        log = rt.log_path(workload.name)
+        deadline = time.monotonic() + 10
+        while "refused" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.05)
+        lines = log.read_text().splitlines()
+        assert lines[0] == str(nobody.pw_uid)
+        assert "the agent's secrets" not in log.read_text()
+        # A workload that names its user still gets it (here: root, explicitly).
+        named = ref(runtime="process", command=["sleep", "600"], user="root")
+        await rt.prepare(named)
+        named_pid = int((await rt.start(named)).runtime_id)
+        assert psutil.Process(named_pid).uids().real == 0
+    finally:
+        for owned in await rt.list_owned():
+            await rt.remove(owned.name, timeout_s=1)
+        await rt.close()
+
+
+def test_a_workload_user_reaches_only_its_metrics_dir_of_the_agents_state(tmp_path: Path) -> None:
+    from edgefleet_agent.service.runtime_factory import open_state_to_workloads
+
+    state = tmp_path / "state"
+    (state / "logs").mkdir(parents=True)
+    open_state_to_workloads(state)
+    assert state.stat().st_mode & 0o7777 == 0o711  # traverse, never list
+    assert (state / "logs").stat().st_mode & 0o7777 == 0o700
+    assert (state / "metrics").stat().st_mode & 0o7777 == 0o1733  # write own file, sticky

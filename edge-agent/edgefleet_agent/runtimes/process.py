@@ -106,8 +106,10 @@ class ProcessRuntime:
         supervise_interval_s: float = 0.5,
         auto_supervise: bool = True,
         secrets: Callable[[WorkloadSpec], dict[str, str]] | None = None,
+        default_user: str | None = None,
     ) -> None:
         self.node = node
+        self.default_user = default_user  # a workload naming no user runs as it (None: agent)
         self._secrets = secrets or (lambda spec: {})
         self.state_dir = Path(state_dir)
         self.logs_dir = self.state_dir / "logs"
@@ -177,7 +179,7 @@ class ProcessRuntime:
         """Start the record's process; the record as running, or a runtime error."""
         secret_env = self._secrets(record.spec)  # opened at every launch, never stored
         spawned = launch(record, node=self.node, log_path=self.log_path(record.name),
-                         secret_env=secret_env)  # fmt: skip
+                         secret_env=secret_env, user=self.default_user)  # fmt: skip
         self._own.add(record.name)
         self._groups[record.name] = WorkloadGroup(spawned.pid, spawned.create_time)
         return after_start(

@@ -55,10 +55,17 @@ def startable_argv(record: ProcessRecord, env: dict[str, str]) -> list[str]:
 
 
 def launch(
-    record: ProcessRecord, *, node: str, log_path: Path, secret_env: dict[str, str] | None = None
+    record: ProcessRecord,
+    *,
+    node: str,
+    log_path: Path,
+    secret_env: dict[str, str] | None = None,
+    user: str | None = None,
 ) -> Spawned:
     """Start the record's process with its memory limit; a runtime error says why not.
-    ``secret_env`` (opened sealed secrets) joins the environment and nothing else."""
+    ``secret_env`` (opened sealed secrets) joins the environment and nothing else. It runs
+    as its spec's ``user``, else as ``user`` (the agent's workload user), else as the agent."""
+    run_as = record.spec.user or user
     env = {**workload_env(record, node), **(secret_env or {})}
     argv = startable_argv(record, env)
     try:
@@ -68,20 +75,20 @@ def launch(
             cwd=record.spec.cwd,
             log_path=log_path,
             memory_bytes=record.spec.resources.memory_mb * MIB,
-            user=record.spec.user,
+            user=run_as,
         )
     except KeyError as exc:
         raise PermanentRuntimeError(
-            f"workload {record.name}: cannot run as {record.spec.user}: no such user or group {exc}"
+            f"workload {record.name}: cannot run as {run_as}: no such user or group {exc}"
         ) from exc
     except FileNotFoundError as exc:
         raise PermanentRuntimeError(
             f"workload {record.name}: command not found: {argv[0]}"
         ) from exc
     except PermissionError as exc:
-        if record.spec.user is not None:
+        if run_as is not None:
             raise PermanentRuntimeError(
-                f"workload {record.name}: cannot run as user {record.spec.user}: {exc.strerror}"
+                f"workload {record.name}: cannot run as user {run_as}: {exc.strerror}"
                 " (the agent must run as root to switch users)"
             ) from exc
         raise PermanentRuntimeError(

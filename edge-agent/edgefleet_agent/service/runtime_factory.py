@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgefleet_agent.core.runtime import Runtime
 from edgefleet_agent.security.secrets import SecretEnv
-from edgefleet_agent.settings import AgentSettings
+from edgefleet_agent.settings import AS_AGENT, AgentSettings
 
 SIMULATED_TABLE = "simulated-workloads.json"
 DOCKER_SOCKET = Path("/var/run/docker.sock")
@@ -66,10 +66,30 @@ def process_runtime(settings: AgentSettings, secrets: SecretEnv | None = None) -
 
     # The agent drives supervision from its own named task (see Agent.run), so the runtime
     # does not start a background task of its own.
-    return ProcessRuntime(
+    # Only root can switch users; an unprivileged agent's workloads run as the agent.
+    user = settings.workload_user if os.geteuid() == 0 else AS_AGENT
+    runtime = ProcessRuntime(
         settings.state_dir,
         settings.node,
         supervise_interval_s=SUPERVISE_INTERVAL_S,
         auto_supervise=False,
         secrets=secrets,
+        default_user=None if user == AS_AGENT else user,
     )
+    if runtime.default_user is not None:
+        open_state_to_workloads(settings.state_dir)
+    return runtime
+
+
+def open_state_to_workloads(state_dir: Path) -> None:
+    """What an unprivileged workload may reach of the agent's state: only its metrics file.
+
+    The state dir becomes traverse-only (0711: no listing; the store, registry and logs stay
+    owner-only), and ``metrics/`` write-and-traverse for everyone with the sticky bit
+    (1733: a workload creates its own ``<name>.json`` and cannot list, replace or delete
+    another's)."""
+    state_dir.chmod(0o711)
+    (state_dir / "logs").chmod(0o700)
+    metrics = state_dir / "metrics"
+    metrics.mkdir(exist_ok=True)
+    metrics.chmod(0o1733)
