@@ -8,8 +8,8 @@ this module ties them together and owns the state.
 
 How a workload runs:
 
-* ``argv`` from ``spec.command`` (no shell), ``spec.env`` over a minimal base env
-  (PATH, LANG, HOME, ``EDGEFLEET_WORKLOAD/APP/NODE``), ``spec.cwd``.
+* ``argv`` from ``spec.command`` (no shell), ``spec.env`` over a minimal base env (PATH, LANG,
+  HOME, ``EDGEFLEET_WORKLOAD/APP/NODE``), ``spec.cwd``, as ``spec.user`` or ``default_user``.
 * Its own session and process group. A SIGTERM/SIGINT to the agent does not reach it, and
   the agent does not kill it on exit: **a clean agent stop leaves workloads running**, and
   the next agent start adopts them from ``state_dir/processes.json`` (pid *and* create time
@@ -109,8 +109,7 @@ class ProcessRuntime:
         default_user: str | None = None,
     ) -> None:
         self.node = node
-        self.default_user = default_user  # a workload naming no user runs as it (None: agent)
-        self._secrets = secrets or (lambda spec: {})
+        self.default_user, self._secrets = default_user, secrets or (lambda spec: {})
         self.state_dir = Path(state_dir)
         self.logs_dir = self.state_dir / "logs"
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -176,10 +175,9 @@ class ProcessRuntime:
             await asyncio.to_thread(save_registry, self._registry_path, self.node, snapshot)
 
     def _spawn(self, record: ProcessRecord, *, restarted: bool) -> ProcessRecord:
-        """Start the record's process; the record as running, or a runtime error."""
-        secret_env = self._secrets(record.spec)  # opened at every launch, never stored
+        """Start the record's process (secrets opened per launch, never stored), or raise."""
         spawned = launch(record, node=self.node, log_path=self.log_path(record.name),
-                         secret_env=secret_env, user=self.default_user)  # fmt: skip
+                         user=self.default_user, secret_env=self._secrets(record.spec))  # fmt: skip
         self._own.add(record.name)
         self._groups[record.name] = WorkloadGroup(spawned.pid, spawned.create_time)
         return after_start(
