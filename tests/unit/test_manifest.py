@@ -51,7 +51,18 @@ def test_every_example_manifest_loads_as_it_is(path: Path) -> None:
 
 def test_the_examples_cover_what_the_readme_promises() -> None:
     by_name = {m.name: m for m in load_manifests(EXAMPLES)}
-    assert set(by_name) == {"video-analytics", "log-shipper", "batch-job", "sensor-gateway-eu"}
+    assert set(by_name) == {
+        "video-analytics",
+        "log-shipper",
+        "batch-job",
+        "sensor-gateway-eu",
+        "sensor-api",
+        "sensor-dashboard",
+    }
+    api, dashboard = by_name["sensor-api"], by_name["sensor-dashboard"]
+    assert api.service_name == "sensor-api" and api.service is not None
+    assert api.service.topology == "prefer-site"
+    assert dashboard.uses == ["sensor-api"] and dashboard.workload.uses == ["sensor-api"]
     video = by_name["video-analytics"]
     assert video.replicas == 3
     assert video.placement.spread == "site"
