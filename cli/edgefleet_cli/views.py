@@ -64,20 +64,26 @@ def _table(title: str | None, columns: Iterable[str]) -> Table:
 # -- command results ---------------------------------------------------------------------------
 
 
-def apps_view(result: Mapping[str, Any]) -> RenderableType:
+def labels_cell(labels: Mapping[str, str] | None) -> str:
+    return escape(",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())))
+
+
+def apps_view(result: Mapping[str, Any], wide: bool = False) -> RenderableType:
     rows = result.get("apps") or []
     if not rows:
-        return Text("no apps deployed (edgefleet deploy FILE)")
-    table = _table(None, ("app", "mode", "state", "running", "placed", "runtime"))
+        return Text("no apps deployed (edgefleet deploy FILE), or none matches --selector")
+    columns = ("app", "mode", "state", "running", "placed", "runtime")
+    table = _table(None, (*columns, "labels") if wide else columns)
     for r in rows:
-        table.add_row(
+        values = [
             cell(r.get("app")),
             cell(r.get("mode")),
             state(r.get("state")),
             f"{cell(r.get('running'))}/{cell(r.get('desired'))}",
             cell(r.get("placed")),
             cell(r.get("runtime")),
-        )
+        ]
+        table.add_row(*values, *([labels_cell(r.get("labels"))] if wide else []))
     return table
 
 
@@ -142,15 +148,17 @@ def unplaced_lines(status: AppStatus) -> list[str]:
     return lines
 
 
-def nodes_view(result: Mapping[str, Any]) -> RenderableType:
+def nodes_view(result: Mapping[str, Any], wide: bool = False) -> RenderableType:
     rows = result.get("nodes") or []
     if not rows:
-        return Text("no nodes known: is an agent connected to this broker and root?")
-    table = _table(
-        None, ("node", "site", "state", "cordoned", "profile", "arch", "cpu", "memory", "replicas")
-    )
+        return Text(
+            "no nodes known (is an agent connected to this broker and root?) or none "
+            "matches --selector"
+        )
+    columns = ("node", "site", "state", "cordoned", "profile", "arch", "cpu", "memory", "replicas")
+    table = _table(None, (*columns, "region", "session", "labels") if wide else columns)
     for r in rows:
-        table.add_row(
+        values = [
             cell(r.get("node")),
             cell(r.get("site")),
             _state_cell(r),
@@ -160,7 +168,10 @@ def nodes_view(result: Mapping[str, Any]) -> RenderableType:
             cell(r.get("cpu_pct"), "{:.0f}%"),
             cell(r.get("memory_pct"), "{:.0f}%"),
             cell(r.get("replicas")),
-        )
+        ]
+        if wide:
+            values += [cell(r.get("region")), cell(r.get("session")), labels_cell(r.get("labels"))]
+        table.add_row(*values)
     return table
 
 

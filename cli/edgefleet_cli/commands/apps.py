@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from edgefleet_cli import views
+from edgefleet_cli.listing import ListOutput, ListOutputOpt, SelectorOpt, listing
 from edgefleet_cli.options import (
     BrokerOpt,
     Common,
@@ -25,16 +26,17 @@ from edgefleet_cli.options import (
 
 
 def apps(
+    selector: SelectorOpt = None,
     broker: BrokerOpt = None,
     root: RootOpt = None,
     user: UserOpt = None,
     timeout: TimeoutOpt = None,
     config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
+    output: ListOutputOpt = ListOutput.table,
 ) -> None:
-    """List the deployed apps with their state."""
-    common = Common(broker, root, user, timeout, config, output)
-    simple(common, "apps", {}, views.apps_view)
+    """List the deployed apps with their state (-l selects by label, -o wide shows more)."""
+    common = Common(broker, root, user, timeout, config, Output.table)
+    listing(common, "apps", "apps", selector=selector, output=output, view=views.apps_view)
 
 
 def app(

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from edgefleet_cli import views
+from edgefleet_cli.listing import ListOutput, ListOutputOpt, SelectorOpt, listing
 from edgefleet_cli.options import (
     BrokerOpt,
     Common,
@@ -23,16 +24,17 @@ from edgefleet_cli.options import (
 
 
 def nodes(
+    selector: SelectorOpt = None,
     broker: BrokerOpt = None,
     root: RootOpt = None,
     user: UserOpt = None,
     timeout: TimeoutOpt = None,
     config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
+    output: ListOutputOpt = ListOutput.table,
 ) -> None:
-    """List the nodes the orchestrator knows."""
-    common = Common(broker, root, user, timeout, config, output)
-    simple(common, "nodes", {}, views.nodes_view)
+    """List the nodes the orchestrator knows (-l selects by label, -o wide shows more)."""
+    common = Common(broker, root, user, timeout, config, Output.table)
+    listing(common, "nodes", "nodes", selector=selector, output=output, view=views.nodes_view)
 
 
 def node(

@@ -185,6 +185,7 @@ def _apps(args: BaseModel, state: ControlState, store: Store) -> Outcome:
                 "placed": status.placed if status else 0,
                 "running": status.running if status else 0,
                 "runtime": app.workload.runtime,
+                "labels": dict(app.labels),
             }
         )
     return Outcome({"apps": rows})
@@ -217,6 +218,8 @@ def node_row(record: NodeRecord, assignments: list[Assignment]) -> dict[str, Any
         "cpu_pct": record.telemetry.cpu_pct,
         "memory_pct": record.telemetry.memory_pct,
         "replicas": sum(1 for a in assignments if a.node == record.node),
+        "region": caps.region if caps else None,
+        "labels": dict(caps.labels) if caps else {},
     }
 
 
