@@ -136,6 +136,7 @@ class PassRunner:
         )
         # Rollouts step first: the replicas they release get the new spec in this pass.
         rollout_notes = step_rollouts(state, self._store, now)
+        self._reseal_where_secrets_changed()  # before the view copies ``published``
         view = FleetView(
             apps=dict(state.apps),
             nodes=state.registry.nodes,
@@ -148,7 +149,6 @@ class PassRunner:
             knobs=knobs,
             rollouts=dict(state.rollouts),
         )
-        self._reseal_where_secrets_changed()
         result, isolated = reconcile_isolating(view, self.isolated)
         result.notes.extend(Note(kind="rollout", app=a, message=m) for a, m in rollout_notes)
         started_now = [
