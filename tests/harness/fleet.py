@@ -50,8 +50,13 @@ class FakeNode:
         labels: dict[str, str] | None = None,
         region: str | None = "eu",
         session_no: int = 1,
+        heartbeat_s: float | None = 10.0,
     ) -> None:
         self.topics = Topics(root)
+        # Real agents heartbeat (telemetry at least every 60 s); without one a fake node goes
+        # stale on an orchestrator with a short --stale-after once a test module runs long.
+        self.heartbeat_s = heartbeat_s
+        self._beat: asyncio.Task[None] | None = None
         self.node, self.site = node, site
         self.session_no = session_no
         self.caps = Capabilities(
@@ -116,6 +121,14 @@ class FakeNode:
         self.session.start()
         assert await self.session.wait_connected(5)
         self._task = asyncio.create_task(self._serve(), name=f"fake-node-{self.node}")
+        if self.heartbeat_s:
+            self._beat = asyncio.create_task(self._heartbeat(), name=f"fake-beat-{self.node}")
+
+    async def _heartbeat(self) -> None:
+        assert self.heartbeat_s
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await self.telemetry()
 
     async def _serve(self) -> None:
         async for msg in self.session.messages():
@@ -151,8 +164,9 @@ class FakeNode:
 
     async def go_offline(self) -> None:
         """A clean stop: offline status, then disconnect (as the agent does on SIGTERM)."""
-        if self._task:
-            self._task.cancel()
+        for task in (self._task, self._beat):
+            if task:
+                task.cancel()
         await self.session.close(
             [
                 Publication.of(
@@ -164,8 +178,9 @@ class FakeNode:
         )
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in (self._task, self._beat):
+            if task:
+                task.cancel()
         await self.session.close()
 
 
@@ -247,8 +262,9 @@ class Watcher:
                     hook(msg.topic, body)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in (self._task, self._beat):
+            if task:
+                task.cancel()
         await self.session.close()
 
 
