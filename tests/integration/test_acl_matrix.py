@@ -222,6 +222,10 @@ async def test_an_agent_reads_its_own_desired_document_and_not_another_nodes(
         filters = (f"{R}/nodes/#", node("s1", "n2", "desired"), f"{R}/#")
         async with connected(fleet.settings("s1.n1"), "agent", filters) as agent:
             await obs.publish(node("s1", "n2", "desired"), b"theirs-live")
+            await obs.publish(node("s1", "n2", "events"), b"their-events")
+            await obs.publish(f"{R}/orchestrator/events", b"orchestrator-events")
+            await obs.publish(f"{R}/commands/alice/deploy", b"a-command")
+            await obs.publish(f"{R}/replies/alice/r1", b"a-reply")
             await obs.publish(f"{R}/services/web", b"svc")
             await obs.publish(node("s1", "n1", "desired"), b"end")
             seen = await collect_until(agent, node("s1", "n1", "desired"), b"end")

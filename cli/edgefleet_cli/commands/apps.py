@@ -1,6 +1,6 @@
 """``edgefleet apps``, ``app``, ``scale`` and ``delete``: reading and changing apps.
 
-Each is one command round trip over MQTT (the same ``commands/{verb}`` a Node-RED flow or
+Each is one command round trip over MQTT (the same ``commands/<user>/<verb>`` a Node-RED flow or
 ``mosquitto_pub`` would publish), printed with :mod:`edgefleet_cli.views`.
 """
 
