@@ -79,6 +79,13 @@ SINGLE = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgefleet-agent", description="edgefleet gateway agent")
     parser.add_argument("--version", action="version", version=f"edgefleet-agent {__version__}")
+    parser.add_argument(
+        "--show-completion",
+        metavar="SHELL",
+        choices=("bash", "zsh"),
+        help='print the completion script for bash or zsh: eval "$(edgefleet-agent '
+        '--show-completion bash)"',
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "run the agent until SIGTERM/SIGINT"),
@@ -126,6 +133,18 @@ def describe(settings: AgentSettings) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["--show-completion"]:
+        from edgefleet_agent.completion import SHELLS, completion_script
+
+        shell = words[1] if len(words) > 1 else "bash"
+        if shell not in SHELLS:
+            print(
+                f"edgefleet-agent: --show-completion: one of {', '.join(SHELLS)}", file=sys.stderr
+            )
+            return EXIT_BAD_SETTINGS
+        print(completion_script(build_parser(), shell), end="")
+        return 0
     args = build_parser().parse_args(argv)
     if args.command == "simulate":
         from edgefleet_agent.simulate.command import main_simulate
