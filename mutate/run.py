@@ -108,7 +108,7 @@ def run_target(work: Path, module: str, tests: list[str]) -> Outcome:
     runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider " + " ".join(tests)
     started = time.monotonic()
     subprocess.run(
-        ["nice", "-n", "19", sys.executable, "-m", "mutmut", "run",
+        ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run",
          "--paths-to-mutate", module, "--tests-dir", "tests", "--runner", runner,
          "--no-progress", "--simple-output"],
         cwd=work, env=env, check=False, capture_output=True,

@@ -45,8 +45,8 @@ class Fleet:
     def orch_events(self) -> str:
         return self.topics.orchestrator_events()
 
-    def reply_topic(self, request_id: str) -> str:
-        return f"{self.root}/replies/{USER}/{request_id}"
+    def reply_topic(self, request_id: str, operator: str = USER) -> str:
+        return f"{self.root}/replies/{operator}/{request_id}"
 
     def send(
         self,
@@ -71,12 +71,15 @@ class Fleet:
     def call(self, verb: str, **args: Any) -> dict[str, Any]:
         """A well-formed command with ``reply_to``; returns the reply's body."""
         rid = args.pop("request_id", None) or f"{verb}-{uuid.uuid4().hex[:10]}"
+        operator = args.pop("operator", USER)
         mark = self.obs.mark()
-        self.send(verb, {"v": 1, "request_id": rid, "reply_to": self.reply_topic(rid), **args})
-        return self.reply(rid, after=mark).json()
+        reply_to = self.reply_topic(rid, operator)
+        self.send(verb, {"v": 1, "request_id": rid, "reply_to": reply_to, **args},
+                  operator=operator)  # fmt: skip
+        return self.reply(rid, after=mark, operator=operator).json()
 
-    def reply(self, request_id: str, *, after: int) -> Seen:
-        topic = self.reply_topic(request_id)
+    def reply(self, request_id: str, *, after: int, operator: str = USER) -> Seen:
+        topic = self.reply_topic(request_id, operator)
         return self.obs.expect(lambda s: s.topic == topic, after=after, what=f"reply on {topic}")
 
     def audit(self, request_id: str, *, after: int) -> dict[str, Any]:
@@ -91,14 +94,20 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def fleet(mosquitto: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(
+    mosquitto: Mosquitto, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Fleet]:
+    """A module may define ``orchestrator_args(work: Path) -> list[str]`` for extra options
+    of its orchestrator (a roles file, a policy file)."""
     work = tmp_path_factory.mktemp("conformance")
+    extra_args = getattr(request.module, "orchestrator_args", lambda _: [])(work)
     root = f"conformance/{uuid.uuid4().hex[:10]}"
     topics = Topics(root)
     obs = Observer(mosquitto.url, [f"{root}/#"]).start()
     orch = orchestrator(
         mosquitto.url, root, work / "orchestrator", work, client_id=f"orch-{uuid.uuid4().hex[:6]}"
     )
+    orch.argv += extra_args
     agents = {
         node: agent(mosquitto.url, root, work / node, work, node=node, site=SITE) for node in NODES
     }

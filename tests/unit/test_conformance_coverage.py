@@ -22,8 +22,6 @@ DOC = (TESTS.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
 NOT_YET_PINNED: dict[str, str] = {
     "edgefleet/v1/apps/{app}/rollout": "staged rollouts landed while the suite was written",
     "too_large": "documented and in ErrorCode, but no code path answers it on main yet",
-    "policy_violation": "needs an orchestrator started with a compliance policy file",
-    "forbidden": "roles landed while the suite was written; needs an orchestrator with --roles",
 }
 
 
