@@ -218,7 +218,10 @@ class Session:
             return False
         try:
             await self._publish_on(client, pub)
-        except aiomqtt.MqttError as exc:
+        except (aiomqtt.MqttError, RuntimeError) as exc:
+            # RuntimeError: paho's "Message publish failed: The client is not currently
+            # connected" when the connection drops between our check and the send (the
+            # broker stopped); it is a failed publish like any other, never a crash.
             self.stats.publish_failures += 1
             log.debug("publish to %s failed: %s", pub.topic, exc)
             return False

@@ -200,3 +200,47 @@ def test_the_agent_answers_a_logs_request_on_its_reply_topic_at_once(
     assert not [s for s in fleet.obs.since(mark) if s.topic == wrong]
     assert not [s for s in fleet.obs.since(mark) if s.payload and s.topic == reply_to
                 and s.json()["request_id"] == "kept"]  # fmt: skip
+
+
+@pins("Rollouts", topics=("app-rollout", "desired"))
+def test_a_changed_workload_rolls_out_with_its_status_retained_and_cleared_with_its_app(
+    fleet: Fleet, mark: int
+) -> None:
+    def manifest(version: str) -> dict[str, object]:
+        return {"name": "roll", "replicas": 2, "placement": {"max_per_node": 1},
+                "workload": {"runtime": "simulated", "env": {"VERSION": version}},
+                "update": {"max_parallel": 1, "min_healthy_s": 1, "auto_revert": True,
+                           "healthy_deadline_s": 20}}  # fmt: skip
+
+    first = fleet.call("deploy", manifest=manifest("1"))
+    assert first["ok"] and first["result"]["revision"] == 1
+    topic = fleet.topics.app_rollout("roll")
+    for node in NODES:
+        fleet.obs.expect_json(fleet.node(node, "desired"), lambda b: len(b["workloads"]) == 1,
+                              after=mark)  # fmt: skip
+    second = fleet.call("deploy", manifest=manifest("2"))
+    assert second["ok"] and second["result"]["revision"] == 2
+    guarded = [
+        fleet.obs.expect_json(
+            fleet.node(node, "desired"),
+            lambda b: any(w.get("rollout") for w in b["workloads"]),
+            after=mark,
+        ).json()
+        for node in NODES
+    ]
+    for doc in guarded:
+        (entry,) = doc["workloads"]
+        assert entry["rollout"]["revision"] == 2
+        assert entry["rollout"]["previous_spec"]["env"] == {"VERSION": "1"}
+        assert entry["rollout"]["healthy_deadline_s"] == 20
+    done = fleet.obs.expect_json(topic, lambda b: b["phase"] == "succeeded", after=mark)
+    assert (done.retain, done.qos) == (True, 1)
+    body = done.json()
+    assert (body["revision"], body["from_revision"]) == (2, 1)
+    assert body["counts"] == {"total": 2, "updated": 2, "healthy": 2, "failed": 0}
+    phases = [s.json()["phase"] for s in fleet.obs.since(mark) if s.topic == topic and s.payload]
+    assert "progressing" in phases
+    assert fleet.call("delete", app="roll")["ok"]
+    cleared = fleet.obs.expect(lambda s: s.topic == topic and s.payload == b"", after=mark)
+    assert cleared.retain
+    assert retained_now(fleet.url, topic) == []

@@ -34,7 +34,7 @@ from edgefleet_orchestrator.scaling.drain import milestones
 from edgefleet_orchestrator.scaling.rebalance import RebalanceGate
 from edgefleet_orchestrator.security.signer import sign_document
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
-from edgefleet_orchestrator.service.rollouts import rollouts_from_snapshot, step_rollouts
+from edgefleet_orchestrator.service.rollouts import CLOCKED, rollouts_from_snapshot, step_rollouts
 from edgefleet_orchestrator.service.secrets import seal_changes, stored_secrets
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import Store, StoreSnapshot
@@ -237,8 +237,9 @@ class PassRunner:
 
     def scaling_due(self, now: float) -> bool:
         """Telemetry moved on: autoscaling and sizing should look again; or a rollout is in
-        progress (its deadlines, waits and wave pauses run on the clock, every tick)."""
-        if any(r.active for r in self._state.rollouts.values()):
+        progress (its deadlines, waits and wave pauses run on the clock, every tick; a
+        paused one or one awaiting promotion waits for an operator or a report)."""
+        if any(r.phase in CLOCKED for r in self._state.rollouts.values()):
             return True
         return self.scales() and now - self._last_scaling_pass >= self._config.scaling_interval_s
 

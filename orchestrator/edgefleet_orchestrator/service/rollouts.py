@@ -24,6 +24,9 @@ from edgefleet_orchestrator.store.base import Store, StoreSnapshot
 
 log = logging.getLogger("edgefleet.orchestrator")
 
+CLOCKED = frozenset({"canary", "progressing", "reverting"})
+"""Rollout phases that move on the clock alone (deadlines, waits, wave pauses)."""
+
 
 def rollouts_from_snapshot(snapshot: StoreSnapshot) -> dict[str, RolloutState]:
     """Every stored rollout; one that cannot be read is skipped with a warning (its app
