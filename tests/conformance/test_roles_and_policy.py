@@ -63,3 +63,16 @@ def test_a_deploy_the_policy_refuses_lists_every_broken_rule_and_stores_nothing(
     assert fleet.call("app", app="greedy")["error"]["code"] == "not_found"
     assert fleet.call("deploy", manifest=manifest("modest", 0.5))["ok"]
     assert fleet.call("delete", app="modest")["ok"]
+
+
+@pins("Document size", codes=("too_large",))
+def test_a_deploy_whose_node_document_would_be_too_large_is_refused(fleet: Fleet) -> None:
+    # 4 replicas on 2 nodes with 150 KB of env each: each node's document would be about
+    # 300 KB, over the agents' 256 KiB limit, while the command itself stays under it.
+    big = {"name": "huge", "replicas": 4, "workload": {
+        "runtime": "simulated", "resources": {"cpu": 0.1, "memory_mb": 32},
+        "env": {"BLOB": "x" * 150_000}}}  # fmt: skip
+    reply = fleet.call("deploy", manifest=big)
+    assert (reply["ok"], reply["error"]["code"]) == (False, "too_large")
+    assert {"node", "bytes", "limit"} <= set(reply["error"]["details"])
+    assert fleet.call("app", app="huge")["error"]["code"] == "not_found"  # nothing changed
