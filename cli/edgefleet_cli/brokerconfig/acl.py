@@ -28,20 +28,18 @@ from typing import Literal
 
 from edgefleet_protocol.topics import DEFAULT_ROOT, TopicKind, validate_root
 
+from edgefleet_cli.brokerconfig.bridgeconf import (
+    AGENT_SHARED_READS,
+    AGENT_WRITES,
+    REPLIES,
+    bridge_topics,
+    logs_replies,
+)
 from edgefleet_cli.brokerconfig.users import BrokerUser, Role
 
-Access = Literal["read", "write", "readwrite"]
+__all__ = ["AGENT_WRITES", "AclRule", "acl_text", "rules_for"]
 
-# What an agent (or its site's bridge) publishes about a node; `desired` is deliberately
-# absent — only the orchestrator may write desired documents.
-AGENT_WRITES: tuple[TopicKind, ...] = (
-    TopicKind.NODE_STATUS,
-    TopicKind.NODE_CAPABILITIES,
-    TopicKind.NODE_TELEMETRY,
-    TopicKind.NODE_REPORTED,
-    TopicKind.NODE_EVENTS,
-    TopicKind.NODE_COMPLIANCE,
-)
+Access = Literal["read", "write", "readwrite"]
 
 # Relative to the root: the status topics operators and dashboards may read.
 STATUS_READS: tuple[str, ...] = (
@@ -61,14 +59,10 @@ HA_PREFIX = "homeassistant"
 """Home Assistant's default discovery prefix: the orchestrator writes its configs there and
 operators and dashboards (Home Assistant's own account) read them."""
 
-# Relative to the root: what every agent needs besides its own desired document.
-AGENT_SHARED_READS: tuple[str, ...] = ("services/#", "orchestrator/status")
-
 COMMANDS = "commands"
 """Operators publish commands to ``<root>/commands/<operator>/<verb>``, each under its own name."""
 
-REPLIES = "replies"
-"""Command replies go to ``<root>/replies/<operator>/...``; each operator reads only its own."""
+# Command replies go to ``<root>/replies/<operator>/...``; each operator reads only its own.
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,25 +82,24 @@ def rules_for(user: BrokerUser, root: str = DEFAULT_ROOT) -> tuple[AclRule, ...]
             # Home Assistant discovery (--homeassistant) lives under HA's own prefix.
             return (AclRule("readwrite", f"{root}/#"), AclRule("write", f"{HA_PREFIX}/#"))
         case Role.AGENT:
+            # The agent's own topics only (the table lives in .bridgeconf, shared with
+            # the site bridge); log lines go out only to operators' replies about it.
             own = f"{root}/nodes/{user.site}/{user.node}"
+            assert user.site is not None and user.node is not None
             return (
                 *(AclRule("write", f"{own}/{kind.value}") for kind in AGENT_WRITES),
                 AclRule("read", f"{own}/{TopicKind.NODE_DESIRED.value}"),
                 *(AclRule("read", f"{root}/{rel}") for rel in AGENT_SHARED_READS),
-                # Logs on demand: its own requests in, lines out only to operators' replies.
                 AclRule("read", f"{own}/{TopicKind.NODE_LOGS.value}"),
-                AclRule("write", f"{root}/{REPLIES}/+/logs/{user.site}/{user.node}/#"),
+                AclRule("write", logs_replies(root, user.site, user.node)),
             )
         case Role.BRIDGE:
-            # The site's bridge carries its agents' topics out and their desired documents
-            # (plus what every agent reads) in — for its own site and nothing else.
-            site = f"{root}/nodes/{user.site}/+"
-            return (
-                *(AclRule("write", f"{site}/{kind.value}") for kind in AGENT_WRITES),
-                AclRule("read", f"{site}/{TopicKind.NODE_DESIRED.value}"),
-                *(AclRule("read", f"{root}/{rel}") for rel in AGENT_SHARED_READS),
-                AclRule("read", f"{site}/{TopicKind.NODE_LOGS.value}"),
-                AclRule("write", f"{root}/{REPLIES}/+/logs/{user.site}/+/#"),
+            # The site's bridge: exactly its `topic` lines — what its agents write goes
+            # out, what they read comes in — for its own site and nothing else.
+            assert user.site is not None
+            return tuple(
+                AclRule("write" if t.direction == "out" else "read", t.pattern)
+                for t in bridge_topics(user.site, root)
             )
         case Role.OPERATOR:
             # Commands under the operator's own name: the topic, which the broker binds to

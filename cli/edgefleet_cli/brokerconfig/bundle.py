@@ -14,7 +14,11 @@ What the set holds (paths relative to the output directory):
   ``EDGEFLEET_BROKER`` (the variable the agent, the orchestrator and the CLI read);
 * ``credentials.json`` — every user's plaintext password, for handing out once;
 * ``keys/`` — the desired-state signing keys and the gateways' trust anchor
-  (:mod:`edgefleet_cli.brokerconfig.trust`).
+  (:mod:`edgefleet_cli.brokerconfig.trust`);
+* ``bridges/<site>/`` for every ``--bridge`` site — the other side of the bridge: the site
+  broker's ``bridge.conf`` (:mod:`.bridgeconf`, with the bridge's password) and, in
+  ``central/``, the central CA and the bridge's certificate and key. Installed on the site
+  broker beside the site's own set, in the default install dir.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from urllib.parse import quote
 from edgefleet_protocol.errors import ProtocolError
 from edgefleet_protocol.topics import DEFAULT_ROOT, validate_root
 
-from edgefleet_cli.brokerconfig import certs, conf, trust
+from edgefleet_cli.brokerconfig import bridgeconf, certs, conf, trust
 from edgefleet_cli.brokerconfig.acl import acl_text
 from edgefleet_cli.brokerconfig.passwd import hash_password, password_file_text
 from edgefleet_cli.brokerconfig.users import BrokerUser, Role
@@ -114,6 +118,33 @@ def _env_file(request: ConfigRequest, user: BrokerUser, password: str) -> bytes:
     return "\n".join(lines).encode()
 
 
+def central_address(request: ConfigRequest) -> str:
+    """``host:port`` a site bridge dials: the first ``--host`` (as clients use)."""
+    host = request.hosts[0] if request.hosts else "localhost"
+    return f"[{host}]:{request.port}" if ":" in host else f"{host}:{request.port}"
+
+
+def _bridge_side(
+    request: ConfigRequest, user: BrokerUser, password: str, ca_pem: bytes, client: certs.Issued
+) -> list[GeneratedFile]:
+    assert user.site is not None
+    base = f"bridges/{user.site}"
+    text = bridgeconf.render_site_conf(
+        user.site,
+        central=central_address(request),
+        password=password,
+        layout=conf.Layout(data_dir=request.layout.data_dir),
+        root=request.root,
+    )
+    central = f"{base}/{bridgeconf.CENTRAL_DIR}"
+    return [
+        GeneratedFile(f"{base}/bridge.conf", text.encode(), SECRET),
+        GeneratedFile(f"{central}/{conf.CA_CERT}", ca_pem, PUBLIC),
+        GeneratedFile(f"{central}/{user.username}.crt", client.cert_pem(), PUBLIC),
+        GeneratedFile(f"{central}/{user.username}.key", client.key_pem(), SECRET),
+    ]
+
+
 def build_config_set(
     request: ConfigRequest,
     *,
@@ -165,6 +196,8 @@ def build_config_set(
             GeneratedFile(f"{base}.key", client.key_pem(), SECRET),
             GeneratedFile(f"{base}.env", _env_file(request, user, password), SECRET),
         ]
+        if user.role is Role.BRIDGE:
+            files += _bridge_side(request, user, password, ca.cert_pem(), client)
         credentials[user.username] = {
             "role": user.role.value,
             "site": user.site,

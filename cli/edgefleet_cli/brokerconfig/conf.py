@@ -52,55 +52,65 @@ def render_production_conf(
 ) -> str:
     """The broker's config. ``bind``: the one address the listener binds (all interfaces
     when ``None``)."""
-    data_dir = layout.data_dir.rstrip("/") + "/"  # mosquitto concatenates, so it needs the /
+    header = [
+        "# edgefleet production broker, mosquitto 2.0 — made by `edgefleet broker config`.",
+        "# Every line that matters is explained in broker-config/README.md.",
+        f"# Run: mosquitto -c {layout.path(CONF_FILE)}",
+    ]
     return "\n".join(
-        [
-            "# edgefleet production broker, mosquitto 2.0 — made by `edgefleet broker config`.",
-            "# Every line that matters is explained in broker-config/README.md.",
-            f"# Run: mosquitto -c {layout.path(CONF_FILE)}",
-            "",
-            "# -- security: one set of rules for every listener ----------------------------",
-            "per_listener_settings false",
-            "allow_anonymous false",
-            f"password_file {layout.path(PASSWORD_FILE)}",
-            f"acl_file {layout.path(ACL_FILE)}",
-            "",
-            "# -- the only listener: TLS on all interfaces ---------------------------------"
-            if bind is None
-            else f"# -- the only listener: TLS on {bind} only ".ljust(80, "-"),
-            f"listener {port}" if bind is None else f"listener {port} {bind}",
-            "protocol mqtt",
-            f"cafile {layout.path(CA_CERT)}",
-            f"certfile {layout.path(SERVER_CERT)}",
-            f"keyfile {layout.path(SERVER_KEY)}",
-            "tls_version tlsv1.2",
-            f"require_certificate {'true' if require_client_cert else 'false'}",
-            "# the certificate's CN is the user name: a key, not a password, is the identity",
-            f"use_identity_as_username {'true' if require_client_cert else 'false'}",
-            "# the client id is the user name: nobody can take over another's session",
-            "use_username_as_clientid true",
-            "",
-            "# -- durability --------------------------------------------------------------",
-            "persistence true",
-            f"persistence_location {data_dir}",
-            "autosave_interval 60",
-            "persistent_client_expiration 14d",
-            "",
-            "# -- limits: big retained replays must not be dropped --------------------------",
-            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
-            "max_queued_bytes 0",
-            f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
-            f"max_packet_size {MAX_PACKET_BYTES}",
-            f"max_keepalive {MAX_KEEPALIVE_S}",
-            "",
-            "# -- logging -----------------------------------------------------------------",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-            "connection_messages true",
-            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
-            "",
-        ]
+        header + broker_lines(layout, port=port, require_client_cert=require_client_cert, bind=bind)
     )
+
+
+def broker_lines(
+    layout: Layout, *, port: int, require_client_cert: bool, bind: str | None
+) -> list[str]:
+    """Everything but the header: a site broker (:mod:`.bridgeconf`) runs these same rules
+    for its own gateways, so the two cannot drift apart."""
+    data_dir = layout.data_dir.rstrip("/") + "/"  # mosquitto concatenates, so it needs the /
+    return [
+        "",
+        "# -- security: one set of rules for every listener ----------------------------",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"password_file {layout.path(PASSWORD_FILE)}",
+        f"acl_file {layout.path(ACL_FILE)}",
+        "",
+        "# -- the only listener: TLS on all interfaces ---------------------------------"
+        if bind is None
+        else f"# -- the only listener: TLS on {bind} only ".ljust(80, "-"),
+        f"listener {port}" if bind is None else f"listener {port} {bind}",
+        "protocol mqtt",
+        f"cafile {layout.path(CA_CERT)}",
+        f"certfile {layout.path(SERVER_CERT)}",
+        f"keyfile {layout.path(SERVER_KEY)}",
+        "tls_version tlsv1.2",
+        f"require_certificate {'true' if require_client_cert else 'false'}",
+        "# the certificate's CN is the user name: a key, not a password, is the identity",
+        f"use_identity_as_username {'true' if require_client_cert else 'false'}",
+        "# the client id is the user name: nobody can take over another's session",
+        "use_username_as_clientid true",
+        "",
+        "# -- durability --------------------------------------------------------------",
+        "persistence true",
+        f"persistence_location {data_dir}",
+        "autosave_interval 60",
+        "persistent_client_expiration 14d",
+        "",
+        "# -- limits: big retained replays must not be dropped --------------------------",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        "max_queued_bytes 0",
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
+        f"max_packet_size {MAX_PACKET_BYTES}",
+        f"max_keepalive {MAX_KEEPALIVE_S}",
+        "",
+        "# -- logging -----------------------------------------------------------------",
+        "log_dest stderr",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "connection_messages true",
+        "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+        "",
+    ]
