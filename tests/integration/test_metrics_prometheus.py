@@ -166,6 +166,10 @@ async def test_prometheus_scrapes_fleet_metrics_and_they_survive_bad_input_and_a
             assert (value(prom, 'edgefleet_messages_received_total{kind="reported"}') or 0) >= 3
             assert (value(prom, 'edgefleet_messages_published_total{kind="desired"}') or 0) >= 1
             assert value(prom, 'edgefleet_messages_published_total{kind="reply"}') == 1
+            # Every family builds on the real orchestrator (rollouts, services included).
+            assert value(prom, "edgefleet_metrics_errors_total") == 0
+            assert value(prom, 'edgefleet_rollouts{phase="canary"}') == 0
+            assert value(prom, "edgefleet_services") == 0
 
             # An id no node may have, and a payload that is not JSON: counted, not fatal.
             for topic, payload in [

@@ -28,7 +28,9 @@ def fake_orchestrator(nodes: list[NodeRecord], **state: Any) -> Any:
             apps=state.get("apps", {}),
             statuses=state.get("statuses", {}),
             assignments=[],
+            rollouts=state.get("rollouts", {}),
         ),
+        services=SimpleNamespace(published=state.get("services", {})),
         stats=state.get("stats", ServiceStats()),
         session=SimpleNamespace(connected=connected),
         started_at=1.0,
@@ -125,3 +127,15 @@ def test_invalid_messages_are_exported_for_every_reason_of_the_closed_set() -> N
     reasons = {k for k in got if k.startswith("edgefleet_messages_invalid_total")}
     assert got["edgefleet_messages_invalid_total{reason=topic}"] == 2
     assert len(reasons) == 5
+
+
+def test_rollouts_by_phase_and_the_service_catalog_are_counted() -> None:
+    rollouts = {"web": SimpleNamespace(phase="canary"), "db": SimpleNamespace(phase="succeeded")}
+    services = {"api": SimpleNamespace(endpoints=[1, 2, 3])}
+    got = samples(fake_orchestrator([], rollouts=rollouts, services=services))
+    assert got["edgefleet_rollouts{phase=canary}"] == 1
+    assert got["edgefleet_rollouts{phase=succeeded}"] == 1
+    assert got["edgefleet_rollouts{phase=reverted}"] == 0
+    assert got["edgefleet_services{}"] == 1
+    assert got["edgefleet_service_endpoints{}"] == 3
+    assert got["edgefleet_metrics_errors_total{}"] == 0

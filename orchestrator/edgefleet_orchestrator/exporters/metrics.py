@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, get_args
 
+from edgefleet_protocol.rollout import RolloutPhase
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -40,6 +41,7 @@ log = logging.getLogger("edgefleet.metrics")
 APP_STATES = ("healthy", "progressing", "degraded")
 NODE_STATES: tuple[str, ...] = get_args(NodeState)
 INVALID_REASONS: tuple[str, ...] = get_args(Invalid)
+ROLLOUT_PHASES: tuple[str, ...] = get_args(RolloutPhase)
 
 
 def histogram(name: str, doc: str, obs: Observations) -> HistogramMetricFamily:
@@ -72,6 +74,7 @@ class OrchestratorCollector(Collector):
             self._traffic,
             self._durations,
             self._service,
+            self._rollouts_and_services,
             self._per_node,
         ]
         families: list[Metric] = []
@@ -197,6 +200,25 @@ class OrchestratorCollector(Collector):
         passes = CounterMetricFamily("edgefleet_reconcile_passes", "Reconcile passes run.")
         passes.add_metric([], orch.stats.passes)
         return [connected, started, passes]
+
+    def _rollouts_and_services(self) -> Iterable[Metric]:
+        state = self._orch.state
+        rollouts = GaugeMetricFamily(
+            "edgefleet_rollouts",
+            "Each app's current or last rollout, by phase.",
+            labels=["phase"],
+        )
+        phases = [r.phase for r in state.rollouts.values()]
+        for phase in ROLLOUT_PHASES:
+            rollouts.add_metric([phase], phases.count(phase))  # type: ignore[arg-type]
+        catalog = self._orch.services.published
+        services = GaugeMetricFamily("edgefleet_services", "Services in the published catalog.")
+        services.add_metric([], len(catalog))
+        endpoints = GaugeMetricFamily(
+            "edgefleet_service_endpoints", "Healthy endpoints over all published services."
+        )
+        endpoints.add_metric([], sum(len(entry.endpoints) for entry in catalog.values()))
+        return [rollouts, services, endpoints]
 
     def _per_node(self) -> Iterable[Metric]:
         if self._per_node_limit <= 0:
