@@ -262,9 +262,8 @@ class Watcher:
                     hook(msg.topic, body)
 
     async def stop(self) -> None:
-        for task in (self._task, self._beat):
-            if task:
-                task.cancel()
+        if self._task:
+            self._task.cancel()
         await self.session.close()
 
 

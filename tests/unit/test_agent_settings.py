@@ -187,3 +187,11 @@ def test_the_shipped_example_config_is_valid() -> None:
     assert (settings.node, settings.site, settings.broker.tls) == ("gw-0042", "plant-7", True)
     assert settings.profile_path == repo / "device-profiles" / "raspberry-pi-4b-4gb.yaml"
     assert settings.deadbands.confirm_samples == 2
+
+
+def test_process_workloads_run_as_nobody_unless_configured() -> None:
+    assert resolve(BASE).workload_user == "nobody"
+    assert resolve(BASE, {"EDGEFLEET_WORKLOAD_USER": "edgefleet-workload"}).workload_user == (
+        "edgefleet-workload"
+    )
+    assert resolve({**BASE, "workload_user": "-"}).workload_user == "-"  # as the agent
