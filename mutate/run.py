@@ -14,10 +14,11 @@ CPU on 2 cores.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,8 @@ class Outcome:
     skipped: int = 0
     seconds: float = 0.0
     survivors: list[str] = field(default_factory=list)
+    error: str = ""
+    """Why nothing was mutated (mutmut 2's parser, parso, cannot read ``match`` statements)."""
 
     @property
     def ratio(self) -> float:
@@ -107,31 +110,37 @@ def run_target(work: Path, module: str, tests: list[str]) -> Outcome:
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider " + " ".join(tests)
     started = time.monotonic()
-    subprocess.run(
+    ran = subprocess.run(
         ["nice", "-n", "10", sys.executable, "-m", "mutmut", "run",
          "--paths-to-mutate", module, "--tests-dir", "tests", "--runner", runner,
          "--no-progress", "--simple-output"],
-        cwd=work, env=env, check=False, capture_output=True,
+        cwd=work, env=env, check=False, capture_output=True, text=True,
     )  # fmt: skip
     outcome.seconds = round(time.monotonic() - started, 1)
-    results = subprocess.run(
-        [sys.executable, "-m", "mutmut", "junitxml"], cwd=work, env=env,
-        check=False, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    for case in re.finditer(r"<testcase[^>]*name=\"([^\"]+)\"[^>]*?(/>|>(.*?)</testcase>)",
-                            results, re.DOTALL):  # fmt: skip
+    # The cache is mutmut 2's own record: one row per mutant with its status.
+    statuses: list[str] = []
+    if cache.exists():
+        with contextlib.closing(sqlite3.connect(cache)) as db:
+            statuses = [row[0] for row in db.execute("SELECT status FROM Mutant")]
+    for status in statuses:
         outcome.total += 1
-        body = case.group(3) or ""
-        if "<failure" in body:
-            outcome.survived += 1
-        elif "<skipped" in body:
-            outcome.skipped += 1
-        else:
+        if status == "ok_killed":
             outcome.killed += 1
+        elif status == "bad_timeout":
+            outcome.timeout += 1
+        elif status == "ok_suspicious":
+            outcome.suspicious += 1
+        elif status == "bad_survived":
+            outcome.survived += 1
+        else:  # untested, skipped
+            outcome.skipped += 1
     survivors = subprocess.run(
         [sys.executable, "-m", "mutmut", "result-ids", "survived"], cwd=work, env=env,
         check=False, capture_output=True, text=True,
     ).stdout.split()  # fmt: skip
+    if outcome.total == 0:
+        tail = [line for line in (ran.stderr + ran.stdout).splitlines() if line.strip()]
+        outcome.error = tail[-1][:300] if tail else f"mutmut exited {ran.returncode}"
     for mutant in survivors:
         diff = subprocess.run(
             [sys.executable, "-m", "mutmut", "show", mutant], cwd=work, env=env,
@@ -153,6 +162,9 @@ def report(outcomes: list[Outcome], when: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
+        if o.error:
+            lines.append(f"| `{o.module}` | not mutated: {o.error} | | | | | |")
+            continue
         lines.append(
             f"| `{o.module}` | {o.total} | {o.killed + o.timeout + o.suspicious} | "
             f"{o.survived} | {o.ratio:.0%} | {', '.join(Path(t).name for t in o.tests)} | "
