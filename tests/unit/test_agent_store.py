@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from edgefleet_agent.core.revert import Reverted
 from edgefleet_agent.store import STORE_FILE, LocalStore, write_atomically
 from edgefleet_protocol import Desired, DesiredWorkload, WorkloadSpec, spec_hash
 
@@ -97,3 +98,18 @@ def test_aliases_and_spec_pruning(tmp_path: Path) -> None:
     keep = desired(2, command="true").workloads[0].spec_hash
     store.forget_specs_except([keep])
     assert list(store.known_specs()) == [keep]
+
+
+def test_a_rollout_revert_survives_a_restart_until_it_is_cleared(
+    tmp_path: Path,
+) -> None:
+    old = WorkloadSpec(runtime="process", command=["/bin/app", "v1"])
+    back = Reverted("web-0", "sha256:bad", old, spec_hash(old), "never healthy", 12.5)
+    store = LocalStore(tmp_path)
+    store.save_reverted([back])
+    store.close()
+    again = LocalStore(tmp_path)
+    assert again.reverted() == {"web-0": back}
+    again.save_reverted([])
+    assert again.reverted() == {}
+    again.close()
