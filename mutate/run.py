@@ -42,7 +42,6 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_protocol_properties.py",
     ],
     "protocol/edgefleet_protocol/commands.py": [
-        "tests/unit/test_command_contract.py",
         "tests/unit/test_command_contract_rules.py",
         "tests/unit/test_command_identity_rules.py",
         "tests/unit/test_scaling_commands.py",
