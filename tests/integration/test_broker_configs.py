@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -198,25 +197,19 @@ async def test_bridge_conf_carries_a_sites_topics_both_ways_and_no_further(
     central_set = tmp_path / "central"
     central_users = generate_set(central_set, "--node", "site-a/gw1", "--bridge", "site-a")
     central = start_generated_broker(central_set, tmp_path / "central-broker")
-    # Site: its own set (own CA) for its gateways, plus the bridge's central credentials.
+    # Site: its own set (own CA) for its gateways, plus the site's side of the bridge as
+    # the central set wrote it (bridges/site-a/: bridge.conf with the bridge's password,
+    # central/ with the central CA and the bridge's cert and key) — only paths and the
+    # address change. The documented bridge.conf is this rendering for an example site.
     site_set = tmp_path / "site"
     site_users = generate_set(site_set, "--node", "site-a/gw1")
-    bridge_files = tmp_path / "central-client"
-    bridge_files.mkdir()
-    shutil.copy(central_set / "ca.crt", bridge_files / "ca.crt")
-    for suffix in (".crt", ".key"):
-        shutil.copy(central_set / "clients" / f"bridge@site-a{suffix}", bridge_files)
+    side = central_set / "bridges" / "site-a"
     bridge_conf = installed(
-        (CONFIGS / "bridge.conf").read_text(),
-        {INSTALL: site_set, f"{INSTALL}central/": bridge_files},
+        (side / "bridge.conf").read_text(),
+        {INSTALL: site_set, f"{INSTALL}central/": side / "central"},
     )
-    bridge_conf = override(
-        bridge_conf,
-        {
-            "address": f"address 127.0.0.1:{central.port}",
-            "remote_password": f"remote_password {central_users['bridge@site-a']['password']}",
-        },
-    )
+    assert f"remote_password {central_users['bridge@site-a']['password']}" in bridge_conf
+    bridge_conf = override(bridge_conf, {"address": f"address 127.0.0.1:{central.port}"})
     site = start_generated_broker(site_set, tmp_path / "site-broker", config=bridge_conf)
     try:
         orch = tls_settings(
@@ -248,7 +241,8 @@ async def test_bridge_conf_carries_a_sites_topics_both_ways_and_no_further(
             assert (f"{R}/services/web", b"svc") in {(m.topic, m.payload) for m in seen_at_site}
             assert other not in {m.topic for m in seen_at_site}
             # A compromised site cannot forge a desired document upstream: the site-local
-            # admin publishes one, the bridge forwards it, the central ACL drops it.
+            # admin publishes one; no `out` line carries desired documents (and the central
+            # ACL would drop one from bridge@site-a anyway).
             assert await site_watch.publish(Publication(desired, b"forged", qos=1, retain=True))
             assert await gateway.publish(Publication(status, b"marker", qos=1))
             seen_central = await collect_until(hub, status, b"marker")

@@ -22,21 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
-from edgefleet_cli.brokerconfig.bridgeconf import BRIDGE_CONNECTION, render_site_conf
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.session import Backoff, Session
-from harness.chaos import AGENT_FAST, BIN, ChaosFleet, compare, persistent_config, until
-from harness.mosquitto import MissingTool, Mosquitto, free_port, start_mosquitto
-from harness.proxy import Proxy
+from harness.bridge import Site, SiteAgent
+from harness.chaos import ChaosFleet, compare, until
+from harness.mosquitto import MissingTool
 from harness.tiers import require
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module")]
@@ -44,96 +40,6 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module")]
 GRACE_S = 6.0
 SETTLE_S = 60.0
 SITES = {"site-a": ("a1", "a2"), "site-b": ("b1",)}
-DROPPED = (  # the generated lines a plain loopback bridge does without, or runs faster
-    "remote_username", "remote_password", "bridge_cafile", "bridge_certfile",
-    "bridge_keyfile", "bridge_insecure", "address", "restart_timeout", "keepalive_interval",
-)  # fmt: skip
-
-
-def bridge_block(site: str, root: str, upstream_port: int) -> str:
-    """The generated site config's bridge part, pointed at ``upstream_port`` in clear."""
-    text = render_site_conf(site, central="unused:1", password="unused", root=root)
-    lines = text.splitlines()
-    block = lines[lines.index(f"connection {BRIDGE_CONNECTION}") :]
-    kept = [line for line in block if line.split(" ", 1)[0] not in DROPPED]
-    kept[1:1] = [
-        f"address 127.0.0.1:{upstream_port}",
-        "restart_timeout 1 2",
-        "keepalive_interval 5",
-    ]
-    return "\n".join(kept) + "\n"
-
-
-@dataclass
-class Site:
-    name: str
-    workdir: Path
-    root: str
-    central_port: int
-    port: int = field(default_factory=free_port)
-    proxy: Proxy | None = None
-    broker: Mosquitto | None = None
-
-    async def start_bridge(self) -> None:
-        self.proxy = Proxy(self.central_port)
-        await self.proxy.start()
-
-    def start_broker(self) -> None:
-        assert self.proxy is not None
-        work = self.workdir / self.name
-        config = persistent_config(self.port, work) + bridge_block(
-            self.name, self.root, self.proxy.port
-        )
-        self.broker = start_mosquitto(work, config=config, port=self.port)
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-
-@dataclass
-class SiteAgent:
-    """A real agent (process runtime) connected to its site broker only."""
-
-    node: str
-    site: Site
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        state = self.site.workdir / self.node / "state"
-        state.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}
-        log = self.site.workdir / f"{self.node}-agent-{self.starts}.log"
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [
-                    str(BIN / "edgefleet-agent"),
-                    "run",
-                    "--node",
-                    self.node,
-                    "--site",
-                    self.site.name,
-                    "--broker",
-                    self.site.url,
-                    "--root",
-                    self.site.root,
-                    "--state-dir",
-                    str(state),
-                    "--runtime",
-                    "process",
-                    *AGENT_FAST,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 @dataclass
