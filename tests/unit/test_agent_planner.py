@@ -208,3 +208,33 @@ def test_start_carries_the_desired_hash_and_spec() -> None:
     assert start.ref.spec_hash == spec_hash(A)
     assert start.ref.spec == A
     assert prepare.runtime == start.runtime == "process"
+
+
+@pytest.mark.parametrize(
+    ("state", "restarted"),
+    [("running", True), ("unhealthy", True), ("starting", False), ("failed", False)],
+)
+def test_a_failing_check_restarts_only_a_running_or_unhealthy_workload(
+    state: str, restarted: bool
+) -> None:
+    steps = plan_steps(
+        [want("w1", A)],
+        [have("w1", A, state=state, health="unhealthy")],
+        now=NOW,
+        backoff={},
+        known_specs=KNOWN,
+    )
+    assert [type(s) for s in steps] == ([Restart] if restarted else [])
+
+
+def test_a_workload_whose_running_spec_is_unknown_is_removed_with_the_default_10_s() -> None:
+    (step,) = plan_steps([], [have("old", A)], now=NOW, backoff={}, known_specs={})
+    assert isinstance(step, Remove)
+    assert (step.timeout_s, step.reason) == (10.0, "no longer desired")
+
+
+def test_an_owned_workload_is_an_immutable_value() -> None:
+    owned = have("w1", A)
+    assert (owned.name, owned.spec_hash) == ("w1", spec_hash(A))
+    with pytest.raises(AttributeError):
+        owned.runtime = "docker"  # type: ignore[misc]

@@ -476,3 +476,18 @@ def test_forbid_unknown_reaches_specs_nested_in_a_desired_document() -> None:
     with pytest.raises(ProtocolError) as info:
         validate(Desired, data, forbid_unknown=True)
     assert info.value.field == "workloads.0.spec.resources"
+
+
+def test_size_and_empty_refusals_say_what_is_wrong_in_words() -> None:
+    # The reason reaches operators in events and replies: it names the size and the limit.
+    from edgefleet_protocol.codec import parse_json_object
+
+    with pytest.raises(ProtocolError) as big:
+        parse_json_object(b"{}" + b" " * 20, max_bytes=10)
+    assert (big.value.field, big.value.reason) == ("payload", "22 bytes exceeds the limit of 10")
+    with pytest.raises(ProtocolError) as empty:
+        parse_json_object(b"")
+    assert (empty.value.field, empty.value.reason) == (
+        "payload",
+        "is empty; expected a JSON object",
+    )
