@@ -92,3 +92,50 @@ def test_what_cannot_be_read_is_not_guessed(
     salvage = salvage_envelope(ROOT, payload, ProtocolError("v", "unsupported"))
     assert (salvage.request_id, salvage.reply_to) == (request_id, reply_to)
     assert salvage.code is ErrorCode.BAD_REQUEST
+
+
+# -- bounds and the closed error-code set (killing make mutate's survivors) ----------------
+
+
+@pytest.mark.parametrize(
+    ("verb", "field", "ok", "too_many"),
+    [
+        ("scale", "replicas", 10_000, 10_001),
+        ("drain", "max_unavailable", 10_000, 10_001),
+        ("audit", "limit", 1000, 1001),
+    ],
+)
+def test_count_arguments_are_bounded_exactly_where_documented(
+    verb: str, field: str, ok: int, too_many: int
+) -> None:
+    from edgefleet_protocol.commands import parse_command
+
+    def payload(value: int) -> bytes:
+        args = {"app": "web", "node": "gw-1", field: value}
+        return json.dumps({"v": 1, "request_id": "r-1", **args}).encode()
+
+    _, args = parse_command(verb, payload(ok))
+    assert getattr(args, field) == ok
+    with pytest.raises(ProtocolError) as refused:
+        parse_command(verb, payload(too_many))
+    assert refused.value.field == field
+
+
+def test_the_error_codes_are_exactly_the_documented_wire_strings() -> None:
+    from edgefleet_protocol.commands import ErrorCode
+
+    assert sorted(code.value for code in ErrorCode) == sorted(
+        ["bad_request", "unknown_verb", "bad_reply_to", "not_found", "conflict",
+         "policy_violation", "forbidden", "internal", "rate_limited", "too_large"]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "reason"), [("3", "must be a JSON integer"),
+                                              (3.5, "must be a whole number")])  # fmt: skip
+def test_a_count_that_is_not_a_whole_number_is_refused_in_words(value: object, reason: str) -> None:
+    from edgefleet_protocol.commands import parse_command
+
+    with pytest.raises(ProtocolError) as refused:
+        parse_command("scale", json.dumps({"v": 1, "request_id": "r", "app": "web",
+                                           "replicas": value}).encode())  # fmt: skip
+    assert reason in refused.value.reason
