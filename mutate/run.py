@@ -46,6 +46,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_command_identity_rules.py",
         "tests/unit/test_scaling_commands.py",
         "tests/unit/test_codec_models.py",
+        "tests/unit/test_event_catalogue.py",
     ],
     "protocol/edgefleet_protocol/events.py": ["tests/unit/test_event_catalogue.py"],
     "edge-agent/edgefleet_agent/core/admission.py": [

@@ -139,3 +139,14 @@ def test_a_count_that_is_not_a_whole_number_is_refused_in_words(value: object, r
         parse_command("scale", json.dumps({"v": 1, "request_id": "r", "app": "web",
                                            "replicas": value}).encode())  # fmt: skip
     assert reason in refused.value.reason
+
+
+def test_a_manifest_given_as_yaml_text_arrives_as_an_object() -> None:
+    from edgefleet_protocol.commands import DeployArgs, parse_command
+
+    text = "name: web\nreplicas: 2\nworkload:\n  runtime: simulated\n"
+    _, args = parse_command(
+        "deploy", json.dumps({"v": 1, "request_id": "r", "manifest": text}).encode()
+    )
+    assert isinstance(args, DeployArgs)
+    assert args.manifest == {"name": "web", "replicas": 2, "workload": {"runtime": "simulated"}}
