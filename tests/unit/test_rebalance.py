@@ -155,3 +155,64 @@ def test_a_gate_without_budget_never_asks() -> None:
     gate = RebalanceGate(max_moves=0, interval_s=60)
     gate.budget(frozenset({"n1"}), now=0)
     assert gate.budget(frozenset({"n1", "n2"}), now=1) == (False, 0)
+
+
+# -- load, not only counts -------------------------------------------------------------
+
+
+def _busy_first_node(*apps: AppManifest) -> Sim:
+    """n1 carries a 1.5-core app that never moves; then n2 joins and ``apps`` deploy."""
+    hog = app("hog", 1, disruption={"rebalance": False})
+    hog = hog.model_copy(
+        update={
+            "workload": hog.workload.model_copy(
+                update={"resources": hog.workload.resources.model_copy(update={"cpu": 1.5})}
+            )
+        }
+    )
+    sim = Sim(apps={"hog": hog})
+    sim.join("n1")
+    sim.settle()
+    sim.join("n2")
+    for extra in apps:
+        sim.apps[extra.name] = extra
+    sim.settle()
+    return sim
+
+
+def test_an_even_app_moves_its_replica_off_the_busiest_node_to_an_empty_one() -> None:
+    sim = _busy_first_node(app("web", 2))
+    assert counts(sim, "web") == {"n1": 1, "n2": 1}, "even by count: the old rule moved nothing"
+    sim.join("n3")
+    run_until_settled(sim)
+    assert counts(sim, "web") == {"n2": 1, "n3": 1}
+    assert counts(sim, "hog") == {"n1": 1}, "an app that opted out stays"
+
+
+def test_a_load_move_names_both_nodes_and_their_allocation() -> None:
+    sim = _busy_first_node(app("web", 2))
+    sim.join("n3")
+    result = sim.step(ON)
+    (copy,) = sim.control.retiring
+    assert (copy.node, copy.to_node) == ("n1", "n3")
+    assert any(
+        n.kind == "rebalance" and "n1 is 50% allocated, n3 would be 9% with the replica" in n.message
+        for n in result.notes
+    ), [n.message for n in result.notes]
+
+
+def test_nodes_within_the_load_gap_keep_their_replicas() -> None:
+    sim = fleet(app("web", 2), nodes=2)
+    sim.join("n3")
+    run_until_settled(sim)
+    assert counts(sim, "web") == {"n1": 1, "n2": 1}, "25 % more allocated is the least that moves"
+
+
+def test_bin_packed_apps_are_never_moved_for_load() -> None:
+    sim = _busy_first_node(app("batch", 2, placement={"strategy": "binpack"}))
+    before = counts(sim, "batch")
+    sim.join("n3")
+    for _ in range(4):
+        sim.step(ON)
+        sim.report(settle=True)
+    assert counts(sim, "batch") == before

@@ -10,12 +10,19 @@ score (stability first); this module is the one deliberate exception, and it is 
 * only when the app is uneven by two or more replicas between its fullest and emptiest
   spread domain (node, or site with ``spread: site``) among the nodes it may run on, and
   the emptier domain has room for one more;
-* one replica per app per pass (the fullest domain's highest index), at most ``budget``
-  in all — the shell's churn budget of K moves per interval;
+* or, for apps spread per node whose counts are already even, when one of its replicas
+  sits on a node at least :data:`LOAD_GAP` more allocated (the mean of its cpu and
+  memory shares, as placement's least-allocated score ranks them) than an eligible node
+  with room and no more replicas of the app, even
+  after the move: rebalancing evens load, not only counts, so a node that joins empty
+  takes work off the busiest nodes and not only off apps with a replica too many. The
+  move must leave the target less loaded than the source was, so nothing swings back;
+* one replica per app per pass (the fullest domain's highest index, or the busiest
+  node's), at most ``budget`` in all — the shell's churn budget of K moves per interval;
 * make-before-break, like a drain (:mod:`.moves`).
 
 Placement then puts the leaving replica on the best node, which the spread rank makes
-the emptiest domain.
+the emptiest domain (and, among equally empty nodes, the least allocated one).
 """
 
 from __future__ import annotations
@@ -36,6 +43,11 @@ from edgefleet_orchestrator.placement.filters import (
 )
 from edgefleet_orchestrator.placement.model import Assignment, NodeView, Rejection
 from edgefleet_orchestrator.scaling.moves import Retiring
+
+
+LOAD_GAP = 0.25
+"""How much more allocated (the mean of the node's cpu and memory shares) a
+replica's node must be than the target, after the move, for rebalancing to move it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +84,7 @@ def plan_rebalance(
         if app.is_daemon or spread is None or not app.disruption.rebalance:
             continue
         mine = [a for a in assignments if a.app == name]
-        if len(mine) < 2:
+        if not mine:
             continue
         eligible = _eligible(app, views)
         domain_of = {v.node: (v.node if spread == "node" else v.site) for v in eligible}
@@ -88,26 +100,80 @@ def plan_rebalance(
             (d for d in counts if counts[d] <= counts[fullest] - 2 and d in room),
             key=lambda d: (counts[d], d),
         )
-        if not emptier:
+        source: Assignment | None = None
+        if emptier:
+            source = max(
+                (a for a in on_eligible if domain_of[a.node] == fullest),
+                key=lambda a: replica_index(name, a.replica) or 0,
+            )
+            target = emptier[0]
+            why = (
+                f"rebalancing {name}: {fullest} runs {counts[fullest]} replicas, "
+                f"{target} {counts[target]}"
+            )
+        elif spread == "node":
+            found = _load_move(app, on_eligible, eligible, counts, room, views, free_cpu_m, free_mb)
+            if found is not None:
+                source, why = found
+        if source is None:
             continue  # even, or the emptier domains are full: nothing a move can fix
         settled = False
         if name in moving or budget <= 0:
             continue
         if not all(runs(nodes, a.node, a.replica) for a in mine):
             continue  # not while any replica is down: a move would stack disruption
-        source = max(
-            (a for a in on_eligible if domain_of[a.node] == fullest),
-            key=lambda a: replica_index(name, a.replica) or 0,
-        )
-        target = emptier[0]
-        why = (
-            f"rebalancing {name}: {fullest} runs {counts[fullest]} replicas, "
-            f"{target} {counts[target]}"
-        )
         plan.leaving.setdefault(name, {})[source.replica] = Rejection("rebalance", why)
         plan.reasons[f"{name}/{source.replica}"] = why
         budget -= 1
     return RebalancePlan(plan.leaving, plan.reasons, settled)
+
+
+def _load_move(
+    app: AppManifest,
+    on_eligible: Sequence[Assignment],
+    eligible: Sequence[NodeView],
+    counts: Mapping[str, int],
+    room: set[str],
+    views: Sequence[NodeView],
+    free_cpu_m: Mapping[str, int],
+    free_mb: Mapping[str, int],
+) -> tuple[Assignment, str] | None:
+    """The replica of an even, node-spread app to move off its busiest node, if an
+    eligible node with room and no more of its replicas would stay :data:`LOAD_GAP` less
+    allocated than that node even with the replica on it."""
+    by_name = {v.node: v for v in views}
+
+    def share(node: str, extra_cpu_m: int = 0, extra_mb: int = 0) -> float:
+        view = by_name[node]
+        cap_cpu, cap_mb = millicores(view.cpu_cores), view.memory_mb
+        used_cpu = cap_cpu - free_cpu_m.get(node, 0) + extra_cpu_m
+        used_mb = cap_mb - free_mb.get(node, 0) + extra_mb
+        # The mean of the cpu and memory shares: what placement's least-allocated score
+        # ranks by, so placement agrees that the target is the better node.
+        return (
+            (used_cpu / cap_cpu if cap_cpu else 1.0) + (used_mb / cap_mb if cap_mb else 1.0)
+        ) / 2
+
+    need_cpu_m = millicores(app.workload.resources.cpu)
+    need_mb = app.workload.resources.memory_mb
+    busiest = max(
+        on_eligible,
+        key=lambda a: (share(a.node), replica_index(app.name, a.replica) or 0, a.node),
+    )
+    before = share(busiest.node)
+    targets = sorted(
+        (share(v.node, need_cpu_m, need_mb), v.node)
+        for v in eligible
+        if v.node in room and counts.get(v.node, 0) < counts.get(busiest.node, 0)
+    )
+    if not targets or targets[0][0] > before - LOAD_GAP:
+        return None
+    after, target = targets[0]
+    why = (
+        f"rebalancing {app.name}: {busiest.node} is {before:.0%} allocated, "
+        f"{target} would be {after:.0%} with the replica"
+    )
+    return busiest, why
 
 
 def _eligible(app: AppManifest, views: Sequence[NodeView]) -> list[NodeView]:
