@@ -178,7 +178,8 @@ REBALANCE = _kind(
     "rebalance",
     "orchestrator",
     ("replica", "from", "to"),
-    "rebalancing started moving a replica toward an emptier node or site",
+    "rebalancing started moving a replica toward an emptier or less allocated node, or an"
+    " emptier site",
 )
 MOVE = _kind(
     "move",

@@ -195,10 +195,10 @@ def test_a_load_move_names_both_nodes_and_their_allocation() -> None:
     result = sim.step(ON)
     (copy,) = sim.control.retiring
     assert (copy.node, copy.to_node) == ("n1", "n3")
-    assert any(
-        n.kind == "rebalance" and "n1 is 50% allocated, n3 would be 9% with the replica" in n.message
-        for n in result.notes
-    ), [n.message for n in result.notes]
+    said = "n1 is 50% allocated, n3 would be 9% with the replica"
+    assert any(n.kind == "rebalance" and said in n.message for n in result.notes), [
+        n.message for n in result.notes
+    ]
 
 
 def test_nodes_within_the_load_gap_keep_their_replicas() -> None:

@@ -44,7 +44,6 @@ from edgefleet_orchestrator.placement.filters import (
 from edgefleet_orchestrator.placement.model import Assignment, NodeView, Rejection
 from edgefleet_orchestrator.scaling.moves import Retiring
 
-
 LOAD_GAP = 0.25
 """How much more allocated (the mean of the node's cpu and memory shares) a
 replica's node must be than the target, after the move, for rebalancing to move it."""
