@@ -658,3 +658,18 @@ def test_mqtt5_response_topic_and_correlation_data_are_honoured(fleet: Fleet) ->
         sub.close()
     assert (topic, correlation) == (reply_to, f"corr-{rid}")
     assert json.loads(payload)["ok"] is True
+
+
+def test_audit_shows_who_ran_which_command_as_a_table_and_as_json(fleet: Fleet) -> None:
+    assert run(fleet, "node", "gw3").returncode == 0
+    entries = ok_json(fleet, "audit", "--limit", "5")["entries"]
+    last = entries[-1]
+    assert (last["operator"], last["verb"], last["target"], last["result"]) == (
+        "anonymous",
+        "node",
+        "gw3",
+        "ok",
+    )
+    table = run(fleet, "audit", "--operator", "anonymous", "--limit", "3")
+    assert table.returncode == 0, table.stderr
+    assert "anonymous" in table.stdout and "node gw3" in table.stdout
