@@ -15,6 +15,10 @@ runtime, ``sleep`` workloads) connect only to their site broker. One scenario, i
    publishing locally) until the bridge is back;
 4. an agent killed with kill -9 is seen offline at the centre through the bridge (its
    will), and its replicated replica runs elsewhere after the app's grace.
+
+Then the same path with TLS both ways, from the generated sets themselves: the central
+set with ``--bridge`` for both sites, each site broker on its own set plus the
+``bridges/<site>/`` files as written; a deploy converges and a kill -9 is seen offline.
 """
 
 from __future__ import annotations
@@ -25,20 +29,26 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import pytest_asyncio
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.session import Backoff, Session
 from harness.bridge import Site, SiteAgent
-from harness.chaos import ChaosFleet, compare, until
-from harness.mosquitto import MissingTool
+from harness.chaos import AGENT_FAST, BIN, ChaosFleet, compare, until
+from harness.fleet import Operator
+from harness.mosquitto import MissingTool, Mosquitto
+from harness.processes import Program
+from harness.production import generate_set, installed, override, start_generated_broker
 from harness.tiers import require
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module")]
 
 GRACE_S = 6.0
 SETTLE_S = 60.0
+INSTALL = "/etc/mosquitto/edgefleet/"
 SITES = {"site-a": ("a1", "a2"), "site-b": ("b1",)}
 
 
@@ -215,3 +225,121 @@ async def test_an_agent_killed_is_seen_offline_through_the_bridge(fleet: Bridged
     assert moved >= GRACE_S - 1 - seen, "moved before the grace ran out"
     victim.start()
     await until(lambda: fleet.correct(before.names()), SETTLE_S, "a correct view after it")
+
+
+# -- TLS end to end ------------------------------------------------------------------------
+
+
+def tls_url(set_dir: Path, port: int, user: str) -> str:
+    """A client of a generated set (TLS, its certificate is its identity)."""
+    clients = set_dir / "clients"
+    files = {"ca": set_dir / "ca.crt", "cert": clients / f"{user}.crt"}
+    files["key"] = clients / f"{user}.key"
+    return f"mqtts://{user}@127.0.0.1:{port}?" + "&".join(
+        f"{k}={quote(str(v))}" for k, v in files.items()
+    )
+
+
+async def test_tls_both_ways_with_the_generated_sets(tmp_path: Path) -> None:
+    """The central set with two ``--bridge`` sites, each site broker run from the site's
+    own set plus ``bridges/<site>/`` exactly as generated (paths and address aside): the
+    orchestrator, an operator and the agents all on TLS with their certificates."""
+    nodes = {"site-a": "a1", "site-b": "b1"}
+    central_set = tmp_path / "central-set"
+    generate_set(
+        central_set,
+        *(a for site, node in nodes.items() for a in ("--node", f"{site}/{node}")),
+        *(a for site in nodes for a in ("--bridge", site)),
+        "--operator", "tester",
+    )  # fmt: skip
+    try:
+        central = start_generated_broker(central_set, tmp_path / "central")
+    except MissingTool as exc:
+        require(False, str(exc))
+    fleet = ChaosFleet(tmp_path / "fleet", root="edgefleet/v1", port=central.port)
+    sites: list[Mosquitto] = []
+    agents: list[Program] = []
+    orchestrator: Program | None = None
+    try:
+        for site, node in nodes.items():
+            site_set = tmp_path / f"{site}-set"
+            generate_set(site_set, "--node", f"{site}/{node}")
+            side = central_set / "bridges" / site
+            config = installed(
+                (side / "bridge.conf").read_text(),
+                {INSTALL: site_set, f"{INSTALL}central/": side / "central"},
+            )
+            config = override(config, {"address": f"address 127.0.0.1:{central.port}"})
+            broker = start_generated_broker(site_set, tmp_path / site, config=config)
+            sites.append(broker)
+            state = tmp_path / node
+            state.mkdir()
+            agent = Program(
+                f"agent-{node}",
+                [
+                    str(BIN / "edgefleet-agent"),
+                    "run",
+                    "--node",
+                    node,
+                    "--site",
+                    site,
+                    "--broker",
+                    tls_url(site_set, broker.port, f"{site}.{node}"),
+                    "--state-dir",
+                    str(state),
+                    "--runtime",
+                    "process",
+                    *AGENT_FAST,
+                ],
+                tmp_path,
+            )
+            agents.append(agent.start())
+        orchestrator = Program(
+            "orchestrator",
+            [
+                str(BIN / "edgefleet"),
+                "orchestrator",
+                "run",
+                "--broker",
+                tls_url(central_set, central.port, "orchestrator"),
+                "--data-dir",
+                str(tmp_path / "orchestrator"),
+                "--tick",
+                "0.2",
+            ],
+            tmp_path,
+        ).start()
+        async with Operator(
+            tls_url(central_set, central.port, "tester"), "edgefleet/v1", operator="tester"
+        ) as operator:
+            fleet.operator = operator
+            await fleet.deploy(fleet.app("tls", mode="daemon", disconnect={"grace_s": 60}))
+
+            async def view() -> dict[str, str]:
+                reply = await operator.call("nodes", timeout_s=3)
+                return {r["node"]: r["state"] for r in reply["result"]["nodes"]}
+
+            async def running() -> bool:
+                return set(await view()) == set(nodes.values()) and len(
+                    fleet.census().names()
+                ) == len(nodes)
+
+            await until(running, SETTLE_S, "the daemon running at both sites over TLS")
+            # kill -9 one agent: its will crosses the TLS bridge.
+            agents[0].kill9()
+
+            async def offline() -> bool:
+                return (await view()).get("a1") == "offline"
+
+            await until(offline, 30, "a1 offline at the centre through the TLS bridge")
+    finally:
+        if orchestrator is not None:
+            orchestrator.stop()
+        for program in agents:
+            if program.running():
+                program.kill9()
+        for broker in sites:
+            broker.kill()
+        fleet.operator = None
+        await fleet.stop()  # the orchestrator handle is not its own; kills the workloads
+        central.kill()
