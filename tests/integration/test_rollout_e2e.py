@@ -326,13 +326,26 @@ async def test_a_gateway_reverts_a_bad_update_with_the_broker_down_and_reports_i
             assert reverted - applying <= deadline_s + 1
             broker = start_mosquitto(tmp_path / "broker2", port=port)
             reported = f"{topic_root}/nodes/site-a/gw-solo/reported"
+            said: list[str] = []
+
+            def hear(topic: str, body: dict[str, Any]) -> None:
+                w = body.get("workloads", {}).get("meter-gw-solo", {}) if topic == reported else {}
+                if w.get("rolled_back", {}).get("reason"):
+                    said.append(w["rolled_back"]["reason"])
+
+            f.watcher.hooks.append(hear)
+            if f.watcher.latest.get(reported):
+                hear(reported, f.watcher.latest[reported])
 
             def reported_back() -> bool:
-                w = f.watcher.latest.get(reported, {}).get("workloads", {}).get("meter-gw-solo")
-                return bool(w and w.get("rolled_back", {}).get("reason"))
+                # Its report may be superseded before this watcher is back (the orchestrator
+                # reverts, the agent's revert ends): then the orchestrator's reason shows it.
+                why = f.rollout().get("failed", {}).get("meter-gw-solo", "")
+                return bool(said) or "agent rolled back" in why
 
-            await until(reported_back, 30, "rolled_back reported after the broker returned", f)
-            await until(lambda: f.rollout().get("phase") == "reverted", 30, "phase reverted", f)
+            # Agent, orchestrator and watcher reconnect with jittered backoff (up to 30 s).
+            await until(reported_back, 75, "rolled_back reported after the broker returned", f)
+            await until(lambda: f.rollout().get("phase") == "reverted", 45, "phase reverted", f)
             assert f.rollout()["counts"]["failed"] == 1
             assert versions(f.live()) == {"1": 1}
     finally:

@@ -354,7 +354,7 @@ class Agent:
         delay = await self.converger.once(self._publish_reported)
         await self.discovery.after_converge(self.converger.desired, self.session)
         self._health_wake.set()
-        await self._publish_reported()
+        await self.converger.bounded(self._publish_reported(), slot="reported")
         return delay
 
     async def _health_loop(self) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from typing import Any, assert_never
 
@@ -41,9 +41,9 @@ from edgefleet_agent.store import LocalStore
 
 LIST_TIMEOUT_S = 30.0
 METRICS_RUNTIMES = frozenset({"process", "simulated"})
-PROGRESS_WAIT_S = 0.5
+PUBLISH_WAIT_S = 0.5
 
-EventSink = Callable[..., Awaitable[None]]
+EventSink = Callable[..., Coroutine[Any, Any, None]]
 """``sink(level, kind, message, **details)``: publishes an event (or queues it)."""
 
 
@@ -78,7 +78,8 @@ class Converger:
         self.aliases: dict[str, tuple[str, str]] = store.aliases()
         # Rollout guards: what is being watched, and what went back to its previous spec.
         self.guards = Guards(reverted=store.reverted())
-        self._progress_task: asyncio.Future[None] | None = None
+        self._slots: dict[str, asyncio.Future[Any]] = {}
+        self._background: set[asyncio.Future[Any]] = set()
         self.backoff: dict[str, BackoffEntry] = {}
         self.progress: dict[str, WorkloadState] = {}
         self.owned: list[OwnedWorkload] = []
@@ -137,7 +138,7 @@ class Converger:
 
     # -- the pass -------------------------------------------------------------------------
 
-    async def once(self, publish_progress: Callable[[], Awaitable[None]]) -> float:
+    async def once(self, publish_progress: Callable[[], Coroutine[Any, Any, None]]) -> float:
         """One level-triggered pass; returns the seconds until the next one is needed."""
         now = self._clock()
         await self.observe()
@@ -157,7 +158,7 @@ class Converger:
                         self.progress[step.name] = (
                             "pulling" if step.runtime == "docker" else "starting"
                         )
-                await self._progress(publish_progress)
+                await self.bounded(publish_progress(), slot="reported")
                 try:
                     outcomes = await self._executor.run(steps)
                 finally:
@@ -190,15 +191,23 @@ class Converger:
                 self.store.save_reverted(self.guards.reverted.values())
         return new
 
-    async def _progress(self, publish: Callable[[], Awaitable[None]]) -> None:
-        """Report progress before the steps, best effort: a QoS 1 publish into a broker
-        that just went away can wait 10 s for its acknowledgement, and the steps (a guard's
-        revert above all) must not. Waits at most :data:`PROGRESS_WAIT_S`; the publish
-        goes on in the background, one at a time."""
-        if self._progress_task is not None and not self._progress_task.done():
+    async def bounded(self, work: Coroutine[Any, Any, Any], *, slot: str | None = None) -> None:
+        """Wait for ``work`` (a publish) at most :data:`PUBLISH_WAIT_S`; it goes on in the
+        background. A QoS 1 publish into a broker that just went away can wait 10 s for its
+        acknowledgement, and the converge loop (a guard's revert above all) must not wait
+        with it. With a ``slot``, one at a time: while the last one of that slot is still
+        out, ``work`` is dropped (a retained state is sent again on the next change or
+        reconnect, never older after newer)."""
+        pending = self._slots.get(slot) if slot is not None else None
+        if pending is not None and not pending.done():
+            work.close()
             return
-        self._progress_task = asyncio.ensure_future(publish())
-        await asyncio.wait({self._progress_task}, timeout=PROGRESS_WAIT_S)
+        task = asyncio.ensure_future(work)
+        if slot is not None:
+            self._slots[slot] = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        await asyncio.wait({task}, timeout=PUBLISH_WAIT_S)
 
     async def observe(self) -> None:
         owned: list[OwnedWorkload] = []
@@ -293,7 +302,7 @@ class Converger:
             del self.backoff[name]
 
     async def _event(self, level: Level, kind: str, message: str, **details: Any) -> None:
-        await self._events(level, kind, message, **details)
+        await self.bounded(self._events(level, kind, message, **details))
 
     def _decorate(self, runtime: str, ref: WorkloadRef) -> WorkloadRef:
         """Add the agent's environment (the metrics file, the service proxies) to what a
