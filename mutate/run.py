@@ -54,7 +54,10 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_agent_core_rules.py",
     ],
     "edge-agent/edgefleet_agent/core/planner.py": ["tests/unit/test_agent_planner.py"],
-    "orchestrator/edgefleet_orchestrator/reconcile/documents.py": ["tests/unit/test_reconcile.py"],
+    "orchestrator/edgefleet_orchestrator/reconcile/documents.py": [
+        "tests/unit/test_reconcile.py",
+        "tests/unit/test_reconcile_documents.py",
+    ],
 }
 
 

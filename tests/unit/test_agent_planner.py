@@ -238,3 +238,29 @@ def test_an_owned_workload_is_an_immutable_value() -> None:
     assert (owned.name, owned.spec_hash) == ("w1", spec_hash(A))
     with pytest.raises(AttributeError):
         owned.runtime = "docker"  # type: ignore[misc]
+
+
+def test_every_step_says_why_in_the_words_the_agent_reports() -> None:
+    # These reasons reach the reported state and events: pin them word for word.
+    moved = plan_steps([want("w1", A_ON_DOCKER)], [have("w1", A)], now=NOW, backoff={},
+                       known_specs=KNOWN)  # fmt: skip
+    assert [s.reason for s in moved if isinstance(s, Remove)] == [
+        "runtime changed from process to docker"
+    ]
+    changed = plan_steps([want("w1", A_NEW_COMMAND)], [have("w1", A)], now=NOW, backoff={},
+                         known_specs=KNOWN)  # fmt: skip
+    expected = f"spec changed from {spec_hash(A)} to {spec_hash(A_NEW_COMMAND)}"
+    assert {s.reason for s in changed} == {expected}
+    failing = plan_steps([want("w1", A)], [have("w1", A, health="unhealthy")], now=NOW,
+                         backoff={}, known_specs=KNOWN)  # fmt: skip
+    assert [s.reason for s in failing] == [
+        "health check failing: GET http://127.0.0.1:80/: HTTP 500"
+    ]
+    quiet = OwnedWorkload(
+        runtime="process",
+        observed=Observed(name="w1", app="app", spec_hash=spec_hash(A), state="running",
+                          runtime_id="id-w1", health="unhealthy", message=""),  # type: ignore[arg-type]
+    )  # fmt: skip
+    (step,) = plan_steps([want("w1", A)], [quiet], now=NOW, backoff={}, known_specs=KNOWN)
+    assert isinstance(step, Restart)
+    assert step.reason == "unhealthy"
