@@ -491,3 +491,41 @@ def test_size_and_empty_refusals_say_what_is_wrong_in_words() -> None:
         "payload",
         "is empty; expected a JSON object",
     )
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xff\xfe", "is not UTF-8 (invalid start byte at byte 0)"),
+        (b"{not json", "is not valid JSON: Expecting property name enclosed in double quotes"),
+        (b"[1]", "must be a JSON object, got list"),
+        (b'{"a": NaN}', "is not valid JSON: NaN is not a JSON number"),
+        (b"[" * 100_000 + b"]" * 100_000, "is not valid JSON: nested too deeply"),
+    ],
+)
+def test_a_broken_payload_is_refused_with_these_exact_words(payload: bytes, reason: str) -> None:
+    from edgefleet_protocol.codec import parse_json_object
+
+    with pytest.raises(ProtocolError) as refused:
+        parse_json_object(payload, max_bytes=10**7)
+    assert (refused.value.field, refused.value.reason) == ("payload", reason)
+
+
+def test_version_and_validator_refusals_read_as_documented() -> None:
+    from edgefleet_protocol.codec import validate
+
+    with pytest.raises(ProtocolError) as version:
+        validate(NodeStatus, {"v": 2})
+    assert version.value.field == "v"
+    assert version.value.reason.startswith("unsupported protocol version 2; this peer speaks v=1")
+    # Another Literal field (state) is an ordinary refusal, not a version one.
+    good = {"v": 1, "node": "gw-1", "site": "s1", "session": 1, "since": 1.0}
+    with pytest.raises(ProtocolError) as state:
+        validate(NodeStatus, {**good, "state": "sleeping"})
+    assert state.value.field == "state"
+    assert "protocol version" not in state.value.reason
+    # A validator's own message comes through without pydantic's "Value error, " prefix.
+    with pytest.raises(ProtocolError) as runtime:
+        validate(WorkloadSpec, {"runtime": "docker"})
+    assert not runtime.value.reason.startswith("Value error")
+    assert "http" not in runtime.value.reason  # no pydantic documentation links
