@@ -324,3 +324,40 @@ EXPECTED_RULES = {
 def test_each_kind_has_the_documented_qos_and_retain_rule(kind: TopicKind) -> None:
     rule = RULES[kind]
     assert (rule.qos, rule.retain) == EXPECTED_RULES[kind]
+
+
+# -- refusal words (killing make mutate's survivors in ids.py) ------------------------------
+
+RULE = "1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "reason"),
+    [
+        (7, "id", "must be a string, got int"),
+        ("", "id", "must not be empty"),
+        ("a" * 64, "id", "is 64 characters long; at most 63 allowed"),
+        ("GW_1", "id", f"'GW_1' is not a valid id: {RULE} (found 'G', 'W', '_')"),
+        ("-gw", "id", f"'-gw' is not a valid id: {RULE}"),
+    ],
+)
+def test_an_identifier_refusal_names_the_field_and_the_rule_in_words(
+    value: object, field: str, reason: str
+) -> None:
+    from edgefleet_protocol import ProtocolError, validate_id
+
+    with pytest.raises(ProtocolError) as refused:
+        validate_id(value)
+    assert (refused.value.field, refused.value.reason) == (field, reason)
+
+
+def test_a_model_identifier_field_refuses_with_the_same_reason() -> None:
+    from edgefleet_protocol import ProtocolError, decode
+    from edgefleet_protocol.node_messages import NodeStatus
+
+    with pytest.raises(ProtocolError) as refused:
+        decode(
+            NodeStatus, b'{"v":1,"node":"GW","site":"s1","state":"online","session":1,"since":1}'
+        )
+    assert refused.value.field == "node"
+    assert refused.value.reason.startswith(f"'GW' is not a valid id: {RULE}")
