@@ -529,3 +529,18 @@ def test_version_and_validator_refusals_read_as_documented() -> None:
         validate(WorkloadSpec, {"runtime": "docker"})
     assert not runtime.value.reason.startswith("Value error")
     assert "http" not in runtime.value.reason  # no pydantic documentation links
+
+
+def test_a_refusal_counts_the_other_errors_in_words() -> None:
+    from edgefleet_protocol.codec import validate
+
+    good = {"v": 1, "node": "gw-1", "site": "s1", "state": "online", "session": 1, "since": 1.0}
+    with pytest.raises(ProtocolError) as one_more:
+        validate(NodeStatus, {k: v for k, v in good.items() if k not in ("node", "site")})
+    assert one_more.value.reason == "is required (and 1 more error)"
+    with pytest.raises(ProtocolError) as two_more:
+        validate(NodeStatus, {k: v for k, v in good.items() if k not in ("node", "site", "state")})
+    assert two_more.value.reason == "is required (and 2 more errors)"
+    with pytest.raises(ProtocolError) as alone:
+        validate(NodeStatus, {k: v for k, v in good.items() if k != "node"})
+    assert alone.value.reason == "is required"

@@ -361,3 +361,11 @@ def test_a_model_identifier_field_refuses_with_the_same_reason() -> None:
         )
     assert refused.value.field == "node"
     assert refused.value.reason.startswith(f"'GW' is not a valid id: {RULE}")
+
+
+def test_the_found_detail_lists_every_character_outside_the_rule() -> None:
+    from edgefleet_protocol import ProtocolError, validate_id
+
+    with pytest.raises(ProtocolError) as refused:
+        validate_id("aX")
+    assert refused.value.reason.endswith("(found 'X')")
