@@ -6,11 +6,14 @@ reaches the client; catalogs and proxy ports survive a restart through the local
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from edgefleet_agent.proxy.balancer import Balancer
+from edgefleet_agent.proxy.listener import Listener
 from edgefleet_agent.proxy.proxies import Proxies, ProxyConfig
 from edgefleet_agent.store import LocalStore
 from edgefleet_protocol import Endpoint, ServiceEndpoints, WorkloadSpec
@@ -102,3 +105,22 @@ async def test_a_port_that_cannot_be_bound_fails_alone_and_recovers(
     finally:
         await again.close()
         again_store.close()
+
+
+async def test_finished_exchanges_leave_no_socket_open(backend: int) -> None:
+    """The endpoint answers and closes, then the client closes (an HTTP/1.0 exchange): both
+    directions have ended, so the proxy closes both sockets. Left half-open, every relayed
+    connection kept two descriptors until the agent could accept no more."""
+    balancer = Balancer(site="s", region=None, rng=random.Random(1))
+    balancer.update(entry("svc", backend))
+    listener = Listener(balancer, port_name="main", hosts=("127.0.0.1",), port=free_port())
+    await listener.start()
+    try:
+        assert [await ask(listener.port) for _ in range(50)] == [b"echo:hi"] * 50
+        for _ in range(200):
+            if listener.open_sockets == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert listener.open_sockets == 0
+    finally:
+        await listener.close()

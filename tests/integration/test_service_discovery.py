@@ -127,8 +127,8 @@ async def test_proxy_balances_fails_over_scales_prefers_site_and_survives_the_br
             stop, load = asyncio.Event(), Load()
             runner = asyncio.create_task(hammer(web_port, until=stop, load=load))
             await asyncio.sleep(1.0)
-            killed_at = time.monotonic()
             assert kill_tagged(tag, victim), f"no process for {victim}"
+            killed_at = time.monotonic()  # requests begun after the kill must all succeed
 
             def victim_gone() -> bool:
                 return all(e["replica"] != victim for e in endpoints(watcher, root, "web"))
@@ -174,8 +174,8 @@ async def test_proxy_balances_fails_over_scales_prefers_site_and_survives_the_br
             runner = asyncio.create_task(hammer(web_port, until=stop, load=load))
             await asyncio.sleep(1.0)
             second = sorted(r for r in load.counts() if r != victim)[0]
-            killed_at = time.monotonic()
             assert kill_tagged(tag, second)
+            killed_at = time.monotonic()  # requests begun after the kill must all succeed
             await asyncio.sleep(2.0)
             stop.set()
             await runner

@@ -37,6 +37,7 @@ class _Side(asyncio.Protocol):
         self._on_lost = on_lost
         self._eof = False
         self._pending: list[bytes] = []
+        self.lost = False  # the socket is gone (possibly before anyone paired with it)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -57,11 +58,20 @@ class _Side(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._eof = True
         peer = self.peer
-        if peer is not None and peer.transport is not None and peer.transport.can_write_eof():
-            peer.transport.write_eof()
+        if peer is not None and peer.transport is not None:
+            if peer._eof:
+                # Both directions have ended (an HTTP/1.0 exchange: the server closes, then
+                # the client): nothing can flow any more. Left half-open, neither socket
+                # ever saw connection_lost, and every relayed connection leaked two file
+                # descriptors until the agent could accept no more.
+                peer.transport.close()
+                return False  # and close ours
+            if peer.transport.can_write_eof():
+                peer.transport.write_eof()
         return True  # keep our writing side open: the other direction may still flow
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         peer = self.peer
         if peer is not None and peer.transport is not None:
             peer.transport.close()
@@ -109,6 +119,11 @@ class Listener:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._open: set[asyncio.Transport] = set()
+
+    @property
+    def open_sockets(self) -> int:
+        """Client and endpoint sockets this listener holds open right now."""
+        return len(self._open)
 
     async def start(self) -> None:
         """Listen on every host; raises ``OSError`` (and listens nowhere) if one fails."""
@@ -173,6 +188,11 @@ class Listener:
             try:
                 async with asyncio.timeout(self._connect_timeout_s):
                     await loop.create_connection(_factory(upstream), endpoint.address, port)
+                if upstream.lost:
+                    # Accepted, then reset before we paired (a replica killed with the
+                    # connection in its backlog): nothing reached the client, so this is
+                    # a failed connect like any other, and another endpoint is tried.
+                    raise ConnectionResetError("reset before the relay started")
             except (OSError, TimeoutError) as exc:
                 aside = balancer.failed(endpoint, self._monotonic())
                 log.info("proxy port %d: connect to %s (%s:%d) failed (%r); set aside %g s",
