@@ -87,8 +87,15 @@ def consumer_app(name: str, out: Path, tag: str, uses: list[str], site: str) -> 
 
 
 def kill_tagged(tag: str, workload: str | None = None) -> list[int]:
-    """SIGKILL the workload processes started with ``tag`` (one replica, or all)."""
-    killed = []
+    """SIGKILL the workload processes started with ``tag`` (one replica, or all), and return
+    once they are dead.
+
+    ``os.kill`` returns before the kernel has torn the process down; until it has, its
+    listening socket still completes handshakes into the backlog, and those connections
+    are reset when it finally exits. A request that lands there is in flight on the dying
+    replica, so "after the kill" means after the process is gone (exited or a zombie).
+    """
+    victims: list[psutil.Process] = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
         if tag not in cmd:
@@ -96,8 +103,19 @@ def kill_tagged(tag: str, workload: str | None = None) -> list[int]:
         with contextlib.suppress(psutil.Error):
             if workload is None or proc.environ().get("EDGEFLEET_WORKLOAD") == workload:
                 os.kill(proc.pid, signal.SIGKILL)
-                killed.append(proc.pid)
-    return killed
+                victims.append(proc)
+    deadline = time.monotonic() + 10.0
+    for proc in victims:
+        while time.monotonic() < deadline:
+            try:
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.001)
+        else:
+            raise AssertionError(f"pid {proc.pid} still alive 10 s after SIGKILL")
+    return [p.pid for p in victims]
 
 
 @dataclass
