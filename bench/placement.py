@@ -9,7 +9,11 @@ mixed device sizes, all from the seed) and times three passes with the real pipe
   fleet — the cost of a cold start or of a full reschedule;
 - ``single_app``: one app of R replicas spread across sites;
 - ``steady``: the ``fleet`` pass again with its own result as input, where everything is
-  kept — the cost the reconcile loop pays on every pass when nothing changed;
+  kept — what a pass with nothing changed costs when it is placed afresh;
+- ``steady_memo``: the same pass as the reconcile loop runs it, with the shell's
+  :class:`~edgefleet_orchestrator.placement.memo.PlacementMemo` primed by the pass before
+  and new (equal) node views, as the shell builds them every pass — the cost the loop
+  pays when nothing changed;
 - ``baseline``: the ``fleet`` pass with the exhaustive ranking it replaced (every feasible
   node scored for every app, :mod:`bench.exhaustive_ranking`), timed in the same run.
 
@@ -19,6 +23,7 @@ Each figure is the median of ``repeat`` runs (the machine is shared and noisy).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
@@ -27,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgefleet_orchestrator.placement import Assignment, NodeView, pipeline, place_all, place_app
+from edgefleet_orchestrator.placement.memo import PlacementMemo
 from edgefleet_protocol import validate
 from edgefleet_protocol.manifest import AppManifest
 
@@ -122,6 +128,13 @@ def measure(
     steady_s, steady_cpu = _median_seconds(
         lambda: place_all(apps, fleet, placed, seed=seed), repeat
     )
+    memo = PlacementMemo()
+    kept = place_all(apps, fleet, placed, seed=seed, memo=memo)
+    again = [a for name in sorted(kept) for a in kept[name].assignments]
+    views = iter([[dataclasses.replace(n) for n in fleet] for _ in range(repeat)])
+    memo_s, memo_cpu = _median_seconds(
+        lambda: place_all(apps, next(views), again, seed=seed, memo=memo), repeat
+    )
 
     one = validate(
         AppManifest,
@@ -169,6 +182,11 @@ def measure(
             "seconds": round(steady_s, 4),
             "cpu_seconds": round(steady_cpu, 4),
             "kept": sum(len(r.kept) for r in place_all(apps, fleet, placed, seed=seed).values()),
+        },
+        "steady_memo": {
+            "seconds": round(memo_s, 5),
+            "cpu_seconds": round(memo_cpu, 5),
+            "answered_from_memo": memo.hits,
         },
         "placements_per_s": round(len(placed) / fleet_s),
         "seconds": round(fleet_s, 4),

@@ -214,12 +214,14 @@ def _details(name: str, result: dict[str, Any]) -> list[str]:
     if name == "placement_throughput":
         rows = [
             [k, v["nodes"], v["replicas"], v["fleet"]["placements_per_s"],
-             v["single_app"]["placements_per_s"], v["steady"]["seconds"]]
+             v["single_app"]["placements_per_s"], v["steady"]["seconds"],
+             v.get("steady_memo", {}).get("seconds")]
             for k, v in result["runs"].items()
         ]  # fmt: skip
         return _table(
-            ["run", "nodes", "replicas", "fleet pass /s", "single app /s", "steady pass s"], rows
-        )
+            ["run", "nodes", "replicas", "fleet pass /s", "single app /s",
+             "steady pass s (afresh)", "steady pass s (memo)"], rows,
+        )  # fmt: skip
     if name == "agent_footprint":
         rows = [
             [c["workloads"], c["rss_mb"], c["cpu_pct"], c["up_bytes_per_s"], c["down_bytes_per_s"],

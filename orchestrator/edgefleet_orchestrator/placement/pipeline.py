@@ -53,6 +53,7 @@ from edgefleet_orchestrator.placement.filters import (
     first_rejection,
     millicores,
 )
+from edgefleet_orchestrator.placement.memo import PlacementMemo, pass_key
 from edgefleet_orchestrator.placement.model import (
     AppPlacement,
     Assignment,
@@ -115,6 +116,7 @@ def place_all(
     sizes: Mapping[str, Mapping[str, Size]] | None = None,
     leaving: Mapping[str, Mapping[str, Rejection]] | None = None,
     reserved: Sequence[Assignment] = (),
+    memo: PlacementMemo | None = None,
 ) -> dict[str, AppPlacement]:
     """Place every app, in name order, each seeing the resources the ones before it took.
 
@@ -122,6 +124,10 @@ def place_all(
     deleted app's replicas is the caller's decision, not placement's), and so do
     ``reserved`` ones (old copies of moving replicas, which run until their replacement
     does). ``sizes`` and ``leaving`` are per app, then per replica (see :func:`place_app`).
+
+    With a ``memo``, a pass whose inputs equal the previous pass's returns that pass's
+    result without placing anything (:mod:`.memo`): the same answer, at the cost of a
+    comparison.
     """
     ordered = sorted(apps, key=lambda a: a.name)
     names = [a.name for a in ordered]
@@ -129,6 +135,22 @@ def place_all(
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"place_all got the same app twice: {', '.join(dupes)}")
     by_name = _index_nodes(nodes)
+    key = None
+    if memo is not None:
+        key = pass_key(
+            ordered,
+            nodes,
+            assignments,
+            seed=seed,
+            lost_nodes=lost_nodes,
+            offline_for_s=offline_for_s,
+            sizes=sizes,
+            leaving=leaving,
+            reserved=reserved,
+        )
+        found = memo.recall(key)
+        if found is not None:
+            return found
     usage = Usage({}, {}, {}, [])
     ports = {app.name: host_ports(app.workload) for app in ordered}
     per_app: dict[str, list[Assignment]] = {}
@@ -157,6 +179,8 @@ def place_all(
         presence = Presence.of(app, lost_nodes, offline_for_s)
         moves = Moves((sizes or {}).get(app.name, {}), (leaving or {}).get(app.name, {}))
         results[app.name] = _place(app, by_name, mine, usage, seed, presence, caches, moves)
+    if memo is not None and key is not None:
+        memo.remember(key, results)
     return results
 
 

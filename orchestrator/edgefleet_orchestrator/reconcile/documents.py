@@ -50,17 +50,22 @@ class DocumentChange:
     document: Desired
 
 
-def workloads_hash(workloads: Iterable[DesiredWorkload]) -> str:
+def workloads_hash(workloads: Iterable[DesiredWorkload | PlacedWorkload]) -> str:
     """Hash of a node's workload set (names, apps, spec hashes and rollout guards),
     order-independent. An entry without a guard hashes as it always did, so documents
-    published before rollouts existed are not republished."""
+    published before rollouts existed are not republished. A desired entry and the placed
+    workload it is built from hash the same."""
     items = sorted(
         (w.name, w.app, w.spec_hash)
-        if w.rollout is None
-        else (w.name, w.app, w.spec_hash, w.rollout.model_dump_json())
+        if (guard := _guard(w)) is None
+        else (w.name, w.app, w.spec_hash, guard.model_dump_json())
         for w in workloads
     )
     return "sha256:" + hashlib.sha256(canonical_json(items)).hexdigest()[:16]
+
+
+def _guard(w: DesiredWorkload | PlacedWorkload) -> RolloutGuard | None:
+    return w.rollout if isinstance(w, DesiredWorkload) else w.guard
 
 
 def plan_documents(
@@ -74,14 +79,13 @@ def plan_documents(
     Nodes that appear in ``published`` but have no workloads now get an empty document
     (once: an empty set hashes the same every time).
     """
-    per_node: dict[str, list[DesiredWorkload]] = defaultdict(list)
+    # Hash first, from the placed entries themselves; the pydantic entries and documents
+    # are built only for the nodes whose set changed (in a pass that changes nothing,
+    # none: building 10,000 entries to compare hashes was most of such a pass's cost).
+    per_node: dict[str, list[PlacedWorkload]] = defaultdict(list)
     site_of: dict[str, str] = {}
     for p in placed:
-        per_node[p.node].append(
-            DesiredWorkload(
-                name=p.name, app=p.app, spec=p.spec, spec_hash=p.spec_hash, rollout=p.guard
-            )
-        )
+        per_node[p.node].append(p)
         site_of[p.node] = p.site
     for node, last in published.items():
         per_node.setdefault(node, [])
@@ -89,8 +93,8 @@ def plan_documents(
 
     changes: list[DocumentChange] = []
     for node in sorted(per_node):
-        workloads = sorted(per_node[node], key=lambda w: w.name)
-        digest = workloads_hash(workloads)
+        entries = sorted(per_node[node], key=lambda w: w.name)
+        digest = workloads_hash(entries)
         prev = published.get(node)
         if prev is not None and prev.doc_hash == digest and prev.site == site_of[node]:
             continue
@@ -100,7 +104,12 @@ def plan_documents(
             site=site_of[node],
             generation=generation,
             issued_at=now,
-            workloads=workloads,
+            workloads=[
+                DesiredWorkload(
+                    name=p.name, app=p.app, spec=p.spec, spec_hash=p.spec_hash, rollout=p.guard
+                )
+                for p in entries
+            ],
         )
         changes.append(DocumentChange(node, site_of[node], generation, digest, doc))
     return changes

@@ -36,6 +36,7 @@ from edgefleet_protocol.manifest import AppManifest
 
 from edgefleet_orchestrator.fleet.notes import Note
 from edgefleet_orchestrator.fleet.registry import NodeRecord
+from edgefleet_orchestrator.placement.memo import PlacementMemo
 from edgefleet_orchestrator.placement.model import (
     AppPlacement,
     Assignment,
@@ -86,6 +87,9 @@ class Knobs:
     rebalance_budget: int = 0
     timer: Callable[[], float] | None = None
     """A monotonic clock to time placement with (the metrics); ``None``: not timed."""
+    memo: PlacementMemo | None = None
+    """The shell's placement memo: a pass whose placement inputs equal the previous
+    pass's reuses its placements (:mod:`edgefleet_orchestrator.placement.memo`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +219,7 @@ def reconcile(view: FleetView) -> PassResult:
         sizes=sizing.sizes,
         leaving=leaving,
         reserved=reserved,
+        memo=view.knobs.memo,
     )
     placement_s = timer() - placing_since if timer is not None else 0.0
     verdicts, memory, rescaled, scale_notes = settle_all(

@@ -21,6 +21,7 @@ from edgefleet_protocol.session import Publication
 
 from edgefleet_orchestrator.fleet.liveness import settled_online
 from edgefleet_orchestrator.fleet.notes import Note
+from edgefleet_orchestrator.placement.memo import PlacementMemo
 from edgefleet_orchestrator.placement.model import AppPlacement
 from edgefleet_orchestrator.reconcile.documents import Published
 from edgefleet_orchestrator.reconcile.fleet_pass import (
@@ -64,6 +65,7 @@ class PassRunner:
         self._rebalance = RebalanceGate(config.rebalance_max_moves, config.rebalance_interval_s)
         self._last_scaling_pass = float("-inf")
         self._settles_at: float | None = None
+        self._placement_memo = PlacementMemo()
         self.last_result: PassResult | None = None
         self.placements: dict[str, AppPlacement] = {}
         self.drain_milestones: list[tuple[str, str, str]] = []
@@ -133,6 +135,7 @@ class PassRunner:
             rebalance=rebalance,
             rebalance_budget=budget,
             timer=time.perf_counter,
+            memo=self._placement_memo,
         )
         # Rollouts step first: the replicas they release get the new spec in this pass.
         rollout_notes = step_rollouts(state, self._store, now)
