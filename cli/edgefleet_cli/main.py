@@ -47,6 +47,7 @@ def _mount() -> None:
         broker,
         compliance,
         deploy,
+        diff,
         drain,
         keys,
         logs,
@@ -61,6 +62,7 @@ def _mount() -> None:
 
     verbs = (
         deploy.deploy,
+        diff.diff,
         apps.apps,
         apps.app,
         nodes.nodes,

@@ -38,6 +38,9 @@ _STYLE = {
     "offline": "red",
     "node-offline": "red",
     "unknown": "dim",
+    "kept": "dim",
+    "placed": "green",
+    "moved": "yellow",
     "stopped": "dim",
 }
 
@@ -53,7 +56,8 @@ def cell(value: Any, fmt: str = "{}") -> str:
     return "-" if value is None else escape(fmt.format(value))
 
 
-def _table(title: str | None, columns: Iterable[str]) -> Table:
+def name_table(title: str | None, columns: Iterable[str]) -> Table:
+    """A table whose name columns (app, node, replica) never wrap."""
     table = Table(title=title, title_justify="left")
     for name in columns:
         # Names are what people copy into the next command: never cut them.
@@ -73,7 +77,7 @@ def apps_view(result: Mapping[str, Any], wide: bool = False) -> RenderableType:
     if not rows:
         return Text("no apps deployed (edgefleet deploy FILE), or none matches --selector")
     columns = ("app", "mode", "state", "running", "placed", "runtime")
-    table = _table(None, (*columns, "labels") if wide else columns)
+    table = name_table(None, (*columns, "labels") if wide else columns)
     for r in rows:
         values = [
             cell(r.get("app")),
@@ -123,7 +127,7 @@ def status_view(status: AppStatus) -> RenderableType:
     if status.replicas:
         sized = any(r.cpu is not None for r in status.replicas)
         columns = ("replica", "node", "site", "state", *(("limits",) if sized else ()), "message")
-        table = _table(None, columns)
+        table = name_table(None, columns)
         for r in status.replicas:
             limits = (f"{r.cpu:g} cpu, {r.memory_mb} MB" if r.cpu is not None else "-",)
             table.add_row(
@@ -156,7 +160,7 @@ def nodes_view(result: Mapping[str, Any], wide: bool = False) -> RenderableType:
             "matches --selector"
         )
     columns = ("node", "site", "state", "cordoned", "profile", "arch", "cpu", "memory", "replicas")
-    table = _table(None, (*columns, "region", "session", "labels") if wide else columns)
+    table = name_table(None, (*columns, "region", "session", "labels") if wide else columns)
     for r in rows:
         values = [
             cell(r.get("node")),
@@ -214,7 +218,7 @@ def node_view(result: Mapping[str, Any]) -> RenderableType:
     workloads = result.get("workloads") or {}
     if not workloads:
         return Group(facts, *drained, Text("no workloads reported"))
-    table = _table(None, ("replica", "app", "state", "health", "restarts", "message"))
+    table = name_table(None, ("replica", "app", "state", "health", "restarts", "message"))
     for name, w in sorted(workloads.items()):
         table.add_row(
             cell(name),
@@ -237,7 +241,7 @@ def drain_view(progress: Mapping[str, Any]) -> RenderableType:
     parts: list[RenderableType] = [head]
     moving = progress.get("moving") or []
     if moving:
-        table = _table(None, ("replica", "app", "to", "state"))
+        table = name_table(None, ("replica", "app", "to", "state"))
         for m in moving:
             table.add_row(cell(m.get("replica")), cell(m.get("app")), cell(m.get("to")),
                           state(m.get("state")))  # fmt: skip
@@ -314,7 +318,7 @@ def fleet_view(snapshot: FleetSnapshot, root: str, now: float | None = None) -> 
         )
     else:
         lines.append("no fleet summary published yet")
-    apps = _table("apps", ("app", "mode", "state", "running", "placed", "not placed"))
+    apps = name_table("apps", ("app", "mode", "state", "running", "placed", "not placed"))
     for name in sorted(snapshot.apps):
         a = snapshot.apps[name]
         apps.add_row(
@@ -325,7 +329,7 @@ def fleet_view(snapshot: FleetSnapshot, root: str, now: float | None = None) -> 
             str(a.placed),
             str(sum(u.count for u in a.unplaced)) if a.unplaced else "",
         )
-    nodes = _table("nodes", ("node", "site", "state", "session", "since"))
+    nodes = name_table("nodes", ("node", "site", "state", "session", "since"))
     for (site, node), n in sorted(snapshot.nodes.items()):
         nodes.add_row(cell(node), cell(site), state(n.state), str(n.session), when(n.since))
     return Group(*(Text.from_markup(line) for line in lines), apps, nodes)

@@ -130,6 +130,11 @@ class UndoArgs(WireModel):
     to_revision: WholeInt | None = Field(default=None, ge=1, le=2**53 - 1)
 
 
+class PlanArgs(DeployArgs):
+    """``plan``: the same ``manifest`` as ``deploy``; answered with what that deploy would
+    change (fields, revision, rollout) and where the replicas would go, changing nothing."""
+
+
 ROLLOUT_VERBS: dict[str, type[BaseModel]] = {
     "rollout-status": AppArgs,
     "rollout-history": AppArgs,
@@ -159,6 +164,7 @@ class SecretSetArgs(WireModel):
 
 VERBS: dict[str, type[BaseModel]] = {
     "deploy": DeployArgs,
+    "plan": PlanArgs,
     "delete": AppArgs,
     "scale": ScaleArgs,
     "apps": NoArgs,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conformance_pins import pins
-from conftest import Fleet
+from conftest import NODES, Fleet
 
 ROLES = """operators:
   alice: admin
@@ -76,3 +76,72 @@ def test_a_deploy_whose_node_document_would_be_too_large_is_refused(fleet: Fleet
     assert (reply["ok"], reply["error"]["code"]) == (False, "too_large")
     assert {"node", "bytes", "limit"} <= set(reply["error"]["details"])
     assert fleet.call("app", app="huge")["error"]["code"] == "not_found"  # nothing changed
+
+
+def _barrier(fleet: Fleet, mark: int) -> None:
+    """Another command answered and audited after the plan's: anything the plan had set
+    off (a pass, a retained publish) would have gone out on the same loop by then."""
+    reply = fleet.call("apps")
+    fleet.audit(reply["request_id"], after=mark)
+
+
+@pins("Plans", topics=("commands", "replies", "desired", "app-status", "app-rollout"))
+def test_a_plan_answers_what_a_deploy_would_do_and_changes_nothing(fleet: Fleet, mark: int) -> None:
+    base = manifest("planned", 0.1)
+    assert fleet.call("deploy", manifest=base)["result"]["revision"] == 1
+    fleet.obs.expect_json(
+        fleet.topics.app_status("planned"),
+        lambda b: b["state"] == "healthy" and b["running"] == 1,
+        after=mark,
+    )
+    changed = {**base, "replicas": 2,
+               "workload": {**base["workload"], "env": {"LEVEL": "2"}}}  # type: ignore[dict-item]  # fmt: skip
+    before = fleet.obs.mark()
+    reply = fleet.call("plan", manifest=changed)
+    assert reply["ok"], reply
+    plan = reply["result"]
+    assert (plan["app"], plan["action"], plan["desired"]) == ("planned", "update", 2)
+    assert plan["changes"] == [
+        {"path": "replicas", "from": 1, "to": 2},
+        {"path": "workload.env.LEVEL", "to": "2"},
+    ]
+    assert (plan["revision"], plan["from_revision"], plan["rollout"]) == (2, 1, "progressing")
+    changes = sorted(r["change"] for r in plan["replicas"])
+    assert changes == ["kept", "placed"] and plan["unplaced"] == []
+    assert {r["node"] for r in plan["replicas"]} <= set(NODES)
+    _barrier(fleet, before)
+    stored = fleet.call("app", app="planned")["result"]["manifest"]
+    assert stored["replicas"] == 1 and not stored["workload"].get("env")
+    history = fleet.call("rollout-history", app="planned")["result"]
+    assert [r["revision"] for r in history["revisions"]] == [1]
+    quiet = ("/desired", "/apps/planned/status", "/apps/planned/rollout")
+    assert [s.topic for s in fleet.obs.since(before) if s.topic.endswith(quiet)] == []
+    # The same manifest again: unchanged, nothing would start.
+    same = fleet.call("plan", manifest=base)["result"]
+    assert (same["action"], same["changes"], same["revision"], same["rollout"]) == (
+        "unchanged", [], None, None)  # fmt: skip
+    assert fleet.call("delete", app="planned")["ok"]
+
+
+@pins("Plans", codes=("forbidden", "policy_violation", "too_large", "bad_request"))
+def test_a_plan_is_refused_as_its_deploy_would_be_and_a_new_app_stays_unstored(
+    fleet: Fleet,
+) -> None:
+    assert fleet.call("plan", operator="vic", manifest=manifest("v", 0.1))["error"]["code"] == (
+        "forbidden"
+    )
+    assert fleet.call("plan", manifest=manifest("greedy", 2.0, 1024))["error"]["code"] == (
+        "policy_violation"
+    )
+    big = {"name": "huge", "replicas": 4, "workload": {
+        "runtime": "simulated", "resources": {"cpu": 0.1, "memory_mb": 32},
+        "env": {"BLOB": "x" * 150_000}}}  # fmt: skip
+    assert fleet.call("plan", manifest=big)["error"]["code"] == "too_large"
+    typo = {**manifest("typo", 0.1), "replicaz": 2}
+    bad = fleet.call("plan", manifest=typo)["error"]
+    assert (bad["code"], bad["details"]["field"]) == ("bad_request", "manifest.replicaz")
+    fresh = fleet.call("plan", manifest=manifest("fresh", 0.1))["result"]
+    assert (fresh["action"], fresh["revision"], fresh["rollout"]) == ("create", 1, None)
+    assert {c["path"] for c in fresh["changes"]} >= {"name", "replicas", "workload.runtime"}
+    assert len(fresh["replicas"]) == 1 and fresh["replicas"][0]["change"] == "placed"
+    assert fleet.call("app", app="fresh")["error"]["code"] == "not_found"

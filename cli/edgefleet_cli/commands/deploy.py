@@ -1,7 +1,8 @@
-"""``edgefleet deploy FILE [--wait]``: create or update an app, and optionally follow it
+"""``edgefleet deploy FILE [--wait | --dry-run]``: create or update an app, and optionally follow it
 until every replica runs and, when the deploy changed the workload, until the new
 revision's rollout succeeded (a progress bar on stderr, the result on stdout). Exit 1 when
 the rollout fails or is reverted (with its reasons) or when no node qualifies (at once).
+``--dry-run`` is ``edgefleet diff`` (:mod:`edgefleet_cli.commands.diff`): nothing changes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from edgefleet_cli import views
 from edgefleet_cli.client import OperatorClient, converged, expected_replicas
+from edgefleet_cli.commands.diff import show_plan
 from edgefleet_cli.commands.follow import verdict
 from edgefleet_cli.config import (
     CommandRefused,
@@ -48,6 +50,14 @@ def deploy(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the app until every replica runs.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Only show what would change and where replicas would go (as `edgefleet "
+            "diff`); change nothing.",
+        ),
+    ] = False,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -63,8 +73,16 @@ def deploy(
     config: ConfigOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Create or update an app from a manifest file."""
+    """Create or update an app from a manifest file (--dry-run: only show what would change)."""
     common = Common(broker, root, user, timeout, config, output)
+    if dry_run:
+        if wait:
+            typer.echo(
+                "error: --dry-run changes nothing, so there is nothing to --wait for", err=True
+            )
+            raise typer.Exit(2)
+        show_plan(common, file)
+        return
 
     async def work() -> None:
         started = time.monotonic()

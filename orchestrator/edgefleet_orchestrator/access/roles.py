@@ -2,7 +2,8 @@
 
 Three roles, each including the one before: **viewer** reads (``apps``, ``app``,
 ``nodes``, ``node``, ``audit``, rollout status and history), **deployer** also changes apps
-(``deploy``, ``delete``, ``scale``, the other rollout verbs), **admin** also changes nodes
+(``deploy``, ``delete``, ``scale``, the other rollout verbs) and may ask what a deploy would
+do (``plan``: the same role and scope as the deploy it previews), **admin** also changes nodes
 (``cordon``, ``uncordon``, ``drain``) and reads everyone's audit entries. A verb this table
 does not name needs **admin**: a verb added later is closed until someone opens it here.
 
@@ -42,7 +43,7 @@ READ_VERBS = frozenset(
     | {"rollout-status", "rollout-history"}
 )
 APP_VERBS = frozenset(
-    {"deploy", "delete", "scale"}
+    {"deploy", "plan", "delete", "scale"}
     | {"rollout-promote", "rollout-pause", "rollout-resume", "rollout-undo"}
 )
 NODE_VERBS = frozenset({"cordon", "uncordon", "drain"})

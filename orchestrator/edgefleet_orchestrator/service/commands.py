@@ -35,6 +35,7 @@ from edgefleet_orchestrator.access.roles import decide, visible
 from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.service.events import EventPublisher
 from edgefleet_orchestrator.service.handlers import CommandFailed, handle
+from edgefleet_orchestrator.service.plans import PLAN_VERBS
 from edgefleet_orchestrator.service.rollout_handlers import handle_rollout
 from edgefleet_orchestrator.service.secrets import SECRET_VERBS
 from edgefleet_orchestrator.service.state import ControlState
@@ -181,7 +182,11 @@ class CommandIntake:
             return reply, target
         try:
             with self._store.transaction():
-                run = handle_rollout if verb in ROLLOUT_VERBS else SECRET_VERBS.get(verb, handle)
+                run = (
+                    handle_rollout
+                    if verb in ROLLOUT_VERBS
+                    else {**SECRET_VERBS, **PLAN_VERBS}.get(verb, handle)
+                )
                 outcome = run(verb, args, self._state, self._store)
         except CommandFailed as exc:
             reply = error_reply(request_id, exc.code, exc.message, verb=verb, details=exc.details)

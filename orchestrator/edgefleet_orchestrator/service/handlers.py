@@ -65,8 +65,10 @@ def handle(verb: str, args: BaseModel, state: ControlState, store: Store) -> Out
     return handler(args, state, store)
 
 
-def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
-    assert isinstance(args, DeployArgs)
+def admit_deploy(args: DeployArgs, state: ControlState) -> tuple[AppManifest | None, AppManifest]:
+    """The checks a deploy passes before anything is stored, in order (manifest, service
+    name, compliance policy), and the manifest it would store: ``(previous, app)``. Shared
+    by ``deploy`` and ``plan``, so a plan refuses exactly what the deploy would."""
     try:
         app = load_manifest(json.dumps(args.manifest), source="manifest")
     except ProtocolError as exc:
@@ -92,10 +94,16 @@ def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
         # one keeps the current count (within the new bounds) instead of resetting to min.
         low, high = app.autoscale.min, app.autoscale.max
         app = with_replicas(app, min(max(previous.replicas or low, low), high))
+    return previous, app
+
+
+def _deploy(args: BaseModel, state: ControlState, store: Store) -> Outcome:
+    assert isinstance(args, DeployArgs)
+    previous, app = admit_deploy(args, state)
     if previous == app:
         version = store.put_app(app.name, manifest_json(app))
         return Outcome({"app": app.name, "action": "unchanged", "version": version})
-    _refuse_oversized(app, state)
+    refuse_oversized(app, state)
     version = store.put_app(app.name, manifest_json(app))
     state.apps[app.name] = app
     action = "created" if previous is None else "updated"
@@ -119,7 +127,7 @@ def _refuse_service_clash(app: AppManifest, state: ControlState) -> None:
             )
 
 
-def _refuse_oversized(app: AppManifest, state: ControlState) -> None:
+def refuse_oversized(app: AppManifest, state: ControlState) -> None:
     refusal = oversize_refusal(app, state)
     if refusal is not None:
         raise CommandFailed(ErrorCode.TOO_LARGE, *refusal)
@@ -161,7 +169,7 @@ def _scale(args: BaseModel, state: ControlState, store: Store) -> Outcome:
     except ValueError as exc:
         raise CommandFailed(ErrorCode.BAD_REQUEST, str(exc), {"field": "replicas"}) from None
     if args.replicas > previous:
-        _refuse_oversized(scaled, state)
+        refuse_oversized(scaled, state)
     store.put_app(app.name, manifest_json(scaled))
     state.apps[app.name] = scaled
     return Outcome(

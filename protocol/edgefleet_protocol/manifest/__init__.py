@@ -12,7 +12,8 @@ Callers: the ``deploy`` command handler and ``edgefleet`` CLI (via :func:`load_m
 
 Rooms: :mod:`.rules` (shared shapes), :mod:`.blocks` (placement, disconnect, autoscale,
 disruption, service: where a new block goes), :mod:`.names` (replica names), :mod:`.app` (the
-manifest), :mod:`.files` (reading text and files). Import from this package.
+manifest), :mod:`.files` (reading text and files), :mod:`.diff` (field-level changes, for
+``plan``). Import from this package.
 """
 
 from edgefleet_protocol.manifest.app import (
@@ -34,6 +35,7 @@ from edgefleet_protocol.manifest.blocks import (
     Waves,
     share_of,
 )
+from edgefleet_protocol.manifest.diff import field_changes
 from edgefleet_protocol.manifest.files import (
     ManifestError,
     load_manifest,
@@ -77,6 +79,7 @@ __all__ = [
     "Topology",
     "Update",
     "Waves",
+    "field_changes",
     "load_manifest",
     "load_manifests",
     "manifest_files",

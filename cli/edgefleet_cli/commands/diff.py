@@ -1,0 +1,63 @@
+"""``edgefleet diff FILE`` (and ``deploy --dry-run FILE``): what a deploy of the manifest
+would change and where its replicas would go, without changing anything.
+
+Both send the ``plan`` command (docs/protocol.md, "Plans"): the orchestrator runs the
+deploy's own checks (manifest, roles, compliance policy, document size) and answers with
+the field-level changes against the stored manifest, the revision and rollout the deploy
+would start, and a trial pass's placement; it stores and publishes nothing. A refusal
+exits 1 like the deploy's would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgefleet_cli.config import read_manifest
+from edgefleet_cli.options import (
+    BrokerOpt,
+    Common,
+    ConfigOpt,
+    Output,
+    OutputOpt,
+    RootOpt,
+    TimeoutOpt,
+    UserOpt,
+    call,
+    execute,
+    out,
+    print_json,
+)
+from edgefleet_cli.plan_views import plan_view
+
+ManifestArg = Annotated[
+    Path, typer.Argument(metavar="FILE", help="Manifest, YAML or JSON ('-': stdin).")
+]
+
+
+def show_plan(common: Common, file: Path) -> None:
+    """Send ``plan`` with the manifest in ``file`` and print the answer."""
+
+    async def work() -> None:
+        result = await call(common, "plan", {"manifest": read_manifest(file)})
+        if common.output is Output.json:
+            print_json(result)
+        else:
+            out().print(plan_view(result))
+
+    execute(work)
+
+
+def diff(
+    file: ManifestArg,
+    broker: BrokerOpt = None,
+    root: RootOpt = None,
+    user: UserOpt = None,
+    timeout: TimeoutOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show what deploying FILE would change and where replicas would go; change nothing."""
+    show_plan(Common(broker, root, user, timeout, config, output), file)
