@@ -7,6 +7,7 @@ fallback, logging — and this one the library details.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgefleet_protocol.broker import BrokerSettings
-from edgefleet_protocol.wire import InboundMessage, Publication
+from edgefleet_protocol.wire import Publication
 
 ProtocolVersion = Literal["5", "3.1.1"]
 
@@ -27,6 +28,13 @@ MAX_INFLIGHT = 1000
 orchestrator's desired-document fan-out at 20 per broker round trip: a 1,000-node deploy
 took 2.4 s where 1.3 s suffice (bench/convergence.py). Callers bound their own concurrency
 (the orchestrator publishes 64 at a time); mosquitto takes 2,000 at once with its defaults."""
+
+
+RECEIVE_MAXIMUM = 1000
+"""MQTT 5 Receive Maximum: QoS 1 messages the broker may send us unacknowledged. The
+session holds a PUBACK back while its inbound queue is full (:mod:`.inbox`), so this is
+what bounds a QoS 1 flood in memory (on 3.1.1 the broker's ``max_inflight_messages``,
+1,000 in the generated config, does)."""
 
 
 AUTH_REFUSALS = frozenset({4, 5, 134, 135})
@@ -77,11 +85,18 @@ def make_client(
         tls_insecure=s.insecure if s.tls else None,
         logger=logging.getLogger("edgefleet.session.paho"),
         max_inflight_messages=MAX_INFLIGHT,
+        properties=_connect_properties() if v5 else None,
     )
     _fail_connect_on_close(client)
     if on_refused is not None:
         _report_refused_publishes(client, on_refused)
     return client
+
+
+def _connect_properties() -> Properties:
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
+    return props
 
 
 def _report_refused_publishes(
@@ -157,25 +172,11 @@ def publish_properties(protocol: ProtocolVersion | None, pub: Publication) -> Pr
     return props
 
 
-def inbound_from(message: aiomqtt.Message) -> InboundMessage:
-    """An aiomqtt message as the library-free :class:`InboundMessage`."""
-    payload = message.payload
-    if isinstance(payload, str):
-        data = payload.encode()
-    elif isinstance(payload, bytes | bytearray):
-        data = bytes(payload)
-    elif payload is None:
-        data = b""
-    else:
-        data = str(payload).encode()
-    props = message.properties
-    response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
-    correlation = getattr(props, "CorrelationData", None) if props is not None else None
-    return InboundMessage(
-        topic=message.topic.value,
-        payload=data,
-        qos=message.qos,
-        retain=bool(message.retain),
-        response_topic=response_topic,
-        correlation_data=correlation,
-    )
+def raise_if_cancelled() -> None:
+    """Python 3.11's ``asyncio.wait_for`` (inside aiomqtt's connect and subscribe) swallows
+    a cancellation that lands just as its future completes. The runner would then read
+    messages forever and :meth:`Session.close` would never return; seen when thousands of
+    simulated agents were stopped while connecting."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -1,10 +1,9 @@
 """One long-lived MQTT session per process, on aiomqtt.
 
 Owns the connection deliberately (STYLE.md §11): a will set at connect, subscriptions
-declared once and restored after every reconnect, reconnect forever with capped jittered
-backoff, a bounded inbound queue, publish helpers that apply each topic's QoS/retain rule,
-and a clean shutdown that publishes the caller's final messages (the ``offline`` status)
-before disconnecting.
+restored after every reconnect, reconnect forever with capped jittered backoff, a bounded
+inbound queue, publish helpers that apply each topic's QoS/retain rule, and a clean
+shutdown that publishes the caller's final messages (``offline``) before disconnecting.
 
 Invariants:
 
@@ -23,9 +22,9 @@ Invariants:
   counts), so an agent never stays on 3.1.1 because of an outage.
 * Logs: one WARNING when an outage begins and one INFO when it ends; each failed retry
   in between, and paho's own connection-error lines, only at DEBUG.
-* The inbound queue holds at most ``queue_size`` messages. When it is full, QoS 0 messages
-  (telemetry, superseded by the next heartbeat anyway) are dropped and counted; QoS 1
-  messages wait for room, which pauses this session's reading of aiomqtt's own queue.
+* Inbound: :mod:`.mqtt_inbound` reads the socket into an :class:`.inbox.Inbox` of
+  ``queue_size``; when full, QoS 0 (telemetry, superseded anyway) is dropped and counted,
+  QoS 1 queued with its PUBACK held back until there is room (broker in-flight bound).
 """
 
 from __future__ import annotations
@@ -36,21 +35,25 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import aiomqtt
 from pydantic import BaseModel
 
+from edgefleet_protocol import mqtt_inbound
 from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.codec import encode
+from edgefleet_protocol.inbox import Inbox
 from edgefleet_protocol.mqtt_client import (
     AUTH_REFUSALS,
     MAX_INFLIGHT,
     ProtocolVersion,
     connack_code,
-    inbound_from,
     make_client,
     publish_properties,
+    raise_if_cancelled,
 )
+from edgefleet_protocol.mqtt_inbound import acknowledge
 from edgefleet_protocol.topics import REPLY_RULE, TopicKind
 from edgefleet_protocol.wire import Backoff, InboundMessage, Publication, ReconnectSchedule
 
@@ -115,7 +118,7 @@ class Session:
         self.will = will
         self._subscriptions = list(dict.fromkeys(subscriptions))
         self._on_connect = on_connect
-        self._queue: asyncio.Queue[InboundMessage] = asyncio.Queue(maxsize=queue_size)
+        self._inbox = Inbox(queue_size)
         self._backoff = backoff or Backoff()
         self._schedule = ReconnectSchedule(self._backoff)
         self._rng = rng or random.Random()
@@ -193,10 +196,15 @@ class Session:
     async def messages(self) -> AsyncIterator[InboundMessage]:
         """Inbound messages across reconnects, until the session is closed."""
         while True:
-            yield await self._queue.get()
+            yield await self._inbox.get()
+
+    async def batch(self, limit: int = 4096) -> list[InboundMessage]:
+        """Every inbound message waiting (at most ``limit``), once there is one: for a
+        consumer that handles a burst at once (telemetry coalesced)."""
+        return await self._inbox.batch(limit)
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        return len(self._inbox)
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -288,6 +296,7 @@ class Session:
             client = make_client(
                 self.settings, self.client_id, self.will, protocol, self._publish_refused
             )
+            mqtt_inbound.install(client, self._sink(client), v5=protocol == "5")
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     # A 3.1.1-only broker may hang on a v5 CONNECT instead of refusing it;
@@ -301,7 +310,7 @@ class Session:
                     self._v5_worked = self._v5_worked or protocol == "5"
                     for topic_filter in self._subscriptions:
                         await client.subscribe(topic_filter, qos=1)
-                    _raise_if_cancelled()
+                    raise_if_cancelled()
                     self.connected.set()
                     lasted = self._schedule.connected(loop.time())
                     if self.settings.protocol == "auto":
@@ -319,8 +328,7 @@ class Session:
                         self._hook = asyncio.create_task(
                             self._run_hook(self._on_connect), name="mqtt-on-connect"
                         )
-                    async for message in client.messages:
-                        await self._enqueue(message)
+                    await mqtt_inbound.until_disconnected(client)
             except (aiomqtt.MqttError, TimeoutError) as exc:
                 self.stats.last_error = str(exc) or type(exc).__name__
                 if connack_code(exc) in AUTH_REFUSALS:
@@ -381,20 +389,12 @@ class Session:
         except Exception:  # one failing hook must not take the session down
             log.exception("on_connect hook failed")
 
-    async def _enqueue(self, message: aiomqtt.Message) -> None:
-        inbound = inbound_from(message)
-        self.stats.received += 1
-        if message.qos == 0 and self._queue.full():
-            self.stats.dropped_qos0 += 1
-            return
-        await self._queue.put(inbound)
+    def _sink(self, client: aiomqtt.Client) -> mqtt_inbound.Sink:
+        def sink(message: InboundMessage, mid: int) -> bool:  # the reader's; see Inbox
+            self.stats.received += 1
+            ack = partial(acknowledge, client, mid) if mid else None
+            offered = self._inbox.offer(message, ack)
+            self.stats.dropped_qos0 += offered == "dropped"
+            return offered != "deferred"
 
-
-def _raise_if_cancelled() -> None:
-    """Python 3.11's ``asyncio.wait_for`` (inside aiomqtt's connect and subscribe) swallows
-    a cancellation that lands just as its future completes. The runner would then read
-    messages forever and :meth:`Session.close` would never return; seen when thousands of
-    simulated agents were stopped while connecting."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
+        return sink

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from edgefleet_protocol import NodeStatus, TopicKind, Topics, decode
 from edgefleet_protocol.broker import BrokerSettings
+from edgefleet_protocol.mqtt_client import RECEIVE_MAXIMUM
 from edgefleet_protocol.session import Backoff, InboundMessage, Publication, Session
 from harness.mosquitto import Mosquitto, start_mosquitto
 
@@ -161,3 +162,36 @@ async def test_auto_mode_gives_up_on_a_silent_v5_connect_quickly() -> None:
         await session.close()
     finally:
         silent.close()
+
+
+async def test_a_qos1_flood_at_a_busy_reader_stays_bounded_and_loses_nothing(
+    broker_url: str, topic_root: str
+) -> None:
+    """A reader that does not keep up holds at most its queue plus its MQTT 5 Receive
+    Maximum: the rest waits at the broker (PUBACKs are held back while the queue is full),
+    and all of it arrives, in order, once the reader catches up. aiomqtt's own queue used
+    to take everything in, unbounded. (On 3.1.1 the broker's max_inflight_messages is the
+    bound; the test broker sets none.)"""
+    settings = BrokerSettings.from_url(broker_url)
+    topic = f"{topic_root}/flood"
+    sent = 3 * RECEIVE_MAXIMUM
+    async with (
+        Session(settings, client_id="flooded", subscriptions=[topic], queue_size=20) as reader,
+        Session(settings, client_id="flooder") as writer,
+    ):
+        assert await reader.wait_connected(5) and await writer.wait_connected(5)
+        for n in range(sent):
+            assert await writer.publish(Publication(topic=topic, payload=b"%d" % n, qos=1))
+        async with asyncio.timeout(10):  # the broker's window fills, then nothing moves
+            while reader.stats.received < 20:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert reader._client is not None
+        held = reader.pending() + reader._client._queue.qsize()
+        assert 20 <= held <= 20 + RECEIVE_MAXIMUM, f"the session holds {held} of {sent} messages"
+        got = []
+        async with asyncio.timeout(20):
+            while len(got) < sent:
+                got.extend(int(m.payload) for m in await reader.batch(50))
+        assert got == list(range(sent))
+        assert reader.stats.dropped_qos0 == 0
