@@ -183,8 +183,17 @@ def when(ts: float) -> str:
 class OperatorClient:
     """``async with OperatorClient(settings) as client: reply = await client.call(...)``."""
 
-    def __init__(self, settings: ClientSettings, *, follow: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        follow: Sequence[str] = (),
+        tap: Callable[[InboundMessage], bool] | None = None,
+    ) -> None:
         self.settings = settings
+        self._tap = tap
+        """Sees every message outside the reply topics first; ``True`` means it took it
+        (``events --follow``: the events topics, which the snapshot does not keep)."""
         self.topics = Topics(settings.root)
         self.snapshot = FleetSnapshot()
         self.changed = asyncio.Event()
@@ -256,6 +265,8 @@ class OperatorClient:
                         future.set_exception(
                             CommandRefused(f"error: unreadable reply on {message.topic}: {exc}")
                         )
+                continue
+            if self._tap is not None and self._tap(message):
                 continue
             if self.snapshot.apply(self.topics, message):
                 self.changed.set()
@@ -352,41 +363,3 @@ class OperatorClient:
             return False
         self.changed.clear()
         return True
-
-    async def follow_app(
-        self,
-        deploy_result: Mapping[str, Any],
-        manifest: Mapping[str, Any],
-        *,
-        deadline: float,
-        on_status: Callable[[AppStatus], None] = lambda status: None,
-    ) -> tuple[AppStatus | None, bool]:
-        """After a deploy reply: follow ``apps/<app>/status`` (subscribed with ``follow``)
-        until :func:`converged` or the ``time.monotonic()`` deadline.
-
-        Returns the last status and whether it converged; ``on_status`` sees every status
-        on the way (the CLI's progress bar).
-        """
-        name = str(deploy_result.get("app"))
-        seen = self.snapshot.app_updates.get(name, 0)
-        replied = time.monotonic()
-        while True:
-            if self.orchestrator_offline():
-                raise Unreachable(
-                    f"error: the orchestrator went offline while {name} was converging: {HINT}"
-                )
-            status = self.snapshot.apps.get(name)
-            if status is not None:
-                on_status(status)
-            now = time.monotonic()
-            if converged(
-                status,
-                expected=expected_replicas(manifest),
-                action=str(deploy_result.get("action")),
-                fresh=self.snapshot.app_updates.get(name, 0) > seen,
-                since_reply_s=now - replied,
-            ):
-                return status, True
-            if now >= deadline:
-                return status, False
-            await self.next_change(min(deadline - now, 0.25))

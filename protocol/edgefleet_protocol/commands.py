@@ -31,6 +31,8 @@ from edgefleet_protocol.topics import validate_root
 
 MAX_REPLICAS: Final = 10_000
 MAX_AUDIT_ROWS: Final = 1000
+RECENT_EVENTS: Final = 200
+"""How many of its newest events the orchestrator keeps for the ``events`` verb."""
 
 
 class ErrorCode(StrEnum):
@@ -154,6 +156,17 @@ class AuditArgs(WireModel):
     operator: Identifier | None = None
 
 
+class EventsArgs(WireModel):
+    """``events``: the orchestrator's newest events (it keeps the last
+    :data:`RECENT_EVENTS` since it started), oldest first; only those naming ``node`` /
+    ``app`` / of ``kind`` when given. Scoped as the operator's grant allows."""
+
+    limit: WholeInt = Field(default=50, ge=1, le=RECENT_EVENTS)
+    node: Identifier | None = None
+    app: Identifier | None = None
+    kind: str | None = Field(default=None, min_length=1, max_length=64)
+
+
 class SecretSetArgs(WireModel):
     """``secret-set``: store secret ``name``, sealed to the orchestrator's sealing key
     (``orchestrator/status`` ``sealing_key``) by the client: never a value in clear."""
@@ -175,6 +188,7 @@ VERBS: dict[str, type[BaseModel]] = {
     "uncordon": NodeArgs,
     "drain": DrainArgs,
     "audit": AuditArgs,
+    "events": EventsArgs,
     "secret-set": SecretSetArgs,
     **ROLLOUT_VERBS,
 }

@@ -145,3 +145,22 @@ def test_a_plan_is_refused_as_its_deploy_would_be_and_a_new_app_stays_unstored(
     assert {c["path"] for c in fresh["changes"]} >= {"name", "replicas", "workload.runtime"}
     assert len(fresh["replicas"]) == 1 and fresh["replicas"][0]["change"] == "placed"
     assert fleet.call("app", app="fresh")["error"]["code"] == "not_found"
+
+
+@pins("Recent events", topics=("orchestrator-events", "replies"), codes=("bad_request",))
+def test_events_answers_the_newest_published_events_in_the_operator_s_scope(
+    fleet: Fleet, mark: int
+) -> None:
+    asked = fleet.call("apps")
+    published = fleet.audit(asked["request_id"], after=mark)
+    newest = fleet.call("events", kind="command", limit=1)["result"]["events"]
+    assert newest == [published]  # exactly as it went out on orchestrator/events
+    everything = fleet.call("events", limit=200)["result"]["events"]
+    assert published in everything and len(everything) > 1
+    assert [e["ts"] for e in everything] == sorted(e["ts"] for e in everything)
+    # A viewer sees its own command events only (as with audit).
+    fleet.audit(fleet.call("apps", operator="vic")["request_id"], after=mark)
+    theirs = fleet.call("events", operator="vic", kind="command")["result"]["events"]
+    assert theirs and {e["details"]["operator"] for e in theirs} == {"vic"}
+    refused = fleet.call("events", limit=0)["error"]
+    assert (refused["code"], refused["details"]["field"]) == ("bad_request", "limit")

@@ -37,6 +37,10 @@ APP_A = Target("app", "cam-1", ("plant-a",))
         ("eve", "apps", Target(), True),
         ("eve", "app", APP_A, True),
         ("eve", "audit", Target(), True),
+        ("eve", "events", Target(), True),
+        ("eve", "plan", APP_A, False),  # a plan needs what its deploy needs
+        ("dev", "plan", APP_A, True),
+        ("dev", "plan", Target("app", "db", ("plant-a",)), False),
         ("eve", "deploy", APP_A, False),  # a viewer changes nothing
         ("eve", "scale", APP_A, False),
         ("dev", "deploy", APP_A, True),
@@ -106,3 +110,19 @@ def test_a_bad_roles_file_is_refused_naming_the_entry(data: Any, fragment: str) 
 
 def test_an_empty_policy_lets_nobody_in() -> None:
     assert decide(AccessPolicy(grants={}), "ada", "apps", Target()) is not None
+
+
+def test_events_show_only_what_is_in_scope_and_a_non_admin_s_own_commands() -> None:
+    events: dict[str, Any] = {
+        "events": [
+            {"kind": "placement", "app": "cam-1", "site": "plant-a"},
+            {"kind": "placement", "app": "db"},  # outside dev's apps
+            {"kind": "node", "node": "gw-9", "site": "plant-b"},  # outside dev's sites
+            {"kind": "broker"},  # names nothing: everyone's
+            {"kind": "command", "details": {"operator": "dev"}},
+            {"kind": "command", "details": {"operator": "ada"}},
+        ]
+    }
+    kept = visible(POLICY, "dev", "events", events)["events"]
+    assert kept == [events["events"][0], events["events"][3], events["events"][4]]
+    assert visible(POLICY, "ada", "events", events) == events  # an unscoped admin: all

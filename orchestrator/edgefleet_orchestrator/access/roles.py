@@ -1,16 +1,17 @@
 """Roles and scope: the orchestrator's access policy, and the one decision it makes.
 
 Three roles, each including the one before: **viewer** reads (``apps``, ``app``,
-``nodes``, ``node``, ``audit``, rollout status and history), **deployer** also changes apps
-(``deploy``, ``delete``, ``scale``, the other rollout verbs) and may ask what a deploy would
-do (``plan``: the same role and scope as the deploy it previews), **admin** also changes nodes
-(``cordon``, ``uncordon``, ``drain``) and reads everyone's audit entries. A verb this table
-does not name needs **admin**: a verb added later is closed until someone opens it here.
+``nodes``, ``node``, ``audit``, ``events``, rollout status and history), **deployer** also
+changes apps (``deploy``, ``delete``, ``scale``, the other rollout verbs) and may ask what a
+deploy would do (``plan``: the same role and scope as the deploy it previews), **admin**
+also changes nodes (``cordon``, ``uncordon``, ``drain``) and reads everyone's audit entries.
+A verb this table does not name needs **admin**: a verb added later is closed until someone
+opens it here.
 
 A grant may be limited to apps (names or ``fnmatch`` patterns such as ``cam-*``) and to
 sites. An app verb on an app outside the app scope is forbidden; with a site scope, an app
 must be pinned to those sites (``placement.sites`` a non-empty subset) and a node verb's
-node must be in one. Lists (``apps``, ``nodes``, ``audit``) show only what is in scope.
+node must be in one. Lists (``apps``, ``nodes``, ``audit``, ``events``) show only what is in scope.
 
 Without a policy file every operator, ``anonymous`` included, is admin: the behaviour of a
 development fleet, and of every fleet before operators had roles (docs/operations.md).
@@ -39,7 +40,7 @@ class Role(IntEnum):
 
 
 READ_VERBS = frozenset(
-    {"apps", "app", "nodes", "node", "audit", "services", "service"}
+    {"apps", "app", "nodes", "node", "audit", "events", "services", "service"}
     | {"rollout-status", "rollout-history"}
 )
 APP_VERBS = frozenset(
@@ -156,8 +157,8 @@ def decide(policy: AccessPolicy, operator: str, verb: str, target: Target) -> Fo
 
 def visible(policy: AccessPolicy, operator: str, verb: str, result: Any) -> Any:
     """A list verb's result narrowed to the operator's scope (other results unchanged):
-    ``apps`` rows of apps in scope, ``nodes`` rows of nodes in its sites, and ``audit``
-    entries of its own unless it is an admin."""
+    ``apps`` rows of apps in scope, ``nodes`` rows of nodes in its sites, ``audit``
+    entries of its own unless it is an admin, ``events`` as :func:`_event_in` says."""
     grant = policy.grant_of(operator)
     if grant is None or not isinstance(result, dict):
         return result
@@ -169,12 +170,32 @@ def visible(policy: AccessPolicy, operator: str, verb: str, result: Any) -> Any:
             r for r in result["nodes"] if isinstance(r, dict) and grant.covers_site(r.get("site"))
         ]
         return {**result, "nodes": rows}
+    if verb == "events" and isinstance(result.get("events"), list):
+        rows = [e for e in result["events"] if _event_in(grant, operator, e)]
+        return {**result, "events": rows}
     if verb == "audit" and grant.role < Role.ADMIN and isinstance(result.get("entries"), list):
         rows = [
             r for r in result["entries"] if isinstance(r, dict) and r.get("operator") == operator
         ]
         return {**result, "entries": rows}
     return result
+
+
+def _event_in(grant: Grant, operator: str, event: Any) -> bool:
+    """An event an operator's grant shows: one about an app in its app scope and a site
+    in its sites (an event naming neither is everyone's), and, unless it is an admin, of
+    the ``command`` events only its own (as ``audit`` shows only its own entries)."""
+    if not isinstance(event, dict):
+        return False
+    app, site = event.get("app"), event.get("site")
+    if grant.apps is not None and app is not None and not _app_in(grant, event):
+        return False
+    if site is not None and not grant.covers_site(site):
+        return False
+    if event.get("kind") == "command" and grant.role < Role.ADMIN:
+        details = event.get("details")
+        return isinstance(details, dict) and details.get("operator") == operator
+    return True
 
 
 def _app_in(grant: Grant, row: Any) -> bool:

@@ -36,6 +36,7 @@ from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.service.events import EventPublisher
 from edgefleet_orchestrator.service.handlers import CommandFailed, handle
 from edgefleet_orchestrator.service.plans import PLAN_VERBS
+from edgefleet_orchestrator.service.recent import EVENT_VERBS
 from edgefleet_orchestrator.service.rollout_handlers import handle_rollout
 from edgefleet_orchestrator.service.secrets import SECRET_VERBS
 from edgefleet_orchestrator.service.state import ControlState
@@ -70,6 +71,10 @@ def _is_id(value: str) -> bool:
     except ProtocolError:
         return False
     return True
+
+
+_OWN = {**SECRET_VERBS, **PLAN_VERBS, **EVENT_VERBS}
+"""Verbs answered by a handler module of their own rather than :mod:`.handlers`."""
 
 
 class CommandIntake:
@@ -182,11 +187,7 @@ class CommandIntake:
             return reply, target
         try:
             with self._store.transaction():
-                run = (
-                    handle_rollout
-                    if verb in ROLLOUT_VERBS
-                    else {**SECRET_VERBS, **PLAN_VERBS}.get(verb, handle)
-                )
+                run = handle_rollout if verb in ROLLOUT_VERBS else _OWN.get(verb, handle)
                 outcome = run(verb, args, self._state, self._store)
         except CommandFailed as exc:
             reply = error_reply(request_id, exc.code, exc.message, verb=verb, details=exc.details)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
-from edgefleet_protocol import TopicKind, Topics
+from edgefleet_protocol import Event, TopicKind, Topics
 from edgefleet_protocol.events import (
     COMMAND,
     DOCUMENT_WITHHELD,
@@ -78,8 +79,10 @@ class EventPublisher:
         *,
         max_rejections_per_s: float,
         clock: Callable[[], float],
+        recent: deque[Event] | None = None,
     ) -> None:
         self._session = session
+        self._recent = recent
         self._topics = topics
         self._stats = stats
         self._clock = clock
@@ -107,6 +110,8 @@ class EventPublisher:
             app=app,
             details=details,
         )
+        if self._recent is not None:
+            self._recent.append(event)  # what the ``events`` verb answers
         await self._session.publish_model(
             TopicKind.ORCHESTRATOR_EVENTS, self._topics.orchestrator_events(), event
         )

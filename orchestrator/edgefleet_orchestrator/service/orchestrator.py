@@ -136,6 +136,7 @@ class Orchestrator:
             self.stats,
             max_rejections_per_s=config.max_events_per_s,
             clock=clock,
+            recent=self.state.recent_events,
         )
         self.commands = CommandIntake(
             root=config.root,

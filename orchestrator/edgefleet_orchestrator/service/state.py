@@ -7,12 +7,14 @@ handler and no pass ever sees it half-changed.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from edgefleet_protocol import AppStatus
+from edgefleet_protocol import AppStatus, Event
+from edgefleet_protocol.commands import RECENT_EVENTS
 from edgefleet_protocol.manifest import AppManifest
 from edgefleet_protocol.policy import CompliancePolicy
 
@@ -53,3 +55,6 @@ class ControlState:
     """The compliance policy deploys are admitted against (``--policy``), if any."""
     access: AccessPolicy = OPEN
     """Operators' roles and scope (``--roles``): who may run which verb on what."""
+    recent_events: deque[Event] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    """The newest events published on ``orchestrator/events`` (the ``events`` verb), in
+    memory only: a restart begins empty."""
