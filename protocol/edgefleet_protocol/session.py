@@ -12,10 +12,8 @@ Invariants:
 * ``on_connect`` runs after every successful (re)connect and subscription, as its own task;
   owners use it to republish their retained state (level-triggered, so nothing published
   while disconnected needs replaying).
-* :meth:`publish` never blocks waiting for a connection: while disconnected it returns
-  ``False`` and the message is not sent.
-* Reconnects follow :class:`~edgefleet_protocol.wire.ReconnectSchedule`: one backoff
-  sequence per outage, reset whenever a connection is lost (unless the broker keeps dropping it).
+* :meth:`publish` never waits for a connection: while disconnected it returns ``False``.
+* Reconnects follow :class:`~edgefleet_protocol.wire.ReconnectSchedule` (one backoff per outage).
 * In ``auto`` protocol mode every connection sequence tries MQTT 5 first; 3.1.1 follows at
   once only when a reachable broker refused or dropped the v5 CONNECT (an unreachable
   broker says nothing about its protocol, and once v5 worked only a CONNACK refusal
@@ -49,6 +47,7 @@ from edgefleet_protocol.mqtt_client import (
     MAX_INFLIGHT,
     ProtocolVersion,
     connack_code,
+    forget,
     make_client,
     publish_properties,
     raise_if_cancelled,
@@ -350,12 +349,13 @@ class Session:
             finally:
                 self.connected.clear()
                 self._client = None
+                forget(client)
                 if self._hook is not None:
                     self._hook.cancel()
             if self._closing.is_set():
                 break
-            delay = 0.0 if self._just_fell_back else self._schedule.next_delay(self._rng)
-            self._just_fell_back = False
+            fell_back, self._just_fell_back = self._just_fell_back, False
+            delay = 0.0 if fell_back else self._schedule.next_delay(self._rng, loop.time())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._closing.wait()

@@ -10,6 +10,9 @@ and the client's reconnect schedule is what decides how long it stays away.
 protocol level it asked for (4 = 3.1.1, 5 = MQTT 5) in ``levels`` and closes it, as a
 broker that is not there yet behind a gateway would.
 
+``on_up`` sees every chunk the client sends before it is relayed, to cut the link at an
+exact point of the MQTT exchange (a cut there drops the chunk).
+
 Invariants: one event loop owns the relay; every live pair of connections is in
 ``_pairs`` until both pumps end.
 """
@@ -30,6 +33,7 @@ class Proxy:
         self.drop_connects = False
         self.levels: list[int] = []
         self.on_drop: Callable[[int], None] | None = None
+        self.on_up: Callable[[bytes], None] | None = None
         self.bytes_up = 0
         self.bytes_down = 0
         self.accepted = 0
@@ -104,6 +108,10 @@ class Proxy:
                 data = await reader.read(65536)
                 if not data:
                     return
+                if up and self.on_up is not None:
+                    self.on_up(data)
+                    if self.cut_now:
+                        return
                 if up:
                     self.bytes_up += len(data)
                 else:
