@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from edgefleet_agent.core.runtime import ResourceUpdate
 from edgefleet_agent.runtimes.simulated import SimulatedRuntime
+from edgefleet_agent.service import converge
 from edgefleet_agent.service.converge import Converger
 from edgefleet_agent.service.health_watch import HealthWatch
 from edgefleet_agent.store import LocalStore
@@ -159,3 +162,35 @@ async def test_an_unavailable_runtime_is_neither_started_nor_cleaned(tmp_path: P
         "pending",
         "runtime simulated unavailable: daemon unavailable",
     )
+
+
+async def test_a_report_made_while_the_last_one_is_unacknowledged_goes_out_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the final ``running`` report was dropped while the ``starting`` one was
+    still waiting for its acknowledgement, so a converged node reported ``starting`` until
+    its next change (seconds to tens of seconds in a busy simulated fleet)."""
+    monkeypatch.setattr(converge, "PUBLISH_WAIT_S", 0.01)
+    c = make(tmp_path, SimulatedRuntime(), Clock(), [])
+    state = {"now": "starting"}
+    acked = asyncio.Event()
+    sent: list[str] = []
+    two_sent = asyncio.Event()
+
+    async def publish() -> None:
+        carried = state["now"]  # a reported publish reads the state when it starts
+        if not sent and not acked.is_set():
+            await acked.wait()  # the broker has not acknowledged the first one yet
+        sent.append(carried)
+        if len(sent) == 2:
+            two_sent.set()
+
+    await c.bounded(publish(), slot="reported")
+    assert sent == [], "the first publish is still out"
+    state["now"] = "running (superseded)"
+    await c.bounded(publish(), slot="reported")
+    state["now"] = "running"
+    await c.bounded(publish(), slot="reported")
+    acked.set()
+    await asyncio.wait_for(two_sent.wait(), timeout=30)
+    assert sent == ["starting", "running"]

@@ -79,6 +79,7 @@ class Converger:
         # Rollout guards: what is being watched, and what went back to its previous spec.
         self.guards = Guards(reverted=store.reverted())
         self._slots: dict[str, asyncio.Future[Any]] = {}
+        self._waiting: dict[str, Coroutine[Any, Any, Any]] = {}  # per slot: the one next
         self._background: set[asyncio.Future[Any]] = set()
         self.backoff: dict[str, BackoffEntry] = {}
         self.progress: dict[str, WorkloadState] = {}
@@ -195,19 +196,43 @@ class Converger:
         """Wait for ``work`` (a publish) at most :data:`PUBLISH_WAIT_S`; it goes on in the
         background. A QoS 1 publish into a broker that just went away can wait 10 s for its
         acknowledgement, and the converge loop (a guard's revert above all) must not wait
-        with it. With a ``slot``, one at a time: while the last one of that slot is still
-        out, ``work`` is dropped (a retained state is sent again on the next change or
-        reconnect, never older after newer)."""
+        with it. With a ``slot``, one at a time, never older after newer: while the last
+        one of that slot is still out, ``work`` waits for it and goes next, replacing any
+        other waiting one (a publish of the reported state reads the state when it starts,
+        so the one that goes last carries the latest). Dropping it instead left a node that
+        had converged reporting ``starting`` until its next change: with 500 simulated
+        agents in one busy process, the progress publish was often still unacknowledged
+        when the final one came, and convergence took 8 s at p50 instead of well under 1 s.
+        """
         pending = self._slots.get(slot) if slot is not None else None
-        if pending is not None and not pending.done():
-            work.close()
+        if slot is not None and pending is not None and not pending.done():
+            replaced = self._waiting.pop(slot, None)
+            if replaced is not None:
+                replaced.close()
+            self._waiting[slot] = work
             return
+        task = self._start(work, slot)
+        await asyncio.wait({task}, timeout=PUBLISH_WAIT_S)
+
+    def _start(self, work: Coroutine[Any, Any, Any], slot: str | None) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(work)
         if slot is not None:
             self._slots[slot] = task
+            task.add_done_callback(lambda done: self._next_in(slot, done))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        await asyncio.wait({task}, timeout=PUBLISH_WAIT_S)
+        return task
+
+    def _next_in(self, slot: str, done: asyncio.Future[Any]) -> None:
+        """The slot's publish is done (or failed): the one waiting goes. After a
+        cancellation (the agent is stopping) the waiting one is dropped."""
+        work = self._waiting.pop(slot, None)
+        if work is None:
+            return
+        if done.cancelled():
+            work.close()
+            return
+        self._start(work, slot)
 
     async def observe(self) -> None:
         owned: list[OwnedWorkload] = []
