@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +103,23 @@ def test_a_new_state_root_is_tagged_with_this_pid_and_clears_dead_simulators_lef
     assert root.is_dir() and root.name.startswith(f"edgefleet-sim-{os.getpid()}-")
     assert not dead.exists()
     assert alive.exists() and untagged.exists()
+
+
+def test_a_settled_heap_keeps_the_fleets_objects_out_of_collections_in_its_own_process() -> None:
+    """Run in a child: freezing the heap is for the simulator's own process, never for a
+    test process that happens to import it."""
+    code = (
+        "import gc, json\n"
+        "from edgefleet_agent.simulate.limits import settle_heap, YOUNG_COLLECTION_AFTER\n"
+        "fleet = [{'node': i} for i in range(5000)]  # long-lived, like started agents\n"
+        "frozen = settle_heap()\n"
+        "print(json.dumps([frozen, gc.get_freeze_count(), gc.get_threshold()[0],\n"
+        "                  YOUNG_COLLECTION_AFTER, gc.isenabled()]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    frozen, count, young, wanted, enabled = json.loads(done.stdout)
+    assert frozen == count >= 5000, "every object alive at the call is frozen"
+    assert young == wanted > 700, "young collections come less often than by default"
+    assert enabled, "what the agents allocate afterwards is still collected"

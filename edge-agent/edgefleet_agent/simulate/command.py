@@ -138,6 +138,7 @@ async def serve(
     fleet: Fleet, settings: SimulateSettings, stop: asyncio.Event, *, control: bool
 ) -> int:
     from edgefleet_agent.simulate.fleet import NotReady
+    from edgefleet_agent.simulate.limits import settle_heap
 
     async def bring_up() -> float:
         await fleet.start()
@@ -160,6 +161,9 @@ async def serve(
         print(f"edgefleet-agent simulate: {exc}", file=sys.stderr)
         await fleet.stop()
         return EXIT_NOT_READY
+    # The fleet is up: its long-lived objects leave the collector's walk (this process
+    # is the fleet's own; a test that runs a Fleet in its process keeps its heap as it is).
+    settle_heap()
     emit({"ready": len(fleet.running()), "connect_s": round(connect_s, 3),
           "fleet": "simulator", "faultable": fleet.faultable})  # fmt: skip
     ready_at = time.monotonic()

@@ -11,11 +11,14 @@ simulate`` exits 2 with one line instead of a fleet that starts and then limps:
   fleet the hard limit cannot hold;
 * :func:`temporary_state_root` makes the default home of the nodes' stores, on tmpfs when
   there is one (a store write is an fsync; thousands of them must not wait for a disk), and
-  removes what simulators killed before they could clean up left there.
+  removes what simulators killed before they could clean up left there;
+* :func:`settle_heap` keeps the garbage collector off the long-lived objects of a started
+  fleet (see there).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import shutil
@@ -104,3 +107,30 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+YOUNG_COLLECTION_AFTER = 10_000
+"""Allocations between two young-generation collections in a started fleet (Python's
+default is 700): thousands of agents allocate fast, and each collection has a fixed cost."""
+
+
+def settle_heap() -> int:
+    """Collect once, then move every object alive now out of the collector's reach
+    (:func:`gc.freeze`), and collect the young generation less often; returns how many
+    objects were frozen.
+
+    Why: a real agent is a process of its own with a small heap, but the simulator holds
+    hundreds to thousands of agents in one, and every full collection walks all of their
+    long-lived objects (settings, stores, sessions, models): measured with 500 agents during
+    a deploy, collections took 0.7 to 1.4 s of the fleet's 2.3 to 3.2 CPU seconds, a cost no
+    real gateway pays; frozen, 0.5 s; with young collections every 10,000 allocations,
+    0.2 s. Called once the fleet is up, so what the agents allocate from then on
+    (documents, reports) is still collected; the frozen objects are the fleet's own and
+    live until the process ends (reference counting still frees them; only reference
+    cycles among them are never collected).
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_AFTER, older, oldest)
+    return gc.get_freeze_count()
