@@ -190,8 +190,9 @@ MOVE = _kind(
 ROLLOUT = _kind(
     "rollout",
     "orchestrator",
-    (),
-    "a rollout changed phase, a wave started, or a replica under rollout failed",
+    ("replica", "from", "to"),
+    "a rollout changed phase, a wave started, a replica under rollout failed, or a replica"
+    " started updating make-before-break (a new copy on `to`, the old one on `from`)",
 )
 NODE_ISOLATED = _kind(
     "node-isolated",

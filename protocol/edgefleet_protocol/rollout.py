@@ -63,12 +63,16 @@ class RolledBack(WireModel):
 
 class RolloutCounts(WireModel):
     """``total`` replicas; ``updated`` run the new revision; ``healthy`` of those have
-    been healthy for ``min_healthy_s``; ``failed`` did not make it (or reverted)."""
+    been healthy for ``min_healthy_s``; ``failed`` did not make it (or reverted).
+    ``surged`` of the released replicas were updated make-before-break (a new copy on
+    another node first), ``in_place`` where they ran."""
 
     total: int = Field(ge=0)
     updated: int = Field(ge=0)
     healthy: int = Field(ge=0)
     failed: int = Field(ge=0)
+    surged: int = Field(default=0, ge=0)
+    in_place: int = Field(default=0, ge=0)
 
 
 class RolloutStatus(Envelope):

@@ -19,6 +19,7 @@ from edgefleet_orchestrator.reconcile.fleet_pass import (
     reconcile,
 )
 from edgefleet_orchestrator.reconcile.status import app_status
+from edgefleet_orchestrator.rollout.state import RolloutState
 from edgefleet_orchestrator.scaling.drain import DrainRequest
 from edgefleet_protocol import (
     Capabilities,
@@ -46,6 +47,7 @@ class Sim:
     control: Control = field(default_factory=Control)
     now: float = 1000.0
     last: PassResult | None = None
+    rollouts: dict[str, RolloutState] = field(default_factory=dict)
 
     def join(self, node: str, *, cores: float = 2, memory_mb: int = 1024, site: str = "s1") -> None:
         caps = Capabilities(
@@ -75,8 +77,10 @@ class Sim:
                 started_at=0,
                 control=self.control,
                 knobs=knobs or Knobs(),
+                rollouts=dict(self.rollouts),
             )
         )
+        self.rollouts.update(result.rollouts)  # as the shell stores them
         self.assignments = result.assignments
         self.apps.update(result.rescaled)  # as the shell stores them
         self.control = replace(result.control, drains=self.control.drains)
@@ -120,8 +124,9 @@ class Sim:
         mine = [a for a in self.assignments if a.app == name]
         retiring = [r for r in self.control.retiring if r.app == name]
         status = app_status(
-            self.apps[name], mine, [], self.registry.nodes, now=self.now, retiring=retiring
-        )
+            self.apps[name], mine, [], self.registry.nodes, now=self.now, retiring=retiring,
+            rollout=self.rollouts.get(name),
+        )  # fmt: skip
         return status.running
 
     def where(self, name: str) -> dict[str, str]:

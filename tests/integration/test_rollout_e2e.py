@@ -189,7 +189,8 @@ async def test_a_good_version_reaches_20_gateways_a_quarter_at_a_time(
               f"fewest running {min(samples)}")  # fmt: skip
         assert len(samples) >= 10 and min(samples) >= 15, samples
         status = f.rollout()
-        assert status["counts"] == {"total": 20, "updated": 20, "healthy": 20, "failed": 0}
+        assert status["counts"] == {"total": 20, "updated": 20, "healthy": 20, "failed": 0,
+                                    "surged": 0, "in_place": 20}  # fmt: skip
         # each replica was replaced exactly once: one v1 process, then one v2 process
         assert all(len(s) == 2 for s in f.seen.values()), f.seen
 

@@ -45,9 +45,10 @@ def rollout_line(status: Mapping[str, Any]) -> str:
         waves) > 1 else ""  # fmt: skip
     reasons = status.get("reasons") or []
     why = f" — {reasons[-1]}" if reasons else ""
+    surged = f" ({c['surged']} make-before-break)" if c.get("surged") else ""
     return (
         f"{status.get('app')} revision {status.get('from_revision')} → {status.get('revision')}: "
-        f"{status.get('phase')}; {c.get('updated', 0)}/{c.get('total', 0)} updated, "
+        f"{status.get('phase')}; {c.get('updated', 0)}/{c.get('total', 0)} updated{surged}, "
         f"{c.get('healthy', 0)} healthy, {c.get('failed', 0)} failed{wave}{why}"
     )
 

@@ -8,11 +8,12 @@ tie-break is seeded), so a pass with the same inputs as the last one has the sam
 to the last rejection: :func:`~.pipeline.place_all` asks a :class:`PlacementMemo` first.
 
 What the key holds is exactly what the pass reads, in the form the pass reads it: the apps
-in name order, the node views, the assignments, the seed, the per-app sizes, leaving and
-reserved replicas, and — instead of the raw offline durations, which grow on every pass —
-which nodes each app's grace counts as lost (:func:`presence_key`). Comparing the key is
-cheap in the common case: the caller hands in the same manifest and assignment objects from
-pass to pass (the previous result's own), and tuple equality checks identity first.
+in name order, the node views, the assignments, the seed, the per-app sizes, leaving,
+surging and reserved replicas, and — instead of the raw offline durations, which grow on
+every pass — which nodes each app's grace counts as lost (:func:`presence_key`). Comparing
+the key is cheap in the common case: the caller hands in the same manifest and assignment
+objects from pass to pass (the previous result's own), and tuple equality checks identity
+first.
 
 The memo is the caller's (one per orchestrator, kept in the shell); placement stays pure:
 no hidden module state, and a pass without a memo is computed afresh as before.
@@ -48,6 +49,7 @@ class PassKey:
     presence: PresenceKey
     sizes: dict[str, dict[str, Size]]
     leaving: dict[str, dict[str, Rejection]]
+    surge: dict[str, frozenset[str]]
 
 
 def presence_key(
@@ -78,6 +80,7 @@ def pass_key(
     sizes: Mapping[str, Mapping[str, Size]] | None,
     leaving: Mapping[str, Mapping[str, Rejection]] | None,
     reserved: Sequence[Assignment],
+    surge: Mapping[str, frozenset[str]] | None = None,
 ) -> PassKey:
     """The key of a pass over ``apps`` (already in name order)."""
     return PassKey(
@@ -89,6 +92,7 @@ def pass_key(
         presence=presence_key(apps, lost_nodes, offline_for_s),
         sizes={app: dict(per) for app, per in (sizes or {}).items() if per},
         leaving={app: dict(per) for app, per in (leaving or {}).items() if per},
+        surge={app: per for app, per in (surge or {}).items() if per},
     )
 
 

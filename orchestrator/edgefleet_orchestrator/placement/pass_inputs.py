@@ -57,10 +57,12 @@ class Caches:
 
 @dataclass(frozen=True, slots=True)
 class Moves:
-    """What the caller asks of one app's existing replicas: new sizes, and leaving."""
+    """What the caller asks of one app's existing replicas: new sizes, leaving, and
+    copying make-before-break (``surge``: the old copy keeps its node)."""
 
     sizes: Mapping[str, Size]
     leaving: Mapping[str, Rejection]
+    surge: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

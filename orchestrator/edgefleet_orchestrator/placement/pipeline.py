@@ -27,6 +27,11 @@ The rules, in the order a pass applies them:
    new replica, so a move wins over a scale-up; one that fits nowhere else (or whose best
    node is its own) stays where it runs, and a stuck one is reported with its reasons in
    ``stuck`` — a voluntary move never stops a replica.
+6. **Surging** replicas (``surge``: a rollout updating make-before-break) keep their node,
+   charged, while a copy under the same name is bound to the best *other* node, after
+   every other replica is placed (a surge is optional; a scale-up is not). The old copy
+   is the caller's to keep (:mod:`edgefleet_orchestrator.scaling.moves`); one that fits
+   nowhere else stays bound where it runs (the caller updates it in place), in ``stuck``.
 
 Cost: static filters run once per node and constraint set (apps with equal constraints share
 them within a fleet pass); node scores live in a :class:`~.score_book.ScoreBook` shared by the
@@ -77,6 +82,7 @@ def place_app(
     offline_for_s: Mapping[str, float] | None = None,
     sizes: Mapping[str, Size] | None = None,
     leaving: Mapping[str, Rejection] | None = None,
+    surge: frozenset[str] = frozenset(),
 ) -> AppPlacement:
     """Place one app. ``assignments`` are all current assignments fleet-wide: other apps'
     count against node resources, this app's are the replicas to keep if they may stay.
@@ -87,7 +93,7 @@ def place_app(
     ``lost_nodes`` names it: then its replicas wait out the grace like an offline node's.
 
     ``sizes`` (replica -> :class:`Size`) and ``leaving`` (replica -> why it should move)
-    are this app's; see rules 4 and 5 of the module docstring.
+    are this app's, and so is ``surge``; see rules 4 to 6 of the module docstring.
     """
     by_name = _index_nodes(nodes)
     used_cpu: dict[str, int] = {}
@@ -101,7 +107,7 @@ def place_app(
             used_memory[a.node] = used_memory.get(a.node, 0) + a.memory_mb
     usage = Usage(used_cpu, used_memory, {}, [])  # other apps' ports: place_all knows them
     presence = Presence.of(app, lost_nodes, offline_for_s)
-    moves = Moves(sizes or {}, leaving or {})
+    moves = Moves(sizes or {}, leaving or {}, surge)
     caches = Caches(StaticCache(), ScoreBook(usage.changed))
     return _place(app, by_name, mine, usage, seed, presence, caches, moves)
 
@@ -117,13 +123,14 @@ def place_all(
     leaving: Mapping[str, Mapping[str, Rejection]] | None = None,
     reserved: Sequence[Assignment] = (),
     memo: PlacementMemo | None = None,
+    surge: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, AppPlacement]:
     """Place every app, in name order, each seeing the resources the ones before it took.
 
     Assignments of apps not in ``apps`` keep counting against their nodes (removing a
     deleted app's replicas is the caller's decision, not placement's), and so do
     ``reserved`` ones (old copies of moving replicas, which run until their replacement
-    does). ``sizes`` and ``leaving`` are per app, then per replica (see :func:`place_app`).
+    does). ``sizes``, ``leaving`` and ``surge`` are per app (see :func:`place_app`).
 
     With a ``memo``, a pass whose inputs equal the previous pass's returns that pass's
     result without placing anything (:mod:`.memo`): the same answer, at the cost of a
@@ -147,6 +154,7 @@ def place_all(
             sizes=sizes,
             leaving=leaving,
             reserved=reserved,
+            surge=surge,
         )
         found = memo.recall(key)
         if found is not None:
@@ -177,7 +185,11 @@ def place_all(
                 usage.hold(a.node, ports[app.name], app.name)
         # The pass charges the app's new set into ``usage``, ready for the next app.
         presence = Presence.of(app, lost_nodes, offline_for_s)
-        moves = Moves((sizes or {}).get(app.name, {}), (leaving or {}).get(app.name, {}))
+        moves = Moves(
+            (sizes or {}).get(app.name, {}),
+            (leaving or {}).get(app.name, {}),
+            (surge or {}).get(app.name, frozenset()),
+        )
         results[app.name] = _place(app, by_name, mine, usage, seed, presence, caches, moves)
     if memo is not None and key is not None:
         memo.remember(key, results)
@@ -224,17 +236,18 @@ def _place(
     )
     if app.is_daemon:
         return _place_daemon(state, mine)
-    return _place_replicated(state, mine, seed, moves.leaving, caches.scores)
+    return _place_replicated(state, mine, seed, moves, caches.scores)
 
 
 def _place_replicated(
     state: PassState,
     mine: Sequence[Assignment],
     seed: int,
-    leaving: Mapping[str, Rejection],
+    asked: Moves,
     scores: ScoreBook,
 ) -> AppPlacement:
     app = state.app
+    leaving = asked.leaving
     desired = app.replicas or 0
     stopped: list[str] = []
     candidates: dict[int, list[Assignment]] = {}
@@ -248,6 +261,7 @@ def _place_replicated(
     kept: list[str] = []
     left: dict[int, Assignment] = {}  # index -> the copy that had to leave its node
     asked_to_leave: list[Assignment] = []
+    surging: list[Assignment] = []
     for index in sorted(candidates):
         copies = candidates[index]  # more than one only if a caller duplicated a name
         staying = next((a for a in copies if state.why_not_keep(a) is None), None)
@@ -258,6 +272,8 @@ def _place_replicated(
         if staying.replica in leaving:
             asked_to_leave.append(staying)  # placed once everything else that stays is in
             continue
+        if staying.replica in asked.surge:
+            surging.append(staying)  # kept (its old copy runs on), copied after the rest
         state.keep(staying)
         kept.append(staying.replica)
 
@@ -272,7 +288,7 @@ def _place_replicated(
         if (name := replica_name(app.name, index=i)) not in state.taken
         and name not in leaving_names
     ]
-    if asked_to_leave or missing:
+    if asked_to_leave or missing or surging:
         ranker = Ranker(state, seed, scores)
         for a in asked_to_leave:
             node = ranker.best()
@@ -302,6 +318,15 @@ def _place_replicated(
                 moves[name] = (left[index].node, node.node)
             else:
                 placed.append(name)
+        for a in surging:
+            node = ranker.best_except(a.node)
+            if node is None:
+                stuck[a.replica] = tuple(state.unplaced_reasons(sorted(state.nodes)))
+                continue
+            kept.remove(a.replica)
+            state.take(a.replica, node, like=a)  # a.node stays charged: the old copy
+            ranker.took(node)
+            moves[a.replica] = (a.node, node.node)
 
     order = sorted(state.taken, key=lambda r: replica_index(app.name, r) or 0)
     return AppPlacement(

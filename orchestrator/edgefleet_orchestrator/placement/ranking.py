@@ -229,6 +229,20 @@ class Ranker:
             return self._best_by_node()
         return self._best_by_domain()
 
+    def best_except(self, name: str) -> NodeView | None:
+        """The best node other than ``name``, which stays a candidate afterwards: a rollout's
+        make-before-break copy cannot share a node with the old copy of its replica."""
+        node = self.best()
+        if node is None or node.node != name:
+            return node
+        self._skip.add(name)
+        self._version[name] = self._version.get(name, 0) + 1  # drops its entries
+        if self._spread != "node":
+            self._domain_changed(self._domain_of(node))
+        other = self.best()
+        self.took(node)  # back in, at its live rank
+        return other
+
     def took(self, node: NodeView) -> None:
         """Record that ``node`` (the last :meth:`best`) took a replica, and re-rank it."""
         name = node.node
@@ -240,5 +254,6 @@ class Ranker:
         domain = self._domain_of(node)
         key = self._node_key(name)
         heapq.heappush(self._own[domain], (key[0], key[1], name, version))
-        heapq.heappop(self._domains)
+        # The domain's older entry is left in the heap: its version is stale now, so
+        # _best_by_domain drops it when it surfaces (it need not be on top here).
         self._domain_changed(domain)

@@ -13,12 +13,16 @@ orchestrator started — never since the epoch — so a restart never reshuffles
 
 The phases of a pass, in order (each a pure module of its own):
 
-1. finish the make-before-break moves whose replacement now runs (:mod:`.moves`);
+1. finish the make-before-break moves whose replacement now runs (:mod:`.moves`), and
+   settle the rollout copies whose replica is done or failed (:mod:`.surges`);
 2. autoscale verdicts set each autoscaled app's count for this pass (:mod:`.scaling`);
 3. vertical sizing picks new limits for ``auto`` replicas (:mod:`.vertical`);
 4. drains and rebalancing name the replicas to move (:mod:`.drain`, :mod:`.rebalance`);
-5. placement (:mod:`.placement`), then the autoscale capacity cap;
-6. old copies of the replicas that just moved are kept until their replacement runs;
+5. placement (:mod:`.placement`), then the autoscale capacity cap; replicas a rollout
+   released are copied to another node where one has room (:mod:`.surges`);
+6. old copies of the replicas that just moved are kept until their replacement runs
+   (a rollout's: until the rollout counts the new copy done), and each rollout records
+   which of its replicas are updated make-before-break and which in place;
 7. desired documents for every node whose workload set changed (:mod:`.desired`).
 
 What must outlive a pass (autoscale memory, resize times, drains, retiring copies) comes
@@ -45,24 +49,20 @@ from edgefleet_orchestrator.placement.model import (
     node_view_from,
 )
 from edgefleet_orchestrator.placement.pipeline import place_all
+from edgefleet_orchestrator.reconcile import surges
 from edgefleet_orchestrator.reconcile.documents import (
     DocumentChange,
     PlacedWorkload,
     Published,
     plan_documents,
 )
+from edgefleet_orchestrator.reconcile.notes import finished_note, move_notes, resize_note
 from edgefleet_orchestrator.rollout.specs import RolloutSpecs
 from edgefleet_orchestrator.rollout.state import RolloutState
 from edgefleet_orchestrator.scaling.autoscale import ScaleMemory, Verdict
 from edgefleet_orchestrator.scaling.counts import evaluate, settle_all
 from edgefleet_orchestrator.scaling.drain import DrainRequest, drain_progress, plan_drains
-from edgefleet_orchestrator.scaling.moves import (
-    Cause,
-    Finished,
-    Retiring,
-    finish_retiring,
-    start_retiring,
-)
+from edgefleet_orchestrator.scaling.moves import Cause, Retiring, finish_retiring, start_retiring
 from edgefleet_orchestrator.scaling.rebalance import RebalancePlan, plan_rebalance
 from edgefleet_orchestrator.scaling.vertical import DEFAULT_COOLDOWN_S, Resize, key, plan_sizes
 
@@ -129,6 +129,9 @@ class PassResult:
     rebalance: RebalancePlan = field(default_factory=RebalancePlan)
     placement_s: float = 0.0
     """How long placement took, when the knobs carry a timer."""
+    rollouts: dict[str, RolloutState] = field(default_factory=dict)
+    """Rollouts that recorded how replicas update (make-before-break or in place): the
+    shell stores them with the pass."""
 
     def assignments_of(self, app: str) -> tuple[Assignment, ...]:
         return tuple(a for a in self.assignments if a.app == app)
@@ -179,9 +182,11 @@ def reconcile(view: FleetView) -> PassResult:
         for a in view.assignments
         if a.app not in view.apps
     ]
+    settled = surges.settle(control.retiring, current, view.rollouts)
+    current = settled.assignments
     specs = RolloutSpecs(view.apps, view.rollouts)
-    retiring, finished = finish_retiring(control.retiring, current, view.nodes, specs)
-    notes = [_finished_note(f) for f in finished]
+    retiring, finished = finish_retiring(settled.retiring, current, view.nodes, specs)
+    notes = [finished_note(f) for f in [*settled.finished, *finished]]
 
     evaluated, apps = evaluate(view.apps, current, view.nodes, control.autoscale, now=view.now)
     reserved = [r.copy for r in retiring]
@@ -207,6 +212,7 @@ def reconcile(view: FleetView) -> PassResult:
             busy=frozenset(drains.leaving),
         )
     leaving, causes = _merge_leaving(drains.leaving, rebalance.leaving)
+    asked = surges.requests(apps, view.rollouts, current, retiring, leaving)
 
     timer = view.knobs.timer
     placing_since = timer() if timer is not None else 0.0
@@ -220,6 +226,7 @@ def reconcile(view: FleetView) -> PassResult:
         leaving=leaving,
         reserved=reserved,
         memo=view.knobs.memo,
+        surge=asked.surge,
     )
     placement_s = timer() - placing_since if timer is not None else 0.0
     verdicts, memory, rescaled, scale_notes = settle_all(
@@ -229,16 +236,18 @@ def reconcile(view: FleetView) -> PassResult:
     for name in evaluated:  # the trial count of a capped scale-up is not kept
         apps[name] = rescaled.get(name, view.apps[name])
     after = [a for name in sorted(placements) for a in placements[name].assignments]
+    causes = surges.with_rollout_causes(causes, asked)
     started = start_retiring(placements, causes, current, view.nodes, now=view.now)
     retiring = _without_clashes((*retiring, *started), after)
-    notes.extend(_move_notes(started, leaving))
+    notes.extend(move_notes(started, leaving))
+    decided = surges.decide(view.rollouts, asked, placements, view.now)
     applied = _applied(sizing.resizes, after)
-    notes.extend(_resize_note(r) for r in applied)
+    notes.extend(resize_note(r) for r in applied)
     for name in sorted(placements):
         events.extend(_describe(placements[name]))
 
-    specs = RolloutSpecs(apps, view.rollouts)
-    placed = _placed_workloads(after, specs) + _placed_workloads([r.copy for r in retiring], specs)
+    specs = RolloutSpecs(apps, {**view.rollouts, **decided})
+    placed = _placed_workloads(after, specs) + _placed_copies(retiring, specs)
     documents = plan_documents(placed, view.published, now=view.now)
     progress = {
         node: drain_progress(
@@ -272,6 +281,7 @@ def reconcile(view: FleetView) -> PassResult:
         notes=notes,
         rebalance=rebalance,
         placement_s=placement_s,
+        rollouts=decided,
     )
 
 
@@ -341,60 +351,23 @@ def _placed_workloads(
     return placed
 
 
+def _placed_copies(retiring: Sequence[Retiring], specs: RolloutSpecs) -> list[PlacedWorkload]:
+    """Old copies run what they ran: a rollout's the spec it started from, without a
+    revert guard (it is the version to revert to); a drain's or rebalancing's as their
+    replica (spec and guard)."""
+    placed = _placed_workloads([r.copy for r in retiring if r.cause != "rollout"], specs)
+    for r in retiring:
+        if r.cause == "rollout":
+            spec, digest = specs.previous(r.copy)
+            a = r.copy
+            placed.append(PlacedWorkload(a.replica, a.app, a.node, a.site, spec, digest))
+    return placed
+
+
 def _describe(result: AppPlacement) -> list[str]:
     if not result.changed:
         return []
     return [f"placement {result}"]
-
-
-def _resize_note(r: Resize) -> Note:
-    return Note(
-        kind="resources",
-        app=r.app,
-        node=r.node,
-        message=f"resources {r.replica} on {r.node}: {r.reason}",
-        details={
-            "replica": r.replica,
-            "cpu": [r.before.cpu, r.after.cpu],
-            "memory_mb": [r.before.memory_mb, r.after.memory_mb],
-        },
-    )
-
-
-def _move_notes(
-    started: Sequence[Retiring], leaving: Mapping[str, Mapping[str, Rejection]]
-) -> list[Note]:
-    notes = []
-    for r in started:
-        why = leaving.get(r.app, {}).get(r.replica)
-        notes.append(
-            Note(
-                kind=r.cause,
-                app=r.app,
-                node=r.node,
-                message=f"moving {r.replica} from {r.node} to {r.to_node} (make-before-break: "
-                f"the old copy runs until the new one does){': ' + why.reason if why else ''}",
-                details={"replica": r.replica, "from": r.node, "to": r.to_node},
-            )
-        )
-    return notes
-
-
-def _finished_note(f: Finished) -> Note:
-    r = f.retiring
-    return Note(
-        kind="move",
-        app=r.app,
-        node=r.node,
-        message=f"{r.cause} move of {r.replica}: {f.reason}",
-        details={
-            "replica": r.replica,
-            "from": r.node,
-            "to": r.to_node,
-            "completed": f.completed,
-            "cause": r.cause,
-        },
-    )
 
 
 __all__ = ["Control", "FleetView", "Knobs", "PassResult", "node_views", "reconcile"]

@@ -6,9 +6,12 @@ state is the agent's word for it — or the reason the orchestrator cannot have 
 pass and every ``reported`` change; published only when it changed.
 
 Each replica is compared with its *own* spec hash (apps sized by the orchestrator run
-different limits per replica). The old copy of a replica that moves make-before-break is
-listed as ``retiring``, and ``running`` counts each replica name once, whichever copy runs:
-that is the number a drain promises never to take below ``replicas - max_unavailable``.
+different limits per replica; under a rollout, a replica not yet released runs the
+previous revision's spec, and that is what it is compared with). The old copy of a
+replica that moves make-before-break (drain, rebalancing, a rollout) is listed as
+``retiring``, and ``running`` counts each replica name once, whichever copy runs: that is
+the number a drain promises never to take below ``replicas - max_unavailable``, and a
+rollout with spare capacity never below ``replicas``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from edgefleet_orchestrator.fleet.replicas import replica_spec, reported_state
 from edgefleet_orchestrator.placement.model import AppPlacement, Assignment
 from edgefleet_orchestrator.reconcile.compliance import MAX_LISTED
 from edgefleet_orchestrator.reconcile.fleet_pass import Control
+from edgefleet_orchestrator.rollout.specs import RolloutSpecs
+from edgefleet_orchestrator.rollout.state import RolloutState
 from edgefleet_orchestrator.scaling.autoscale import Verdict
 from edgefleet_orchestrator.scaling.counts import status_of
 from edgefleet_orchestrator.scaling.moves import Retiring
@@ -90,15 +95,21 @@ def app_status(
     now: float,
     retiring: Sequence[Retiring] = (),
     autoscale: AutoscaleStatus | None = None,
+    rollout: RolloutState | None = None,
 ) -> AppStatus:
     sized = app.workload.resources.auto is not None
     hashes: dict[tuple[float, int], str] = {}
+    specs = RolloutSpecs({app.name: app}, {app.name: rollout}) if rollout is not None else None
     replicas = []
     for a in sorted(assignments, key=lambda a: a.replica):
         limits = (a.cpu, a.memory_mb)
-        if limits not in hashes:
-            hashes[limits] = spec_hash(replica_spec(app, a.cpu, a.memory_mb))
-        row = replica_status(a, hashes[limits], nodes)
+        if specs is not None:
+            want = specs.hash_of(a)
+        else:
+            if limits not in hashes:
+                hashes[limits] = spec_hash(replica_spec(app, a.cpu, a.memory_mb))
+            want = hashes[limits]
+        row = replica_status(a, want, nodes)
         if sized:
             row = row.model_copy(update={"cpu": a.cpu, "memory_mb": a.memory_mb})
         replicas.append(row)
@@ -149,6 +160,7 @@ def app_statuses(
     verdicts: Mapping[str, Verdict],
     control: Control,
     now: float,
+    rollouts: Mapping[str, RolloutState] | None = None,
 ) -> dict[str, AppStatus]:
     """Every app's status after a pass (or a ``reported`` change), by app name."""
     per_app: dict[str, list[Assignment]] = {}
@@ -169,6 +181,7 @@ def app_statuses(
             now=now,
             retiring=[r for r in control.retiring if r.app == name],
             autoscale=autoscale,
+            rollout=(rollouts or {}).get(name),
         )
     return statuses
 

@@ -3,7 +3,10 @@
 :class:`RolloutSpecs` is the pass's :class:`~edgefleet_orchestrator.fleet.replicas.SpecCache`
 with one rule added: while a rollout *splits* the app (every phase but ``reverting``,
 ``reverted`` and ``succeeded``), a replica the rollout released runs the new workload and
-every other replica the previous one. With ``auto_revert`` each released replica's desired
+every other replica the previous one — except a replica whose make-before-break update
+was undone (:meth:`RolloutState.keeps_old_copy`): it is back on its old copy, on the
+previous workload. The old copy of a replica moving make-before-break runs the previous
+workload too (:meth:`RolloutSpecs.previous`). With ``auto_revert`` each released replica's desired
 entry also carries a :class:`~edgefleet_protocol.RolloutGuard` (the previous spec and the
 deadline) until the rollout ends, so its agent can revert on its own.
 """
@@ -33,13 +36,21 @@ class RolloutSpecs(SpecCache):
         rollout = self._rollouts.get(a.app)
         if rollout is None:
             return super().spec_and_hash(a)
-        new = a.replica in rollout.released
+        new = rollout.runs_new(a.replica)
         return self._spec(a, rollout.to_workload if new else rollout.from_workload, new)
+
+    def previous(self, a: Assignment) -> tuple[WorkloadSpec, str]:
+        """The spec of a rollout's old copy on ``a.node``: the workload the rollout
+        started from (outside a split, the app's own, which a revert restored)."""
+        rollout = self._rollouts.get(a.app)
+        if rollout is None:
+            return super().spec_and_hash(a)
+        return self._spec(a, rollout.from_workload, False)
 
     def guard_of(self, a: Assignment) -> RolloutGuard | None:
         """The revert guard for ``a``'s desired entry, or ``None``."""
         rollout = self._rollouts.get(a.app)
-        if rollout is None or a.replica not in rollout.released or not rollout.active:
+        if rollout is None or not rollout.runs_new(a.replica) or not rollout.active:
             return None
         update = self._apps_by_name[a.app].update_strategy
         if not update.auto_revert:

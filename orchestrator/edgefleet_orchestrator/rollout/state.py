@@ -36,6 +36,11 @@ class RolloutState:
     for ``min_healthy_s``; ``failed`` maps replicas to why. ``wave_order`` is fixed at the
     start (site or region names; ``("all",)`` without waves); ``wave`` indexes it.
     ``first`` are replicas a superseded rollout had already moved: they go first.
+
+    How each released replica changed spec, as the reconcile pass decided it (see
+    :mod:`edgefleet_orchestrator.reconcile.surges`): ``surged`` maps the replicas updated
+    make-before-break to the node their new copy was placed on (the old copy runs on its
+    node until the new one is done); ``in_place`` are those updated where they run.
     """
 
     app: str
@@ -56,6 +61,8 @@ class RolloutState:
     healthy: Mapping[str, Healthy] = field(default_factory=dict)
     done: frozenset[str] = frozenset()
     failed: Mapping[str, str] = field(default_factory=dict)
+    surged: Mapping[str, str] = field(default_factory=dict)
+    in_place: frozenset[str] = frozenset()
     paused_from: RolloutPhase | None = None
     reasons: tuple[str, ...] = ()
     updated_at: float = 0.0
@@ -68,6 +75,28 @@ class RolloutState:
     def splits(self) -> bool:
         """Whether replicas run different specs by ``released`` (else all run the app's)."""
         return self.phase not in ("reverting", "reverted", "succeeded")
+
+    def keeps_old_copy(self, replica: str) -> bool:
+        """Whether ``replica``'s make-before-break update is undone: it failed, or the
+        rollout reverts or ended before its new copy was done. Its old copy (still running
+        on its old node) is kept, on the old spec, and the new copy is dropped."""
+        if replica not in self.surged or replica in self.done:
+            return False
+        return replica in self.failed or self.phase == "reverting" or not self.active
+
+    def runs_new(self, replica: str) -> bool:
+        """Whether ``replica`` gets the new spec while the rollout splits the app."""
+        return replica in self.released and not self.keeps_old_copy(replica)
+
+    def undecided(self, replica: str) -> bool:
+        """Released, but the pass has not yet decided how it changes spec."""
+        return (
+            replica in self.released
+            and replica not in self.surged
+            and replica not in self.in_place
+            and replica not in self.done
+            and replica not in self.failed
+        )
 
     def with_reason(self, reason: str, now: float) -> RolloutState:
         return replace(self, reasons=(*self.reasons, reason)[-20:], updated_at=now)
@@ -115,7 +144,12 @@ def status_of(state: RolloutState, *, total: int, updated: int) -> RolloutStatus
         from_revision=state.from_revision,
         phase=state.phase,
         counts=RolloutCounts(
-            total=total, updated=updated, healthy=len(state.done), failed=len(state.failed)
+            total=total,
+            updated=updated,
+            healthy=len(state.done),
+            failed=len(state.failed),
+            surged=len(state.surged),
+            in_place=len(state.in_place),
         ),
         wave=state.wave,
         waves=list(state.wave_order),
@@ -147,6 +181,8 @@ def to_json(state: RolloutState) -> str:
         "healthy": {r: [h.since, h.restarts] for r, h in state.healthy.items()},
         "done": sorted(state.done),
         "failed": dict(state.failed),
+        "surged": dict(state.surged),
+        "in_place": sorted(state.in_place),
         "paused_from": state.paused_from,
         "reasons": list(state.reasons),
         "updated_at": state.updated_at,
@@ -176,6 +212,9 @@ def from_json(text: str) -> RolloutState:
         healthy={str(k): Healthy(float(v[0]), int(v[1])) for k, v in d["healthy"].items()},
         done=frozenset(str(r) for r in d["done"]),
         failed={str(k): str(v) for k, v in d["failed"].items()},
+        surged={str(k): str(v) for k, v in d.get("surged", {}).items()},
+        # A rollout stored before make-before-break updates changed every replica in place.
+        in_place=frozenset(str(r) for r in d.get("in_place", d["released"])),
         paused_from=d["paused_from"],
         reasons=tuple(str(r) for r in d["reasons"]),
         updated_at=float(d["updated_at"]),

@@ -1,5 +1,7 @@
 """Make-before-break moves: a replica asked to leave its node (drain, rebalancing) keeps
-running there, as a *retiring* copy, until its replacement runs on the new node.
+running there, as a *retiring* copy, until its replacement runs on the new node. A rollout
+updating a replica make-before-break uses the same copy (cause ``rollout``), but its end
+is the rollout's verdict, not "running": see :mod:`edgefleet_orchestrator.reconcile.surges`.
 
 Who calls it: the reconcile pass. Pure. A move has three moments:
 
@@ -28,7 +30,7 @@ from edgefleet_orchestrator.fleet.registry import NodeRecord
 from edgefleet_orchestrator.fleet.replicas import SpecCache, reported_state, runs
 from edgefleet_orchestrator.placement.model import AppPlacement, Assignment
 
-Cause = Literal["drain", "rebalance"]
+Cause = Literal["drain", "rebalance", "rollout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ def finish_retiring(
             done.append(Finished(r, f"{r.replica} no longer exists", completed=False))
         elif primary.node == r.node:
             done.append(Finished(r, f"{r.replica} is assigned to {r.node} again", False))
-        elif runs(nodes, primary.node, r.replica, specs.hash_of(primary)):
+        elif r.cause != "rollout" and runs(nodes, primary.node, r.replica, specs.hash_of(primary)):
             why = f"{r.replica} runs on {primary.node}: stopping its old copy on {r.node}"
             done.append(Finished(r, why, completed=True))
         elif reported_state(nodes, r.node, r.replica) is None:

@@ -171,6 +171,7 @@ class PassRunner:
         )
         state.assignments = list(result.assignments)
         state.apps.update(result.rescaled)
+        state.rollouts.update(result.rollouts)
         # Drains come and go by command between passes: keep the command's view of them.
         state.control = Control(
             autoscale=result.control.autoscale,

@@ -48,6 +48,7 @@ class StatusBoard:
             verdicts=last.verdicts if last is not None else {},
             control=state.control,
             now=now,
+            rollouts=state.rollouts,
         )
         pubs = []
         for name, status in statuses.items():

@@ -24,7 +24,7 @@ from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.reconcile.fleet_pass import Control
 from edgefleet_orchestrator.scaling.autoscale import ScaleMemory
 from edgefleet_orchestrator.scaling.drain import DrainRequest
-from edgefleet_orchestrator.scaling.moves import Retiring
+from edgefleet_orchestrator.scaling.moves import Cause, Retiring
 from edgefleet_orchestrator.store.base import Drain, RetiringCopy, StoreSnapshot
 
 AUTOSCALE_PREFIX = "autoscale/"
@@ -58,12 +58,18 @@ def control_from_snapshot(snapshot: StoreSnapshot) -> tuple[Control, list[str]]:
         Retiring(
             copy=Assignment(c.replica, c.app, c.node, c.site, c.cpu, c.memory_mb),
             to_node=c.to_node,
-            cause="rebalance" if c.cause == "rebalance" else "drain",
+            cause=_cause(c.cause),
             since=c.since,
         )
         for c in snapshot.retiring
     )
     return Control(autoscale, resized_at, drains, retiring), skipped
+
+
+def _cause(text: str) -> Cause:
+    if text == "rollout":
+        return "rollout"
+    return "rebalance" if text == "rebalance" else "drain"
 
 
 def documents(control: Control) -> dict[str, str]:

@@ -5,7 +5,8 @@ crash can never make a published generation go backwards, nor publish a count or
 the store does not know). Writes go through the :class:`~edgefleet_orchestrator.store.base.Store`
 seam only, and only for what changed: assignments per app whose set changed, generations
 of the documents to publish, manifests the autoscaler rescaled, the retiring copies when
-they changed, and the control documents that differ from the ones stored.
+they changed, the control documents that differ from the ones stored, and the rollouts
+that recorded how their replicas update (with the copies that decision started).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from edgefleet_protocol.manifest import AppManifest
 
 from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
+from edgefleet_orchestrator.rollout.state import to_json
 from edgefleet_orchestrator.scaling.moves import Retiring
 from edgefleet_orchestrator.store.base import Store
 from edgefleet_orchestrator.store.control import documents, retiring_records
@@ -62,4 +64,6 @@ def persist_pass(
         for key, text in sorted(docs.items()):
             if control_docs_before.get(key) != text:
                 store.put_control(key, text)
+        for name, rollout in sorted(result.rollouts.items()):
+            store.put_rollout(name, to_json(rollout))
     return docs
