@@ -1,4 +1,5 @@
-"""``edgefleet-agent``: the gateway agent's command line (argparse, to stay small).
+"""``edgefleet-agent``: the gateway agent's command line (argparse, to stay small; its help
+and completion look and work like ``edgefleet``'s: :mod:`.helptext`, :mod:`.completion`).
 
 ``edgefleet-agent run`` resolves the settings (flags > ``EDGEFLEET_*`` environment >
 ``--config`` file > defaults), fails fast with exit code 2 and a message naming the
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet_agent import __version__
+from edgefleet_agent.helptext import PanelParser
 from edgefleet_agent.service.assembly import Prepared, prepare
 from edgefleet_agent.settings import (
     AgentSettings,
@@ -76,28 +78,71 @@ SINGLE = {
 }
 
 
+# The value each setting flag takes, as the help shows it (argparse would say the setting's
+# name in capitals, e.g. CAPABILITIES_INTERVAL_S, which says nothing the flag does not).
+METAVARS = {
+    "broker": "URL",
+    "profile": "ID|PATH",
+    "profiles_dir": "DIR",
+    "state_dir": "DIR",
+    "runtime": "NAME",
+    "max_payload_bytes": "BYTES",
+    "metrics_addr": "HOST:PORT",
+    "policy_file": "PATH",
+    "trust_anchor": "PATH",
+    "sim_seed": "N",
+    "sim_failure_rate": "P",
+    "log_level": "LEVEL",
+    "proxy_ports": "LOW-HIGH",
+    "proxy_docker_host": "ADDR",
+    "workload_user": "USER",
+}
+
+
+def _metavar(setting: str) -> str:
+    if setting in METAVARS:
+        return METAVARS[setting]
+    return "SECONDS" if setting.endswith("_s") else "ID" if setting != "root" else "ROOT"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgefleet-agent", description="edgefleet gateway agent")
-    parser.add_argument("--version", action="version", version=f"edgefleet-agent {__version__}")
+    parser = PanelParser(
+        prog="edgefleet-agent",
+        description="edgefleet-agent: run an edgefleet gateway agent (or a simulated fleet of "
+        "them) that takes its desired state from the orchestrator over MQTT.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"edgefleet-agent {__version__}",
+        help="Print the version and exit.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--install-completion",
+        metavar="SHELL",
+        nargs="?",
+        help="Install completion for bash or zsh (default: the current shell).",
+    )
     parser.add_argument(
         "--show-completion",
         metavar="SHELL",
-        choices=("bash", "zsh"),
-        help='print the completion script for bash or zsh: eval "$(edgefleet-agent '
-        '--show-completion bash)"',
+        nargs="?",
+        help="Show completion for bash or zsh (default: the current shell), to copy it or "
+        'customize the installation: eval "$(edgefleet-agent --show-completion bash)".',
     )
+    parser._actions[0].help = "Show this message and exit."
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "run the agent until SIGTERM/SIGINT"),
         ("config", "print the resolved settings and exit"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
+        sub._actions[0].help = "Show this message and exit."
         sub.add_argument("--config", metavar="PATH", help="YAML or TOML settings file")
         for setting, help_text in SINGLE.items():
             sub.add_argument(
                 "--" + setting.replace("_", "-"),
                 dest=setting,
-                help=f"{help_text} [{env_name(setting)}]",
+                metavar=_metavar(setting),
+                help=f"{help_text} (env {env_name(setting)})",
             )
         for flag, (setting, metavar, help_text) in REPEATABLE.items():
             sub.add_argument(
@@ -105,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                 dest=setting,
                 action="append",
                 metavar=metavar,
-                help=f"{help_text} [{env_name(setting)}]",
+                help=f"{help_text} (env {env_name(setting)})",
             )
     simulate = commands.add_parser(
         "simulate",
@@ -113,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run N real agents (simulated runtime, device profiles, own MQTT "
         "sessions) in one process, with fault injection. See edgefleet_agent/simulate/command.py.",
     )
+    simulate._actions[0].help = "Show this message and exit."
     add_simulate_arguments(simulate)
     return parser
 
@@ -134,17 +180,8 @@ def describe(settings: AgentSettings) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if words[:1] == ["--show-completion"]:
-        from edgefleet_agent.completion import SHELLS, completion_script
-
-        shell = words[1] if len(words) > 1 else "bash"
-        if shell not in SHELLS:
-            print(
-                f"edgefleet-agent: --show-completion: one of {', '.join(SHELLS)}", file=sys.stderr
-            )
-            return EXIT_BAD_SETTINGS
-        print(completion_script(build_parser(), shell), end="")
-        return 0
+    if words[:1] in (["--show-completion"], ["--install-completion"]):
+        return _completion(words)
     args = build_parser().parse_args(argv)
     if args.command == "simulate":
         from edgefleet_agent.simulate.command import main_simulate
@@ -165,6 +202,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgefleet-agent: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     return run_until_signalled(prepared)
+
+
+def _completion(words: list[str]) -> int:
+    """``--show-completion [SHELL]`` prints the script; ``--install-completion [SHELL]``
+    installs it (as ``edgefleet``'s do; the shell defaults to the one in ``$SHELL``)."""
+    from edgefleet_agent.completion import (
+        SHELLS,
+        completion_script,
+        current_shell,
+        install_completion,
+    )
+
+    flag = words[0]
+    shell = words[1] if len(words) > 1 else current_shell(os.environ.get("SHELL", ""))
+    if shell not in SHELLS:
+        print(f"edgefleet-agent: {flag}: one of {', '.join(SHELLS)}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    script = completion_script(build_parser(), shell)
+    if flag == "--show-completion":
+        print(script, end="")
+        return 0
+    try:
+        path, rc = install_completion(script, shell, Path.home())
+    except OSError as exc:
+        print(f"edgefleet-agent: {flag}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    print(f"{shell} completion installed in {path} (sourced from {rc})")
+    print("Completion will take effect once you restart the terminal")
+    return 0
 
 
 def run_until_signalled(prepared: Prepared) -> int:
