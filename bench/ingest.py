@@ -111,7 +111,7 @@ class Consumer:
         if self.kind == "mosquitto_sub":
             time.sleep(0.5)
 
-    def wait_sample_after(self, when: float, timeout_s: float = 5.0) -> None:
+    def wait_sample_after(self, when: float, timeout_s: float = 15.0) -> None:
         """Until a sample taken at or after ``when`` has arrived (a busy consumer's samples
         come late; each carries the time it was taken)."""
         deadline = time.monotonic() + timeout_s

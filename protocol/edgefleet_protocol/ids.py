@@ -63,12 +63,25 @@ def workload_id(value: object) -> WorkloadId:
     return WorkloadId(validate_id(value, kind="workload"))
 
 
+_KNOWN_VALID: set[str] = set()
+KNOWN_VALID_MAX = 65_536
+"""Ids already found valid, so the inbound path (every telemetry message names its node
+and site) checks each fleet id once; cleared when full, so a flood of new ids costs only
+the check itself. Only valid ids are kept: a refusal is recomputed, with its reason."""
+
+
 def _pydantic_id(value: str) -> str:
     # Inside a model the field path comes from pydantic, so only the reason matters here.
+    if value in _KNOWN_VALID and type(value) is str:
+        return value
     try:
-        return validate_id(value)
+        validate_id(value)
     except ProtocolError as exc:
         raise ValueError(exc.reason) from None
+    if len(_KNOWN_VALID) >= KNOWN_VALID_MAX:
+        _KNOWN_VALID.clear()
+    _KNOWN_VALID.add(value)
+    return value
 
 
 Identifier = Annotated[str, AfterValidator(_pydantic_id)]

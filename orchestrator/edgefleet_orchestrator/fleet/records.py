@@ -7,12 +7,13 @@ types through the registry module. Pure: plain record in, plain result out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from edgefleet_protocol import Capabilities, ComplianceReport, NodeStatus, Reported, Telemetry
 
-from edgefleet_orchestrator.fleet.telemetry import TelemetryView, latency_moved, merge_telemetry
+from edgefleet_orchestrator.fleet.telemetry import TelemetryView, latency_moved, merge_all
 
 NodeState = Literal["unknown", "online", "offline", "stale"]
 
@@ -151,16 +152,20 @@ def _status_event(where: str, before: NodeRecord, after: NodeRecord) -> str:
 
 
 def apply_telemetry(
-    record: NodeRecord, telemetry: Telemetry, now: float, live: bool
+    record: NodeRecord, telemetry: Sequence[Telemetry], now: float, live: bool
 ) -> IngestResult:
-    view = merge_telemetry(record.telemetry, telemetry)
-    after = replace(record, telemetry=view)
+    """Telemetry messages of one node, in arrival order (the service hands over a burst
+    at once): merged one after the other, as they would be one by one, but the record is
+    replaced once. Only the messages from the last ``full`` one on can matter."""
+    view = merge_all(record.telemetry, telemetry)
     event = None
     if live:
-        after = replace(after, last_heard=now)
+        after = replace(record, telemetry=view, last_heard=now)
         if record.state == "stale":
             after = moved_to(after, "online", now)
             event = f"node {record.node} (site {record.site}) is heard again after being stale"
+    else:
+        after = replace(record, telemetry=view)
     moved = after.state != record.state
     return IngestResult(
         changed=moved or view != record.telemetry,

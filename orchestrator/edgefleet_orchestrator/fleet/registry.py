@@ -34,7 +34,7 @@ for ``stale_after_s``). Cordoning is a separate flag that the store keeps across
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 
@@ -134,7 +134,7 @@ class Registry:
         if isinstance(model, NodeStatus):
             result = apply_status(before, model, now, live)
         elif isinstance(model, Telemetry):
-            result = apply_telemetry(before, model, now, live)
+            result = apply_telemetry(before, (model,), now, live)
         elif isinstance(model, Capabilities):
             changed = model != before.capabilities
             result = IngestResult(
@@ -151,6 +151,32 @@ class Registry:
         else:
             assert isinstance(model, Reported)  # guaranteed by _rejection
             result = apply_reported(before, model)
+        return self._commit(node, existing, before, result, now, live)
+
+    def ingest_telemetry(
+        self, site: str, node: str, messages: Sequence[Telemetry], now: float
+    ) -> IngestResult:
+        """Live telemetry messages of one node, in arrival order, each of which
+        :meth:`rejection` passed: the same record as :meth:`ingest` one by one (merged in
+        order), one update. The service coalesces a burst this way."""
+        existing = self._nodes.get(node)
+        before = existing or NodeRecord(node=node, site=site, cordoned=node in self._cordoned)
+        result = apply_telemetry(before, messages, now, True)
+        return self._commit(node, existing, before, result, now, True)
+
+    def rejection(self, kind: TopicKind, site: str, node: str, model: BaseModel) -> str | None:
+        """Why ``model`` on this node topic is refused (see :meth:`ingest`), or ``None``."""
+        return self._rejection(kind, site, node, model)
+
+    def _commit(
+        self,
+        node: str,
+        existing: NodeRecord | None,
+        before: NodeRecord,
+        result: IngestResult,
+        now: float,
+        live: bool,
+    ) -> IngestResult:
         after = replace(result.record or before, last_seen=now)
         if live and before.state == "online" and after.state != "online":
             after, flap_event = self._left_online(after, now)

@@ -7,9 +7,10 @@ one), so the orchestrator merges each message into a :class:`TelemetryView`. Pur
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from edgefleet_protocol import Telemetry, WorkloadUsage
 
@@ -66,6 +67,65 @@ def merge_telemetry(view: TelemetryView, message: Telemetry) -> TelemetryView:
         latency_ms=MappingProxyType({**view.latency_ms, **message.latency_ms}),
         metrics=MappingProxyType({**view.metrics, **message.metrics}),
         workloads=MappingProxyType(workloads),
+    )
+
+
+def merge_all(view: TelemetryView, messages: Sequence[Telemetry]) -> TelemetryView:
+    """:func:`merge_telemetry` of each message in turn, with one copy of each workload's
+    usage instead of one per message (a burst of one node's telemetry, coalesced)."""
+    start = max((i for i, m in enumerate(messages) if m.full), default=0)
+    if not messages:
+        return view
+    view = merge_telemetry(view, messages[start])
+    rest = messages[start + 1 :]
+    if not rest:
+        return view
+    last = rest[-1]
+    scalars = {name: getattr(view, name) for name in ("cpu_pct", "memory_pct", "disk_pct", "load1")}
+    latency, metrics = dict(view.latency_ms), dict(view.metrics)
+    updates: dict[str, tuple[WorkloadUsage | None, dict[str, Any]]] = {}
+    for message in rest:
+        for name in scalars:
+            scalars[name] = _newer(getattr(message, name), scalars[name])
+        latency.update(message.latency_ms)
+        metrics.update(message.metrics)
+        for name, usage in message.workloads.items():
+            if name not in updates:
+                old = view.workloads.get(name)
+                if old is None:  # a new workload starts as its first usage, as it is
+                    updates[name] = (usage, {})
+                    continue
+                updates[name] = (old, {})
+            _fold_usage(updates[name][1], usage)
+    workloads = dict(view.workloads)
+    for name, (first, update) in updates.items():
+        assert first is not None
+        workloads[name] = _apply_usage(first, update) if update else first
+    return TelemetryView(
+        ts=last.ts,
+        latency_ms=MappingProxyType(latency),
+        metrics=MappingProxyType(metrics),
+        workloads=MappingProxyType(workloads),
+        **scalars,
+    )
+
+
+def _fold_usage(update: dict[str, Any], usage: WorkloadUsage) -> None:
+    for name in ("cpu_pct", "memory_mb", "memory_pct"):
+        value = getattr(usage, name)
+        if value is not None:
+            update[name] = value
+    update["metrics"] = {**update.get("metrics", {}), **usage.metrics}
+
+
+def _apply_usage(base: WorkloadUsage, update: dict[str, Any]) -> WorkloadUsage:
+    return base.model_copy(
+        update={
+            "cpu_pct": update.get("cpu_pct", base.cpu_pct),
+            "memory_mb": update.get("memory_mb", base.memory_mb),
+            "memory_pct": update.get("memory_pct", base.memory_pct),
+            "metrics": {**base.metrics, **update["metrics"]},
+        }
     )
 
 

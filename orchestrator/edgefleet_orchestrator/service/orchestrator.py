@@ -35,23 +35,23 @@ from typing import Any, Literal
 
 from edgefleet_protocol import (
     ProtocolError,
-    TopicKind,
     Topics,
-    decode_for_kind,
 )
 from edgefleet_protocol.manifest import load_manifest
 from edgefleet_protocol.sealing import public_text
-from edgefleet_protocol.session import InboundMessage, Publication, Session
+from edgefleet_protocol.session import Publication, Session
 
 from edgefleet_orchestrator import __version__
+from edgefleet_orchestrator.fleet.records import IngestResult
 from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
 from edgefleet_orchestrator.service.commands import CommandIntake
 from edgefleet_orchestrator.service.config import OrchestratorConfig, ServiceStats
 from edgefleet_orchestrator.service.events import EventPublisher, publish_documents
+from edgefleet_orchestrator.service.inbound import Inbound
 from edgefleet_orchestrator.service.intake import CommandQueue
 from edgefleet_orchestrator.service.passes import PassRunner
-from edgefleet_orchestrator.service.presence import Presence, RivalOrchestrator
+from edgefleet_orchestrator.service.presence import Presence
 from edgefleet_orchestrator.service.services import ServiceBoard
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.service.statuses import StatusBoard, note_converged
@@ -148,6 +148,7 @@ class Orchestrator:
             on_change=self._after_command,
             clock=clock,
         )
+        self.inbound = Inbound(self)
         self.intake = CommandQueue(
             root=config.root,
             session=self.session,
@@ -210,64 +211,13 @@ class Orchestrator:
     # -- inbound --------------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        async for message in self.session.messages():
-            self.stats.messages += 1
-            try:
-                await self._dispatch(message)
-            except RivalOrchestrator:
-                raise  # the one thing that stops us: another orchestrator serves this broker
-            except Exception:  # one message must never stop the loop
-                log.exception("unexpected error handling %s", message.topic)
-                await self.events.reject(
-                    message.topic, "internal error while handling the message", why="internal"
-                )
+        """Every batch the session has waiting, through :class:`Inbound`."""
+        while True:
+            await self.inbound.handle(await self.session.batch())
+            await asyncio.sleep(0)  # a batch never blocks other tasks (or the reader) longer
 
-    async def _dispatch(self, message: InboundMessage) -> None:
-        try:
-            parsed = self.topics.parse(message.topic)
-        except ProtocolError as exc:
-            self._count(self.stats.received_by_kind, "unknown")
-            await self.events.reject(message.topic, str(exc), why="topic")
-            return
-        self._count(self.stats.received_by_kind, parsed.kind.value)
-        if parsed.kind is TopicKind.ORCHESTRATOR_STATUS:
-            await self.presence.on_status(message)
-            return
-        if parsed.kind is TopicKind.COMMAND:
-            if message.retain:
-                await self.events.reject(
-                    message.topic,
-                    "retained command ignored: commands are never retained",
-                    why="retained-command",
-                )
-                return
-            await self.intake.submit(parsed.verb or "", message, parsed.operator)
-            return
-        if parsed.kind in (TopicKind.NODE_DESIRED, TopicKind.NODE_EVENTS, TopicKind.NODE_LOGS):
-            return  # our own output, agents' events (audit only), operators' logs requests
-        if not message.payload:
-            return  # a cleared retained message
-        assert parsed.site is not None
-        assert parsed.node is not None
-        try:
-            model = decode_for_kind(parsed.kind, message.payload)
-        except ProtocolError as exc:
-            await self.events.reject(message.topic, str(exc), node=parsed.node)
-            return
-        result = self.state.registry.ingest(
-            parsed.kind, parsed.site, parsed.node, model, self.clock(), retained=message.retain
-        )
-        if result.rejection:
-            await self.events.reject(
-                message.topic, result.rejection, node=parsed.node, why="refused"
-            )
-            return
-        if result.event:
-            await self.events.event(
-                "info", "node", result.event, node=parsed.node, site=parsed.site
-            )
-        if result.broker_event:
-            await self.events.event("warning", "broker", result.broker_event)
+    async def note_ingest(self, result: IngestResult) -> None:
+        """Mark the fleet (and statuses, services) dirty after a node message."""
         if result.scheduling_relevant:
             self._dirty.set()
         elif result.status_relevant and self.passes.moves_wait_on_reports():
