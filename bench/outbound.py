@@ -85,8 +85,7 @@ class Subscriber:
 def documents(root: str, n: int, size: int) -> list[Publication]:
     body = json.dumps({"v": 1, "pad": "x" * max(0, size - 20)}).encode()
     return [
-        Publication(topic=f"{root}/nodes/site-{i % 10:03d}/gw-{i:05d}/desired", payload=body,
-                    qos=1, retain=True)  # fmt: skip
+        Publication(f"{root}/nodes/site-{i % 10:03d}/gw-{i:05d}/desired", body, 1, True)
         for i in range(n)
     ]
 
