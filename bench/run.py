@@ -96,11 +96,13 @@ def scenarios(scale: str) -> dict[str, Scenario]:
         ),
         "convergence": lambda: convergence.measure(sizes, fleet="auto", profile=not smoke),
         "convergence_lite": lambda: convergence.measure(sizes, fleet="lite", profile=not smoke),
+        # The curve (#17): 1,000 / 2,000 / 5,000 real simulated gateways, the lite
+        # fleet up to 10,000; every size runs, past a miss too.
         "fleet_size": lambda: convergence.fleet_size(
-            [20] if smoke else [1000, 2000, 5000, 10000], fleet="auto"
+            [20] if smoke else [1000, 2000, 5000], fleet="auto", curve=not smoke
         ),
         "fleet_size_lite": lambda: convergence.fleet_size(
-            [20] if smoke else [1000, 2000, 5000, 10000], fleet="lite"
+            [20] if smoke else [1000, 2000, 5000, 10000], fleet="lite", curve=not smoke
         ),
         "failover": lambda: failover.measure(
             [("kill", 0.0), ("cut", 0.0)]

@@ -40,6 +40,7 @@ from edgefleet_protocol.manifest import AppManifest
 
 from edgefleet_orchestrator.fleet.notes import Note
 from edgefleet_orchestrator.fleet.registry import NodeRecord
+from edgefleet_orchestrator.fleet.replicas import SpecMemo
 from edgefleet_orchestrator.placement.memo import PlacementMemo
 from edgefleet_orchestrator.placement.model import (
     AppPlacement,
@@ -90,6 +91,8 @@ class Knobs:
     memo: PlacementMemo | None = None
     """The shell's placement memo: a pass whose placement inputs equal the previous
     pass's reuses its placements (:mod:`edgefleet_orchestrator.placement.memo`)."""
+    specs: SpecMemo | None = None
+    """The shell's spec memo: replica specs and hashes kept across passes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +187,10 @@ def reconcile(view: FleetView) -> PassResult:
     ]
     settled = surges.settle(control.retiring, current, view.rollouts)
     current = settled.assignments
-    specs = RolloutSpecs(view.apps, view.rollouts)
+    spec_memo = view.knobs.specs
+    if spec_memo is not None:
+        spec_memo.new_pass()
+    specs = RolloutSpecs(view.apps, view.rollouts, spec_memo)
     retiring, finished = finish_retiring(settled.retiring, current, view.nodes, specs)
     notes = [finished_note(f) for f in [*settled.finished, *finished]]
 
@@ -246,7 +252,7 @@ def reconcile(view: FleetView) -> PassResult:
     for name in sorted(placements):
         events.extend(_describe(placements[name]))
 
-    specs = RolloutSpecs(apps, {**view.rollouts, **decided})
+    specs = RolloutSpecs(apps, {**view.rollouts, **decided}, spec_memo)
     placed = _placed_workloads(after, specs) + _placed_copies(retiring, specs)
     documents = plan_documents(placed, view.published, now=view.now)
     progress = {

@@ -18,16 +18,19 @@ from collections.abc import Mapping
 from edgefleet_protocol import RolloutGuard, WorkloadSpec, spec_hash
 from edgefleet_protocol.manifest import AppManifest
 
-from edgefleet_orchestrator.fleet.replicas import SpecCache, replica_spec
+from edgefleet_orchestrator.fleet.replicas import SpecCache, SpecMemo, replica_spec
 from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.rollout.state import RolloutState
 
 
 class RolloutSpecs(SpecCache):
     def __init__(
-        self, apps: Mapping[str, AppManifest], rollouts: Mapping[str, RolloutState]
+        self,
+        apps: Mapping[str, AppManifest],
+        rollouts: Mapping[str, RolloutState],
+        memo: SpecMemo | None = None,
     ) -> None:
-        super().__init__(apps)
+        super().__init__(apps, memo)
         self._apps_by_name = apps
         self._rollouts = {a: r for a, r in rollouts.items() if a in apps and r.splits}
         self._split: dict[tuple[str, str, float, int], tuple[WorkloadSpec, str]] = {}

@@ -21,6 +21,7 @@ from edgefleet_protocol.session import Publication
 
 from edgefleet_orchestrator.fleet.liveness import settled_online
 from edgefleet_orchestrator.fleet.notes import Note
+from edgefleet_orchestrator.fleet.replicas import SpecMemo
 from edgefleet_orchestrator.placement.memo import PlacementMemo
 from edgefleet_orchestrator.placement.model import AppPlacement
 from edgefleet_orchestrator.reconcile.documents import Published
@@ -66,6 +67,7 @@ class PassRunner:
         self._last_scaling_pass = float("-inf")
         self._settles_at: float | None = None
         self._placement_memo = PlacementMemo()
+        self._spec_memo = SpecMemo()
         self.last_result: PassResult | None = None
         self.placements: dict[str, AppPlacement] = {}
         self.drain_milestones: list[tuple[str, str, str]] = []
@@ -136,6 +138,7 @@ class PassRunner:
             rebalance_budget=budget,
             timer=time.perf_counter,
             memo=self._placement_memo,
+            specs=self._spec_memo,
         )
         # Rollouts step first: the replicas they release get the new spec in this pass.
         rollout_notes = step_rollouts(state, self._store, now)
