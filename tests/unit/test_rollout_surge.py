@@ -16,6 +16,7 @@ from edgefleet_orchestrator.placement import NodeView, place_app
 from edgefleet_orchestrator.placement.memo import PlacementMemo
 from edgefleet_orchestrator.placement.model import Assignment
 from edgefleet_orchestrator.placement.pipeline import place_all
+from edgefleet_orchestrator.reconcile.fleet_pass import Control
 from edgefleet_orchestrator.reconcile.surges import requests
 from edgefleet_orchestrator.rollout.machine import step
 from edgefleet_orchestrator.rollout.state import (
@@ -25,7 +26,10 @@ from edgefleet_orchestrator.rollout.state import (
     to_json,
 )
 from edgefleet_orchestrator.rollout.view import rollout_view
+from edgefleet_orchestrator.scaling.moves import Retiring
 from edgefleet_orchestrator.service.rollout_handlers import restore_manifest
+from edgefleet_orchestrator.store.base import StoreSnapshot
+from edgefleet_orchestrator.store.control import control_from_snapshot, retiring_records
 from edgefleet_protocol import TopicKind, WorkloadReport
 from edgefleet_protocol.manifest import AppManifest, load_manifest
 from harness.scaling_sim import Sim
@@ -353,3 +357,12 @@ def test_which_spec_a_released_replica_runs(fields: dict[str, Any], runs_new: bo
         released={"r": 1.0}, **fields,
     )  # fmt: skip
     assert state.runs_new("r") is runs_new
+
+
+def test_a_rollout_copy_read_back_from_the_store_is_still_a_rollout_copy() -> None:
+    """A restarted orchestrator must keep waiting for the rollout's verdict, not stop the
+    old copy as soon as the new one runs (as it would for a drain's copy)."""
+    copy = Retiring(at("web-0", "n0"), "n2", "rollout", 5.0)
+    snapshot = StoreSnapshot(retiring=tuple(retiring_records(Control(retiring=(copy,)))))
+    control, skipped = control_from_snapshot(snapshot)
+    assert control.retiring == (copy,) and not skipped
