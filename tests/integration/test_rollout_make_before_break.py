@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.agents import MARK_ENV, VERSION_ENV, Workload, workloads
 from harness.fleet import Watcher
-from test_rollout_e2e import BAD, GOOD, Fleet, fleet, gateways, mark, until
+from test_rollout_e2e import BAD, GOOD, Fleet, cli, fleet, gateways, mark, until
 
 __all__ = ["mark"]  # the fixture, shared with test_rollout_e2e
 
@@ -145,3 +145,26 @@ async def test_with_a_spare_node_a_bad_version_leaves_the_old_copies_running(
             assert min(s.running[1:]) >= 2, s.running
     finally:
         await status.stop()
+
+
+async def test_undo_and_promote_with_watch_follow_the_rollout_they_changed_to_its_end(
+    broker_url: str, topic_root: str, tmp_path: Any, mark: str
+) -> None:
+    update = {"canary": 1, "auto_promote": False, "min_healthy_s": 1, "healthy_deadline_s": 20}
+    async with fleet(broker_url, topic_root, tmp_path, mark, gateways(3)) as f:
+        await f.deploy(manifest(mark, "1", GOOD, **update))
+        await until(lambda: by_version(processes(f)) == {"1": 2}, 60, "v1 on 2 nodes", f)
+        await f.deploy(manifest(mark, "2", GOOD, **update))
+        await until(lambda: f.rollout().get("phase") == "awaiting-promotion", 30, "a canary", f)
+        # undo reverts the rollout: "reverted" is what was asked for (exit 0)
+        code, out, err = await cli(broker_url, topic_root, "rollout", "undo", "meter", "--watch")
+        lines = out.splitlines()
+        assert code == 0 and "reverting" in lines[0] and "reverted" in lines[-1], (out, err)
+        await until(lambda: by_version(processes(f)) == {"1": 2}, 30, "back on v1", f)
+        await f.deploy(manifest(mark, "2", GOOD, **update))
+        await until(lambda: f.rollout().get("phase") == "awaiting-promotion", 30, "a canary", f)
+        code, out, err = await cli(broker_url, topic_root, "rollout", "promote", "meter", "--watch")
+        lines = out.splitlines()
+        assert code == 0 and "progressing" in lines[0] and "succeeded" in lines[-1], (out, err)
+        assert "(2 make-before-break)" in lines[-1], lines[-1]
+        await until(lambda: by_version(processes(f)) == {"2": 2}, 30, "v2 on 2 nodes", f)

@@ -3,7 +3,11 @@
 A client of the ``rollout-*`` command verbs and the retained ``apps/{app}/rollout`` status
 (docs/protocol.md, "Rollouts"). ``status --watch`` follows the retained status and prints
 every change until the rollout ends (exit 0 on ``succeeded``, 1 on ``failed`` or
-``reverted``). Exit codes as elsewhere: 1 refused, 3 timed out, 4 unreachable.
+``reverted``). ``promote``, ``resume`` and ``undo`` take ``--watch`` too: they send the
+command, then follow the rollout it changed (or, for an undo to an earlier revision, the
+new revision's) the same way; for ``undo``, ``reverted`` is the outcome asked for (exit
+0). ``pause`` has none: a paused rollout does not end by itself. Exit codes as elsewhere:
+1 refused, 3 timed out, 4 unreachable.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ app = typer.Typer(help="Staged rollouts: status, history, promote, pause, resume
                   no_args_is_help=True)  # fmt: skip
 AppArg = Annotated[str, typer.Argument(metavar="APP", help="The app's name.")]
 FINISHED = {"succeeded": 0, "failed": 1, "reverted": 1}
+WatchOpt = Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")]
 
 
 def rollout_line(status: Mapping[str, Any]) -> str:
@@ -92,7 +97,7 @@ def _changed_text(result: Mapping[str, Any]) -> str:
 @app.command("status")
 def status(
     name: AppArg,
-    watch: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
+    watch: WatchOpt = False,
     timeout: TimeoutOpt = None,
     broker: BrokerOpt = None,
     root: RootOpt = None,
@@ -105,19 +110,39 @@ def status(
     if not watch:
         simple(common, "rollout-status", {"app": name}, _status_text)
         return
+    _watch(common, name, "rollout-status", {"app": name})
+
+
+def _watch(
+    common: Common, name: str, verb: str, args: Mapping[str, Any], *, reverted_ok: bool = False
+) -> None:
+    """Send ``verb``, then print every change of the app's rollout until it ends. The
+    rollout followed is the one the reply names (its revision), so a retained status of an
+    older, finished rollout is not taken for the end of this one."""
 
     async def work() -> None:
         settings = common.settings()
         topic = f"{settings.root}/apps/{name}/rollout"
-        deadline = time.monotonic() + (timeout if timeout is not None else DEFAULT_WAIT_S)
+        deadline = time.monotonic() + (common.timeout if common.timeout is not None else
+                                       DEFAULT_WAIT_S)  # fmt: skip
         async with OperatorClient(settings, follow=[topic]) as client:
-            reply = await client.call("rollout-status", {"app": name})
+            reply = await client.call(verb, dict(args))
             if not reply.ok:
                 raise CommandRefused(*refusal_lines(reply))
-            last = (reply.result or {}).get("rollout")
+            result = reply.result or {}
+            first = result.get("rollout")
+            if verb != "rollout-status":
+                if common.output is Output.json:
+                    print_json(result)
+                if not isinstance(first, Mapping) and "revision" not in result:
+                    typer.echo(_changed_text(result))
+                    return
+            revision = first.get("revision") if isinstance(first, Mapping) else None
+            revision = int(result.get("revision", revision) or 0) or None
+            last: Mapping[str, Any] | None = first if isinstance(first, Mapping) else None
             shown = None
             while True:
-                current = client.snapshot.rollouts.get(name) or last
+                current = _newer(client.snapshot.rollouts.get(name), last, revision)
                 if current is not None and current != shown:
                     shown = current
                     if common.output is Output.json:
@@ -125,18 +150,40 @@ def status(
                     else:
                         typer.echo(rollout_line(current))  # one unwrapped line per change
                 phase = (current or {}).get("phase")
-                if current is None or phase in FINISHED:
-                    break
+                if phase in FINISHED or (current is None and verb == "rollout-status"):
+                    break  # (status: no rollout at all)
                 if time.monotonic() >= deadline:
                     raise WaitTimedOut(f"error: timed out; the rollout of {name} is {phase}")
                 await client.next_change(min(deadline - time.monotonic(), 0.5))
-        if current is not None and FINISHED.get(str(current.get("phase")), 0):
+        phase = str((current or {}).get("phase"))
+        wanted = reverted_ok and phase == "reverted"
+        if current is not None and FINISHED.get(phase, 0) and not wanted:
             raise CommandRefused(*failure_lines(current))
 
     execute(work)
 
 
-def _verb(verb: str, show: Any = _changed_text) -> Any:
+def _newer(
+    retained: Mapping[str, Any] | None, replied: Mapping[str, Any] | None, revision: int | None
+) -> Mapping[str, Any] | None:
+    """The newer of the retained status and the command's reply: the retained one may
+    still be an older rollout's, or this one's from before the command."""
+    if (
+        retained is not None
+        and revision is not None
+        and int(retained.get("revision", 0)) < revision
+    ):
+        retained = None
+    if replied is None:
+        return retained
+    if retained is None or float(retained.get("updated_at", 0)) < float(
+        replied.get("updated_at", 0)
+    ):
+        return replied
+    return retained
+
+
+def _verb(verb: str, show: Any = _changed_text, *, watchable: bool = False) -> Any:
     def command(
         name: AppArg,
         timeout: TimeoutOpt = None,
@@ -149,15 +196,31 @@ def _verb(verb: str, show: Any = _changed_text) -> Any:
         simple(Common(broker, root, user, timeout, config, output), f"rollout-{verb}",
                {"app": name}, show)  # fmt: skip
 
-    return command
+    def watched(
+        name: AppArg,
+        watch: WatchOpt = False,
+        timeout: TimeoutOpt = None,
+        broker: BrokerOpt = None,
+        root: RootOpt = None,
+        user: UserOpt = None,
+        config: ConfigOpt = None,
+        output: OutputOpt = Output.table,
+    ) -> None:
+        common = Common(broker, root, user, timeout, config, output)
+        if watch:
+            _watch(common, name, f"rollout-{verb}", {"app": name})
+        else:
+            simple(common, f"rollout-{verb}", {"app": name}, show)
+
+    return watched if watchable else command
 
 
 app.command("history", help="The app's kept revisions (the last 10).")(
     _verb("history", _history_text)
 )
-app.command("promote", help="Go on after a healthy canary.")(_verb("promote"))
+app.command("promote", help="Go on after a healthy canary.")(_verb("promote", watchable=True))
 app.command("pause", help="Release no more replicas.")(_verb("pause"))
-app.command("resume", help="Go on after a pause.")(_verb("resume"))
+app.command("resume", help="Go on after a pause.")(_verb("resume", watchable=True))
 
 
 @app.command("undo")
@@ -173,6 +236,7 @@ def undo(
             show_default=False,
         ),
     ] = None,
+    watch: WatchOpt = False,
     timeout: TimeoutOpt = None,
     broker: BrokerOpt = None,
     root: RootOpt = None,
@@ -184,4 +248,8 @@ def undo(
     args: dict[str, Any] = {"app": name}
     if to_revision is not None:
         args["to_revision"] = to_revision
-    simple(Common(broker, root, user, timeout, config, output), "rollout-undo", args, _changed_text)
+    common = Common(broker, root, user, timeout, config, output)
+    if watch:
+        _watch(common, name, "rollout-undo", args, reverted_ok=True)
+    else:
+        simple(common, "rollout-undo", args, _changed_text)
