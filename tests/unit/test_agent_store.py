@@ -113,3 +113,49 @@ def test_a_rollout_revert_survives_a_restart_until_it_is_cleared(
     again.save_reverted([])
     assert again.reverted() == {}
     again.close()
+
+
+def test_a_batch_writes_its_changes_once_and_reads_see_them_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgefleet_agent.store as store_module
+
+    store = LocalStore(tmp_path)
+    store.save_desired(desired(1, "old"), accepted_at=1.0)
+    writes: list[Path] = []
+    real = store_module.write_atomically
+
+    def counted(path: Path, data: bytes) -> None:
+        writes.append(path)
+        real(path, data)
+
+    monkeypatch.setattr(store_module, "write_atomically", counted)
+    new = desired(2, "new")
+    with store.batch():
+        store.save_desired(new, accepted_at=2.0)
+        seen = store.load_desired()
+        assert seen is not None and seen.desired == new, "reads in the batch see its changes"
+        store.forget_specs_except({w.spec_hash for w in new.workloads})
+        assert writes == [], "nothing is written before the batch ends"
+    assert len(writes) == 1
+    again = LocalStore(tmp_path)
+    stored = again.load_desired()
+    assert stored is not None and stored.desired == new and stored.accepted_at == 2.0
+    assert set(again.known_specs()) == {w.spec_hash for w in new.workloads}
+
+
+def test_a_batch_that_raises_writes_nothing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.save_desired(desired(1), accepted_at=1.0)
+
+    def half_way() -> None:
+        with store.batch():
+            store.save_desired(desired(2, "other"), accepted_at=2.0)
+            raise RuntimeError("the caller failed half way")
+
+    with pytest.raises(RuntimeError):
+        half_way()
+    stored = LocalStore(tmp_path).load_desired()
+    assert stored is not None and stored.desired.generation == 1
+    in_memory = store.load_desired()
+    assert in_memory is not None and in_memory.desired.generation == 1

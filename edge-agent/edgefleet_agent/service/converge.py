@@ -95,19 +95,19 @@ class Converger:
         """Persist and adopt ``desired``; returns the disk error, if the write failed."""
         now = self._clock()
         problem = None
+        keep = {w.spec_hash for w in desired.workloads} | {o.spec_hash for o in self.owned}
+        if self.desired is not None:
+            keep |= {w.spec_hash for w in self.desired.workloads}
         try:
-            self.store.save_desired(desired, accepted_at=now)
+            with self.store.batch():  # the document and its specs: one write
+                self.store.save_desired(desired, accepted_at=now)
+                self.store.forget_specs_except(keep)
         except OSError as exc:
             # Still converge: the broker holds the document retained, and the next accepted
             # generation tries the disk again.
             problem = str(exc)
-        keep = {w.spec_hash for w in desired.workloads} | {o.spec_hash for o in self.owned}
-        if self.desired is not None:
-            keep |= {w.spec_hash for w in self.desired.workloads}
         specs = {**self.known_specs, **{w.spec_hash: w.spec for w in desired.workloads}}
         self.known_specs = {h: s for h, s in specs.items() if h in keep}
-        with contextlib.suppress(OSError):
-            self.store.forget_specs_except(keep)
         self.desired, self.accepted_at = desired, now
         return problem
 
