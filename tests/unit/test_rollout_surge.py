@@ -366,3 +366,49 @@ def test_a_rollout_copy_read_back_from_the_store_is_still_a_rollout_copy() -> No
     snapshot = StoreSnapshot(retiring=tuple(retiring_records(Control(retiring=(copy,)))))
     control, skipped = control_from_snapshot(snapshot)
     assert control.retiring == (copy,) and not skipped
+
+
+def test_a_replica_a_superseded_rollout_had_moved_updates_in_place() -> None:
+    """It runs the superseded rollout's target: as an old copy it would be restarted onto
+    the start spec, so it changes spec where it runs, once."""
+    sim = fleet(nodes=4)
+    deploy_v2(sim, max_parallel=1)
+    while "web-0" not in sim.rollouts["web"].done:
+        roll(sim)
+    roll(sim)
+    on = sim.where("web")["web-0"]
+    superseded = sim.rollouts["web"]
+    v3 = ["/bin/app", "v3"]
+    sim.apps["web"] = app(v3, 3, max_parallel=1)
+    sim.rollouts["web"] = start_rollout(
+        "web", revision=3, from_revision=2, from_workload=app(V2).workload,
+        to_workload=sim.apps["web"].workload, canary=False, now=sim.now, superseded=superseded,
+    )  # fmt: skip
+    roll(sim)
+    assert "web-0" in sim.rollouts["web"].in_place
+    assert sim.where("web")["web-0"] == on
+    assert command_on(sim, on, "web-0") == v3
+    assert all(r.replica != "web-0" for r in sim.control.retiring)
+
+
+def test_a_copy_in_flight_when_its_rollout_is_superseded_goes_on_to_the_newest_spec() -> None:
+    sim = fleet(nodes=4)
+    old_node = sim.where("web")["web-0"]
+    deploy_v2(sim, max_parallel=1, min_healthy_s=5)
+    roll(sim)
+    new_node = sim.where("web")["web-0"]
+    v3 = ["/bin/app", "v3"]
+    sim.apps["web"] = app(v3, 3, max_parallel=1)
+    sim.rollouts["web"] = start_rollout(
+        "web", revision=3, from_revision=2, from_workload=app(V2).workload,
+        to_workload=sim.apps["web"].workload, canary=False, now=sim.now,
+        superseded=sim.rollouts["web"],
+    )  # fmt: skip
+    roll(sim)
+    assert sim.rollouts["web"].surged.get("web-0") == new_node
+    assert command_on(sim, old_node, "web-0") == V1, "the old copy keeps the start spec"
+    assert command_on(sim, new_node, "web-0") == v3
+    while "web-0" not in sim.rollouts["web"].done:
+        roll(sim)
+    roll(sim)
+    assert command_on(sim, old_node, "web-0") is None

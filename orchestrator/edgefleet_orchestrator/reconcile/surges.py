@@ -91,7 +91,9 @@ class Requests:
     """What one pass asks and already knows. ``surge``: app -> replicas placement should
     copy elsewhere; ``continuing``: replicas whose copy a superseded rollout started
     (replica -> the node of its new copy); ``in_place``: replicas decided without asking
-    placement (a daemon's, or one a drain or rebalancing is moving already)."""
+    placement — a daemon's; one a drain or rebalancing is moving already; one a superseded
+    rollout had already given its spec (``first``): its running copy is on neither the
+    new rollout's start spec nor its target, so it is no old copy to keep."""
 
     surge: dict[str, frozenset[str]] = field(default_factory=dict)
     continuing: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -122,7 +124,12 @@ def requests(
             cause = moving.get((name, replica))
             if cause == "rollout":
                 continuing[replica] = node
-            elif app.is_daemon or cause is not None or replica in leaving.get(name, {}):
+            elif (
+                app.is_daemon
+                or cause is not None
+                or replica in leaving.get(name, {})
+                or replica in rollout.first
+            ):
                 in_place.add(replica)
             else:
                 surge.add(replica)
