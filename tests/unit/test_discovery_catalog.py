@@ -149,3 +149,31 @@ def test_the_old_copy_of_a_moving_replica_stays_an_endpoint_until_it_stops() -> 
     (pub,) = ServiceBoard(Topics("edgefleet/v1")).publications(state, now=5.0)
     entry = decode(ServiceEndpoints, pub.payload)
     assert [(e.node, e.replica) for e in entry.endpoints] == [("a", "web-0")]
+
+
+class _Watched(list[Assignment]):
+    """Assignments that record which ones the catalog read."""
+
+    def __init__(self, items: list[Assignment]) -> None:
+        super().__init__(items)
+        self.read: list[str] = []
+
+    def __iter__(self) -> Any:
+        for a in super().__iter__():
+            self.read.append(a.app)
+            yield a
+
+
+def test_the_catalog_reads_no_assignment_when_no_app_serves() -> None:
+    """Regression: the shell asks for the catalog after every node report, and it grouped
+    every assignment of the fleet each time (a deploy to N nodes cost N x N)."""
+    plain = validate(AppManifest, {**WEB, "name": "batch", "service": None})
+    others = [Assignment(f"batch-{i}", "batch", "a", "site-a", 0.1, 64) for i in range(50)]
+    registry = fleet({"a": {"web-0": serving()}, "b": {"web-1": serving()}})
+    unserved = _Watched(others)
+    assert catalog({"batch": plain}, unserved, registry.nodes) == {}
+    assert unserved.read == [], "no app serves: the assignments are not looked at"
+    web = validate(AppManifest, WEB)
+    mixed = _Watched([*others, *ASSIGNED])
+    entry = catalog({"batch": plain, "web": web}, mixed, registry.nodes)["web"]
+    assert {e.node for e in entry.endpoints} == {"a", "b"}

@@ -82,12 +82,25 @@ def catalog(
     nodes: Mapping[str, NodeRecord],
 ) -> dict[str, ServiceEndpoints]:
     """Every declared service with its endpoints now (``updated_at`` and ``revision`` 0:
-    :func:`changes` stamps the ones it publishes)."""
+    :func:`changes` stamps the ones it publishes).
+
+    Only the assignments of apps that declare a service are looked at, and none when no
+    app does: the shell asks after every node report, and grouping every assignment of the
+    fleet each time made a deploy quadratic (2,000 nodes: a third of the orchestrator's
+    CPU until the fleet converged, for a catalog that was empty)."""
+    served = {
+        name: app
+        for name, app in sorted(apps.items())
+        if app.service_name is not None and app.service is not None
+    }
+    if not served:
+        return {}
     by_app: dict[str, list[Assignment]] = {}
     for a in assignments:
-        by_app.setdefault(a.app, []).append(a)
+        if a.app in served:
+            by_app.setdefault(a.app, []).append(a)
     entries: dict[str, ServiceEndpoints] = {}
-    for name, app in sorted(apps.items()):
+    for name, app in served.items():
         service, block = app.service_name, app.service
         if service is None or block is None:
             continue
