@@ -33,6 +33,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -166,8 +167,18 @@ def install(client: aiomqtt.Client, sink: Sink, *, v5: bool) -> None:
         if opened is not None:
             opened(c, userdata, sock)  # aiomqtt's reader and keepalive task
         reader = _Reader(client, sink, v5=v5)
+        fd = sock.fileno()
+
+        def start_reading() -> None:
+            # A link reset during the CONNECT lets paho close the socket (in the connect
+            # thread) before this runs: add_reader on the closed fd raised EBADF, which
+            # asyncio logged at ERROR for an expected disconnect (issue #13 item 5).
+            if paho._sock is sock:
+                with contextlib.suppress(OSError, ValueError):
+                    loop.add_reader(fd, reader.readable)
+
         # After aiomqtt's add_reader (call_soon_threadsafe is FIFO): replaces its callback.
-        loop.call_soon_threadsafe(loop.add_reader, sock.fileno(), reader.readable)
+        loop.call_soon_threadsafe(start_reading)
 
     paho.on_message = on_message
     paho.on_socket_open = on_socket_open
