@@ -181,7 +181,8 @@ class ChaosFleet:
             work, config=persistent_config(self.port, work), port=self.port
         )
 
-    def start_orchestrator(self) -> None:
+    def start_orchestrator(self, broker_url: str | None = None) -> None:
+        """Start the orchestrator on the broker (or on ``broker_url``: a proxy to cut)."""
         self.orchestrator_starts += 1
         log = self.workdir / f"orchestrator-{self.orchestrator_starts}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFLEET_")}
@@ -192,7 +193,7 @@ class ChaosFleet:
                     "orchestrator",
                     "run",
                     "--broker",
-                    self.url,
+                    broker_url or self.url,
                     "--root",
                     self.root,
                     "--data-dir",
