@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -302,3 +304,17 @@ async def eventually(
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+async def edgefleet(*args: str) -> tuple[int, str, str]:
+    """Run the real ``edgefleet`` command of this environment; (exit code, stdout, stderr).
+    Piped, with ``COLUMNS`` unset: tables never wrap (as for a script)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "edgefleet"),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()

@@ -4,27 +4,10 @@ and ``-o wide`` shows them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
-from harness.fleet import FakeNode, Operator, eventually, running_orchestrator
-
-BIN = Path(sys.executable).parent
-
-
-async def edgefleet(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(BIN / "edgefleet"),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},  # piped: no wrapping
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
+from harness.fleet import FakeNode, Operator, edgefleet, eventually, running_orchestrator
 
 
 async def test_label_selectors_and_wide_output(

@@ -8,27 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import yaml
-from harness.fleet import FakeNode, Operator, eventually, running_orchestrator
+from harness.fleet import FakeNode, Operator, edgefleet, eventually, running_orchestrator
 from harness.observer import retained_now
-
-BIN = Path(sys.executable).parent
-
-
-async def edgefleet(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        str(BIN / "edgefleet"),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},  # piped: no wrapping
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 def retained(url: str, root: str) -> dict[str, bytes]:

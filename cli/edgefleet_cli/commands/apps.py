@@ -1,7 +1,8 @@
 """``edgefleet apps``, ``app``, ``scale`` and ``delete``: reading and changing apps.
 
 Each is one command round trip over MQTT (the same ``commands/<user>/<verb>`` a Node-RED flow or
-``mosquitto_pub`` would publish), printed with :mod:`edgefleet_cli.views`.
+``mosquitto_pub`` would publish), printed with :mod:`edgefleet_cli.views`. The connection
+flags and ``--output`` come from :func:`~edgefleet_cli.options.operator_command`.
 """
 
 from __future__ import annotations
@@ -12,75 +13,39 @@ import typer
 
 from edgefleet_cli import views
 from edgefleet_cli.listing import ListOutput, ListOutputOpt, SelectorOpt, listing
-from edgefleet_cli.options import (
-    BrokerOpt,
-    Common,
-    ConfigOpt,
-    Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
-    simple,
-)
+from edgefleet_cli.options import Common, operator_command, simple
+
+AppArg = Annotated[str, typer.Argument(metavar="APP", help="The app's name.")]
 
 
+@operator_command
 def apps(
-    selector: SelectorOpt = None,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: ListOutputOpt = ListOutput.table,
+    common: Common, selector: SelectorOpt = None, output: ListOutputOpt = ListOutput.table
 ) -> None:
     """List the deployed apps with their state (-l selects by label, -o wide shows more)."""
-    common = Common(broker, root, user, timeout, config, Output.table)
     listing(common, "apps", "apps", selector=selector, output=output, view=views.apps_view)
 
 
-def app(
-    name: Annotated[str, typer.Argument(help="The app's name.")],
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
+@operator_command
+def app(name: Annotated[str, typer.Argument(help="The app's name.")], common: Common) -> None:
     """One app: its manifest, every replica's state, and why any is not placed."""
-    common = Common(broker, root, user, timeout, config, output)
     simple(common, "app", {"app": name}, views.app_view)
 
 
+@operator_command
 def scale(
-    name: Annotated[str, typer.Argument(metavar="APP", help="The app's name.")],
+    name: AppArg,
     replicas: Annotated[
         int, typer.Argument(metavar="N", min=0, help="Replica count (0 keeps the app).")
     ],
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
+    common: Common,
 ) -> None:
     """Set an app's replica count."""
-    common = Common(broker, root, user, timeout, config, output)
-    simple(
-        common, "scale", {"app": name, "replicas": replicas}, lambda r: views.done_line("scale", r)
-    )
+    args = {"app": name, "replicas": replicas}
+    simple(common, "scale", args, lambda r: views.done_line("scale", r))
 
 
-def delete(
-    name: Annotated[str, typer.Argument(metavar="APP", help="The app's name.")],
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
+@operator_command
+def delete(name: AppArg, common: Common) -> None:
     """Remove an app and all its replicas."""
-    common = Common(broker, root, user, timeout, config, output)
     simple(common, "delete", {"app": name}, lambda r: views.done_line("delete", r))

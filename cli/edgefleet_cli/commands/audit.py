@@ -15,17 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgefleet_cli.client import when
-from edgefleet_cli.options import (
-    BrokerOpt,
-    Common,
-    ConfigOpt,
-    Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
-    simple,
-)
+from edgefleet_cli.options import Common, operator_command, simple
 
 
 def audit_view(result: Mapping[str, Any]) -> RenderableType:
@@ -50,22 +40,17 @@ def audit_view(result: Mapping[str, Any]) -> RenderableType:
     return table
 
 
+@operator_command
 def audit(
+    common: Common,
     operator: Annotated[
         str | None, typer.Option("--operator", help="Only this operator's commands.")
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, max=1000, help="How many, newest.")
     ] = 50,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
 ) -> None:
     """The audit trail: who ran which command on what, its result and when (newest last)."""
-    common = Common(broker, root, user, timeout, config, output)
     args: dict[str, Any] = {"limit": limit}
     if operator is not None:
         args["operator"] = operator

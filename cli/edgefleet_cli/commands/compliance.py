@@ -7,30 +7,16 @@ from __future__ import annotations
 from edgefleet_cli.client import OperatorClient
 from edgefleet_cli.compliance_views import compliance_view, rows
 from edgefleet_cli.options import (
-    BrokerOpt,
     Common,
-    ConfigOpt,
-    Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
+    emit,
     execute,
-    out,
-    print_json,
+    operator_command,
 )
 
 
-def compliance(
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
+@operator_command
+def compliance(common: Common) -> None:
     """Which nodes are compliant: policy, agent version, trust, violations and drift."""
-    common = Common(broker, root, user, timeout, config, output)
 
     async def work() -> None:
         settings = common.settings()
@@ -39,10 +25,8 @@ def compliance(
             await client.settle(max_s=min(settings.timeout_s, 3.0))
             summary = client.snapshot.summary
             data = rows(client.snapshot.compliance, summary)
-            if common.output is Output.json:
-                count = summary.nodes_noncompliant if summary is not None else None
-                print_json({"nodes": data, "nodes_noncompliant": count})
-            else:
-                out().print(compliance_view(data, summary))
+            count = summary.nodes_noncompliant if summary is not None else None
+            emit(common.output, {"nodes": data, "nodes_noncompliant": count},
+                 lambda: compliance_view(data, summary))  # fmt: skip
 
     execute(work)

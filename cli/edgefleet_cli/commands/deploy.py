@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from edgefleet_cli import views
 from edgefleet_cli.client import OperatorClient, converged, expected_replicas
-from edgefleet_cli.commands.diff import show_plan
+from edgefleet_cli.commands.diff import ManifestArg, show_plan
 from edgefleet_cli.commands.follow import verdict
 from edgefleet_cli.config import (
     CommandRefused,
@@ -29,24 +28,22 @@ from edgefleet_cli.config import (
 )
 from edgefleet_cli.options import (
     DEFAULT_WAIT_S,
-    BrokerOpt,
     Common,
-    ConfigOpt,
     Output,
-    OutputOpt,
-    RootOpt,
-    UserOpt,
+    emit,
     err,
     execute,
+    operator_command,
     out,
     print_json,
+    wait_timeout_option,
 )
 
 
+@operator_command
 def deploy(
-    file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="Manifest, YAML or JSON ('-': stdin).")
-    ],
+    file: ManifestArg,
+    common: Common,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the app until every replica runs.")
     ] = False,
@@ -58,23 +55,9 @@ def deploy(
             "diff`); change nothing.",
         ),
     ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            help="Seconds to wait: for the reply, and with --wait for every replica to run "
-            f"(default: the configured reply timeout; {DEFAULT_WAIT_S:g} s with --wait).",
-            show_default=False,
-        ),
-    ] = None,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
+    timeout: Annotated[float | None, wait_timeout_option("for every replica to run")] = None,
 ) -> None:
     """Create or update an app from a manifest file (--dry-run: only show what would change)."""
-    common = Common(broker, root, user, timeout, config, output)
     if dry_run:
         if wait:
             typer.echo(
@@ -103,10 +86,7 @@ def deploy(
                 raise CommandRefused(*refusal_lines(reply))
             result = reply.result
             if not wait:
-                if common.output is Output.json:
-                    print_json(result)
-                else:
-                    out().print(views.done_line("deploy", result))
+                emit(common.output, result, lambda: views.done_line("deploy", result))
                 return
             deadline = started + (timeout if timeout is not None else DEFAULT_WAIT_S)
             progress, show = _progress_bar(client)

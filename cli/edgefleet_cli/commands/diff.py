@@ -17,18 +17,11 @@ import typer
 
 from edgefleet_cli.config import read_manifest
 from edgefleet_cli.options import (
-    BrokerOpt,
     Common,
-    ConfigOpt,
-    Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
     call,
+    emit,
     execute,
-    out,
-    print_json,
+    operator_command,
 )
 from edgefleet_cli.plan_views import plan_view
 
@@ -42,22 +35,12 @@ def show_plan(common: Common, file: Path) -> None:
 
     async def work() -> None:
         result = await call(common, "plan", {"manifest": read_manifest(file)})
-        if common.output is Output.json:
-            print_json(result)
-        else:
-            out().print(plan_view(result))
+        emit(common.output, result, lambda: plan_view(result))
 
     execute(work)
 
 
-def diff(
-    file: ManifestArg,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
+@operator_command
+def diff(file: ManifestArg, common: Common) -> None:
     """Show what deploying FILE would change and where replicas would go; change nothing."""
-    show_plan(Common(broker, root, user, timeout, config, output), file)
+    show_plan(common, file)

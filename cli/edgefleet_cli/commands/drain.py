@@ -23,17 +23,15 @@ from edgefleet_cli.client import OperatorClient
 from edgefleet_cli.config import CommandRefused, WaitTimedOut, refusal_lines
 from edgefleet_cli.options import (
     DEFAULT_WAIT_S,
-    BrokerOpt,
     Common,
-    ConfigOpt,
     Output,
-    OutputOpt,
-    RootOpt,
-    UserOpt,
+    emit,
     err,
     execute,
+    operator_command,
     out,
     print_json,
+    wait_timeout_option,
 )
 
 DRAIN_POLL_S = 0.5
@@ -43,8 +41,10 @@ passes a drain can look stuck for a moment (a replacement reported, the next mov
 started)."""
 
 
+@operator_command
 def drain(
     name: Annotated[str, typer.Argument(metavar="NODE", help="The node's name.")],
+    common: Common,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the drain until the node is empty.")
     ] = False,
@@ -58,23 +58,9 @@ def drain(
             show_default=False,
         ),
     ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            help="Seconds to wait: for the reply, and with --wait for the drain to finish "
-            f"(default: the configured reply timeout; {DEFAULT_WAIT_S:g} s with --wait).",
-            show_default=False,
-        ),
-    ] = None,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
+    timeout: Annotated[float | None, wait_timeout_option("for the drain to finish")] = None,
 ) -> None:
     """Cordon a node and move its replicas away, make-before-break (uncordon ends it)."""
-    common = Common(broker, root, user, timeout, config, output)
 
     async def work() -> None:
         started = time.monotonic()
@@ -87,10 +73,7 @@ def drain(
                 raise CommandRefused(*refusal_lines(reply))
             result = reply.result
             if not wait:
-                if common.output is Output.json:
-                    print_json(result)
-                else:
-                    out().print(views.done_line("drain", result))
+                emit(common.output, result, lambda: views.done_line("drain", result))
                 return
             deadline = started + (timeout if timeout is not None else DEFAULT_WAIT_S)
             progress = await _follow_drain(client, name, result, deadline, common.output)

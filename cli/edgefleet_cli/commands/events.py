@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from typing import Annotated, Any
 
 import typer
@@ -25,19 +24,17 @@ from edgefleet_cli.client import OperatorClient
 from edgefleet_cli.config import CommandRefused, refusal_lines
 from edgefleet_cli.event_views import EventFilter, event_key, event_line
 from edgefleet_cli.options import (
-    BrokerOpt,
     Common,
-    ConfigOpt,
     Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
     execute,
+    operator_command,
+    stop_on_signals,
 )
 
 
+@operator_command
 def events(
+    common: Common,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Then print new events until Ctrl-C.")
     ] = False,
@@ -59,28 +56,18 @@ def events(
         list[str] | None,
         typer.Option("--kind", help="Only events of this kind (repeat for several)."),
     ] = None,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
 ) -> None:
     """Print the orchestrator's recent events; --follow streams new ones (-o json: one per line)."""
-    common = Common(broker, root, user, timeout, config, output)
     wanted = EventFilter(node, app, tuple(kind or ()))
 
     def show(event: dict[str, Any], source: str) -> None:
-        if output is Output.json:
+        if common.output is Output.json:
             typer.echo(json.dumps(event, sort_keys=False))
         else:
             typer.echo(event_line(event, source=source))
 
     async def work() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):  # our own handlers, whatever we inherited
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         settings = common.settings()
         topics = Topics(settings.root)
         live: asyncio.Queue[tuple[dict[str, Any], str]] = asyncio.Queue()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,15 +29,11 @@ from edgefleet_protocol.session import Publication
 from edgefleet_cli.client import OperatorClient
 from edgefleet_cli.config import CommandRefused, Unreachable, refusal_lines
 from edgefleet_cli.options import (
-    BrokerOpt,
     Common,
-    ConfigOpt,
     Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
     execute,
+    operator_command,
+    stop_on_signals,
 )
 
 
@@ -166,8 +161,10 @@ class Streams:
                 typer.echo(f"[{target.replica}] {line}" if self._prefix else line)
 
 
+@operator_command
 def logs(
     app: Annotated[str, typer.Argument(help="The app whose replicas' logs to read.")],
+    common: Common,
     node: Annotated[
         str | None, typer.Option("--node", help="Only the replica(s) on this node.")
     ] = None,
@@ -181,28 +178,18 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")
     ] = False,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
 ) -> None:
     """Print a workload's log lines, straight from the agent that runs it."""
-    common = Common(broker, root, user, timeout, config, output)
 
     async def work() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):  # our own handlers, whatever we inherited
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         async with OperatorClient(common.settings()) as client:
             reply = await client.call("app", {"app": app})
             if not reply.ok:
                 raise CommandRefused(*refusal_lines(reply))
             targets = pick_targets(app, reply.result.get("status"), node=node, replica=replica)
             streams = Streams(
-                client, tail=tail, follow=follow, output=output, prefix=len(targets) > 1
+                client, tail=tail, follow=follow, output=common.output, prefix=len(targets) > 1
             )
             readers = [asyncio.create_task(streams.read(t, stop)) for t in targets]
             stopper = asyncio.create_task(stop.wait())

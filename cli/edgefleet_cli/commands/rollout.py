@@ -22,15 +22,10 @@ from edgefleet_cli.client import OperatorClient
 from edgefleet_cli.config import CommandRefused, WaitTimedOut, refusal_lines
 from edgefleet_cli.options import (
     DEFAULT_WAIT_S,
-    BrokerOpt,
     Common,
-    ConfigOpt,
     Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
     execute,
+    operator_command,
     print_json,
     simple,
 )
@@ -95,18 +90,13 @@ def _changed_text(result: Mapping[str, Any]) -> str:
 
 
 @app.command("status")
+@operator_command
 def status(
     name: AppArg,
+    common: Common,
     watch: WatchOpt = False,
-    timeout: TimeoutOpt = None,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
 ) -> None:
     """The app's current (or last) rollout."""
-    common = Common(broker, root, user, timeout, config, output)
     if not watch:
         simple(common, "rollout-status", {"app": name}, _status_text)
         return
@@ -123,8 +113,8 @@ def _watch(
     async def work() -> None:
         settings = common.settings()
         topic = f"{settings.root}/apps/{name}/rollout"
-        deadline = time.monotonic() + (common.timeout if common.timeout is not None else
-                                       DEFAULT_WAIT_S)  # fmt: skip
+        waited = common.timeout if common.timeout is not None else DEFAULT_WAIT_S
+        deadline = time.monotonic() + waited
         async with OperatorClient(settings, follow=[topic]) as client:
             reply = await client.call(verb, dict(args))
             if not reply.ok:
@@ -184,29 +174,12 @@ def _newer(
 
 
 def _verb(verb: str, show: Any = _changed_text, *, watchable: bool = False) -> Any:
-    def command(
-        name: AppArg,
-        timeout: TimeoutOpt = None,
-        broker: BrokerOpt = None,
-        root: RootOpt = None,
-        user: UserOpt = None,
-        config: ConfigOpt = None,
-        output: OutputOpt = Output.table,
-    ) -> None:
-        simple(Common(broker, root, user, timeout, config, output), f"rollout-{verb}",
-               {"app": name}, show)  # fmt: skip
+    @operator_command
+    def command(name: AppArg, common: Common) -> None:
+        simple(common, f"rollout-{verb}", {"app": name}, show)
 
-    def watched(
-        name: AppArg,
-        watch: WatchOpt = False,
-        timeout: TimeoutOpt = None,
-        broker: BrokerOpt = None,
-        root: RootOpt = None,
-        user: UserOpt = None,
-        config: ConfigOpt = None,
-        output: OutputOpt = Output.table,
-    ) -> None:
-        common = Common(broker, root, user, timeout, config, output)
+    @operator_command
+    def watched(name: AppArg, common: Common, watch: WatchOpt = False) -> None:
         if watch:
             _watch(common, name, f"rollout-{verb}", {"app": name})
         else:
@@ -224,8 +197,10 @@ app.command("resume", help="Go on after a pause.")(_verb("resume", watchable=Tru
 
 
 @app.command("undo")
+@operator_command
 def undo(
     name: AppArg,
+    common: Common,
     to_revision: Annotated[
         int | None,
         typer.Option(
@@ -237,18 +212,11 @@ def undo(
         ),
     ] = None,
     watch: WatchOpt = False,
-    timeout: TimeoutOpt = None,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
 ) -> None:
     """Revert the rollout in progress, or roll the app back to an earlier revision."""
     args: dict[str, Any] = {"app": name}
     if to_revision is not None:
         args["to_revision"] = to_revision
-    common = Common(broker, root, user, timeout, config, output)
     if watch:
         _watch(common, name, "rollout-undo", args, reverted_ok=True)
     else:

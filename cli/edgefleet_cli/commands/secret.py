@@ -19,37 +19,25 @@ from edgefleet_protocol.sealing import MAX_SECRET_BYTES, SealError, seal
 from edgefleet_cli.client import OperatorClient
 from edgefleet_cli.config import CommandRefused, UsageError, refusal_lines
 from edgefleet_cli.options import (
-    BrokerOpt,
     Common,
-    ConfigOpt,
-    Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
+    emit,
     execute,
-    out,
-    print_json,
+    operator_command,
 )
 
 app = typer.Typer(help="sealed secrets", no_args_is_help=True)
 
 
 @app.command("set")
+@operator_command
 def set_secret(
     name: Annotated[str, typer.Argument(help="The secret's name (manifests refer to it).")],
+    common: Common,
     from_file: Annotated[
         Path | None, typer.Option("--from-file", help="Read the value from this file.")
     ] = None,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
 ) -> None:
     """Store secret NAME; the value comes from standard input (or --from-file)."""
-    common = Common(broker, root, user, timeout, config, output)
 
     async def work() -> None:
         try:
@@ -71,10 +59,7 @@ def set_secret(
             reply = await client.call("secret-set", {"name": name, "sealed": sealed})
         if not reply.ok:
             raise CommandRefused(*refusal_lines(reply))
-        if common.output is Output.json:
-            print_json(reply.result)
-        else:
-            out().print(f"secret {name} {reply.result['action']} (sealed; the value never left"
-                        " this machine in clear)")  # fmt: skip
+        emit(common.output, reply.result, f"secret {name} {reply.result['action']} (sealed; "
+             "the value never left this machine in clear)")  # fmt: skip
 
     execute(work)

@@ -17,17 +17,12 @@ from rich.live import Live
 from edgefleet_cli.client import OperatorClient
 from edgefleet_cli.config import CommandRefused, UsageError
 from edgefleet_cli.options import (
-    BrokerOpt,
     Common,
-    ConfigOpt,
     Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
+    emit,
     execute,
+    operator_command,
     out,
-    print_json,
 )
 from edgefleet_cli.service_views import as_json, service_view, services_view
 
@@ -36,17 +31,9 @@ WatchOpt = Annotated[
 ]
 
 
-def services(
-    watch: WatchOpt = False,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
+@operator_command
+def services(common: Common, watch: WatchOpt = False) -> None:
     """List the services with their healthy endpoint counts."""
-    common = Common(broker, root, user, timeout, config, output)
 
     def snapshot(client: OperatorClient) -> tuple[object, RenderableType]:
         found = client.snapshot.services
@@ -56,18 +43,13 @@ def services(
     _show(common, "+", watch, snapshot)
 
 
+@operator_command
 def service(
     name: Annotated[str, typer.Argument(help="The service's name.")],
+    common: Common,
     watch: WatchOpt = False,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
 ) -> None:
     """One service: every healthy endpoint with its locality and weight."""
-    common = Common(broker, root, user, timeout, config, output)
     try:
         validate_id(name, kind="service")
     except ProtocolError as exc:
@@ -103,10 +85,7 @@ def _show(
             await client.settle(max_s=min(settings.timeout_s, 3.0))
             data, view = snapshot(client)
             if not watch:
-                if common.output is Output.json:
-                    print_json(data)
-                else:
-                    out().print(view)
+                emit(common.output, data, view)
                 return
             if common.output is Output.json:
                 while True:

@@ -17,48 +17,37 @@ from edgefleet_cli import views
 from edgefleet_cli.client import OperatorClient, fleet_filters
 from edgefleet_cli.config import ClientSettings
 from edgefleet_cli.options import (
-    BrokerOpt,
     Common,
-    ConfigOpt,
     Output,
-    OutputOpt,
-    RootOpt,
-    TimeoutOpt,
-    UserOpt,
+    emit,
     execute,
+    operator_command,
     out,
-    print_json,
 )
 
 COALESCE_S = 0.5
 """When stdout is not a terminal, changes within this long print as one snapshot."""
 
 
+@operator_command
 def watch(
+    common: Common,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
-    broker: BrokerOpt = None,
-    root: RootOpt = None,
-    user: UserOpt = None,
-    timeout: TimeoutOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
 ) -> None:
     """A live fleet view from the retained status topics (summary, apps, nodes).
 
     Works without a running orchestrator (it shows it as offline or absent). With
     --output json it prints one JSON snapshot per change, one per line. Ctrl-C ends it.
     """
-    common = Common(broker, root, user, timeout, config, output)
+    output = common.output
 
     async def work() -> None:
         settings = common.settings()
         async with OperatorClient(settings, follow=_filters(settings)) as client:
             await client.settle(max_s=min(settings.timeout_s, 3.0))
             if once:
-                if output is Output.json:
-                    print_json(client.snapshot.as_json())
-                else:
-                    out().print(views.fleet_view(client.snapshot, settings.root))
+                emit(output, client.snapshot.as_json(),
+                     lambda: views.fleet_view(client.snapshot, settings.root))  # fmt: skip
                 return
             if output is Output.json:
                 while True:

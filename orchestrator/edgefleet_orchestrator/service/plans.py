@@ -12,16 +12,17 @@ intake publishes nothing for it but its reply and its audit event.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from edgefleet_protocol.commands import PlanArgs
 from edgefleet_protocol.manifest import AppManifest, field_changes
 from pydantic import BaseModel
 
-from edgefleet_orchestrator.reconcile.fleet_pass import FleetView
 from edgefleet_orchestrator.reconcile.preview import placement_preview
 from edgefleet_orchestrator.service.handlers import Outcome, admit_deploy, refuse_oversized
 from edgefleet_orchestrator.service.revisions import current_revision
+from edgefleet_orchestrator.service.sizes import trial_view
 from edgefleet_orchestrator.service.state import ControlState
 from edgefleet_orchestrator.store.base import Store
 
@@ -41,17 +42,7 @@ def handle_plan(verb: str, args: BaseModel, state: ControlState, store: Store) -
         "changes": field_changes(before, app.model_dump(mode="json", exclude_none=True)),
         **_revision(previous, app, state, store),
     }
-    now = state.clock()
-    view = FleetView(
-        apps=state.apps,
-        nodes=state.registry.nodes,
-        assignments=list(state.assignments),
-        published={},
-        now=now,
-        started_at=now,
-        control=state.control,
-        rollouts=dict(state.rollouts),
-    )
+    view = replace(trial_view(state), rollouts=dict(state.rollouts))
     result.update(placement_preview(app, view))
     return Outcome(result)
 

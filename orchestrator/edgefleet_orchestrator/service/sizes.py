@@ -21,11 +21,11 @@ from edgefleet_orchestrator.reconcile.sizes import (
 from edgefleet_orchestrator.service.state import ControlState
 
 
-def oversize_refusal(app: AppManifest, state: ControlState) -> tuple[str, dict[str, Any]] | None:
-    """The refusal's message and details when ``app`` (as it would be after the change)
-    makes a node's document too large; ``None`` when every document fits."""
+def trial_view(state: ControlState) -> FleetView:
+    """The live fleet as a pass would see it now, for a trial pass that publishes nothing
+    (the size check here, and ``plan``'s placement)."""
     now = state.clock()
-    view = FleetView(
+    return FleetView(
         apps=state.apps,
         nodes=state.registry.nodes,
         assignments=list(state.assignments),
@@ -34,7 +34,12 @@ def oversize_refusal(app: AppManifest, state: ControlState) -> tuple[str, dict[s
         started_at=now,
         control=state.control,
     )
-    found = oversized_for(app.name, {**state.apps, app.name: app}, view)
+
+
+def oversize_refusal(app: AppManifest, state: ControlState) -> tuple[str, dict[str, Any]] | None:
+    """The refusal's message and details when ``app`` (as it would be after the change)
+    makes a node's document too large; ``None`` when every document fits."""
+    found = oversized_for(app.name, {**state.apps, app.name: app}, trial_view(state))
     if not found:
         return None
     worst = found[0]
