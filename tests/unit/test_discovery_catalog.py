@@ -177,3 +177,20 @@ def test_the_catalog_reads_no_assignment_when_no_app_serves() -> None:
     mixed = _Watched([*others, *ASSIGNED])
     entry = catalog({"batch": plain, "web": web}, mixed, registry.nodes)["web"]
     assert {e.node for e in entry.endpoints} == {"a", "b"}
+
+
+def test_the_board_reads_no_assignment_while_no_app_serves_and_publishes_once_one_does() -> None:
+    """Regression: the board listed every assignment of the fleet after every node report
+    even when no app declared a service."""
+    plain = validate(AppManifest, {**WEB, "name": "batch", "service": None})
+    registry = fleet({"a": {"web-0": serving()}, "b": {"web-1": serving()}})
+    others = _Watched([Assignment(f"batch-{i}", "batch", "a", "site-a", 0.1, 64) for i in range(9)])
+    state = ControlState(apps={"batch": plain}, registry=registry, assignments=others)
+    board = ServiceBoard(Topics("t"))
+    assert board.publications(state, now=1.0) == []
+    assert others.read == []
+    state.apps["web"] = validate(AppManifest, WEB)
+    state.assignments = [*others, *ASSIGNED]
+    assert [p.topic for p in board.publications(state, now=2.0)] == ["t/services/web"]
+    del state.apps["web"]  # gone: its last entry and the clear still go out
+    assert len(board.publications(state, now=3.0)) == 2

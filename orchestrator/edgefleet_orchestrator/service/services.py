@@ -23,7 +23,13 @@ class ServiceBoard:
         self.published: dict[str, ServiceEndpoints] = {}
 
     def publications(self, state: ControlState, *, now: float) -> list[Publication]:
-        """What changed since the last call, in publishing order."""
+        """What changed since the last call, in publishing order (none, at the cost of a
+        look at the manifests, while no app declares a service and none was published: the
+        service asks after every node report)."""
+        if not self.published and not any(
+            app.service is not None and app.service_name is not None for app in state.apps.values()
+        ):
+            return []
         # The old copy of a replica moving make-before-break still serves until its
         # replacement runs: it stays an endpoint, so a one-replica service never goes empty.
         running = [*state.assignments, *(r.copy for r in state.control.retiring)]
