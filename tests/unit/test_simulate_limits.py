@@ -111,15 +111,17 @@ def test_a_settled_heap_keeps_the_fleets_objects_out_of_collections_in_its_own_p
     code = (
         "import gc, json\n"
         "from edgefleet_agent.simulate.limits import settle_heap, YOUNG_COLLECTION_AFTER\n"
+        "from edgefleet_agent.simulate.limits import OLDER_COLLECTION_AFTER\n"
         "fleet = [{'node': i} for i in range(5000)]  # long-lived, like started agents\n"
         "frozen = settle_heap()\n"
-        "print(json.dumps([frozen, gc.get_freeze_count(), gc.get_threshold()[0],\n"
-        "                  YOUNG_COLLECTION_AFTER, gc.isenabled()]))\n"
+        "print(json.dumps([frozen, gc.get_freeze_count(), list(gc.get_threshold()),\n"
+        "                  [YOUNG_COLLECTION_AFTER, OLDER_COLLECTION_AFTER,\n"
+        "                   OLDER_COLLECTION_AFTER], gc.isenabled()]))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     frozen, count, young, wanted, enabled = json.loads(done.stdout)
     assert frozen == count >= 5000, "every object alive at the call is frozen"
-    assert young == wanted > 700, "young collections come less often than by default"
+    assert young == wanted and wanted[0] > 700 and wanted[1] > 10, "collections come less often"
     assert enabled, "what the agents allocate afterwards is still collected"

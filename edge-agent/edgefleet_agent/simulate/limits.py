@@ -112,11 +112,14 @@ def _alive(pid: int) -> bool:
 YOUNG_COLLECTION_AFTER = 10_000
 """Allocations between two young-generation collections in a started fleet (Python's
 default is 700): thousands of agents allocate fast, and each collection has a fixed cost."""
+OLDER_COLLECTION_AFTER = 100
+"""Collections of a generation between two of the next older one (default 10): with 1,000
+agents a middle-generation collection walked 100,000 objects, 0.35 s of a deploy's 2.7 CPU s."""
 
 
 def settle_heap() -> int:
     """Collect once, then move every object alive now out of the collector's reach
-    (:func:`gc.freeze`), and collect the young generation less often; returns how many
+    (:func:`gc.freeze`), and collect every generation less often; returns how many
     objects were frozen.
 
     Why: a real agent is a process of its own with a small heap, but the simulator holds
@@ -124,13 +127,14 @@ def settle_heap() -> int:
     long-lived objects (settings, stores, sessions, models): measured with 500 agents during
     a deploy, collections took 0.7 to 1.4 s of the fleet's 2.3 to 3.2 CPU seconds, a cost no
     real gateway pays; frozen, 0.5 s; with young collections every 10,000 allocations,
-    0.2 s. Called once the fleet is up, so what the agents allocate from then on
+    0.2 s. With 1,000 agents and the older generations collected every 100 younger ones
+    instead of 10: 0.33 s instead of 0.68 s of collections, fleet 2.2 instead of 2.7 CPU s.
+    Called once the fleet is up, so what the agents allocate from then on
     (documents, reports) is still collected; the frozen objects are the fleet's own and
     live until the process ends (reference counting still frees them; only reference
     cycles among them are never collected).
     """
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_AFTER, older, oldest)
+    gc.set_threshold(YOUNG_COLLECTION_AFTER, OLDER_COLLECTION_AFTER, OLDER_COLLECTION_AFTER)
     return gc.get_freeze_count()
