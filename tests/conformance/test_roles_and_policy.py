@@ -120,6 +120,9 @@ def test_a_plan_answers_what_a_deploy_would_do_and_changes_nothing(fleet: Fleet,
     same = fleet.call("plan", manifest=base)["result"]
     assert (same["action"], same["changes"], same["revision"], same["rollout"]) == (
         "unchanged", [], None, None)  # fmt: skip
+    # The deploy it previewed does what the plan said.
+    done = fleet.call("deploy", manifest=changed)["result"]
+    assert (done["action"], done["revision"], done["rollout"]) == ("updated", 2, "progressing")
     assert fleet.call("delete", app="planned")["ok"]
 
 
