@@ -47,7 +47,7 @@ bench: $(STAMP) system-deps
 # Mutation testing of the contract and decision modules (mutate/run.py): minutes of CPU,
 # not part of CI; results in mutate/results/. Run before resolving an issue that touches them.
 mutate: $(STAMP)
-	$(PY) -m mutate.run
+	nice -n 19 $(PY) -m mutate.run
 
 demo: $(STAMP)
 	$(PY) -m edgefleet_orchestrator.demo
