@@ -6,7 +6,15 @@ import json
 from typing import Any
 
 import pytest
-from edgefleet_agent.core.admission import Accept, Reject, Stale, Unchanged, admit
+from edgefleet_agent.core.admission import (
+    Accept,
+    Notice,
+    Reject,
+    Stale,
+    Unchanged,
+    admit,
+    notice_for,
+)
 from edgefleet_protocol import Desired
 
 
@@ -138,3 +146,60 @@ def test_a_stale_document_says_both_generations() -> None:
 
 def test_the_node_is_checked_before_the_generation() -> None:
     assert isinstance(check(doc(1, node="n2"), 4), Reject)
+
+
+# -- the words of each verdict, exactly (they reach the node's events; `make mutate`) -------
+
+
+def test_a_rejection_names_both_nodes_sites_and_runtimes_in_full() -> None:
+    assert check(doc(node="n2")) == Reject("node", "document is for node 'n2'; this is node 'n1'")
+    assert check(doc(site="s9")) == Reject(
+        "site", "document is for site 's9'; this node is in 's1'"
+    )
+    docker = [
+        {"name": "w1", "app": "a", "spec_hash": "h", "spec": {"runtime": "docker", "image": "x"}}
+    ]
+    assert check(doc(workloads=docker), runtimes=("wasm", "process")) == Reject(
+        "workloads.0.spec.runtime",
+        "workload w1 needs runtime 'docker', which this agent does not run"
+        " (enabled: process, wasm)",
+    )
+
+
+def test_an_agent_with_no_runtime_says_none_are_enabled() -> None:
+    verdict = check(doc(), runtimes=())
+    assert isinstance(verdict, Reject)
+    assert verdict.reason.endswith("which this agent does not run (enabled: none)")
+
+
+def test_the_site_is_checked_only_when_the_document_names_one() -> None:
+    assert isinstance(check(doc(site="s1")), Accept)
+    assert isinstance(check(doc()), Accept)  # no site: any node's site will do
+
+
+def test_each_notice_says_its_verdict_in_full() -> None:
+    rejected = notice_for(Reject("node", "is for another node"))
+    assert rejected == Notice(
+        "warning",
+        "desired-rejected",
+        "desired document rejected, workloads left as they are: node: is for another node",
+        {"field": "node", "reason": "is for another node"},
+    )
+    assert notice_for(Stale(generation=2, current=5)) == Notice(
+        "warning",
+        "desired-stale",
+        "ignored desired generation 2: already at 5",
+        {"generation": 2, "current": 5},
+    )
+    accepted = check(doc(7), current=None)
+    assert isinstance(accepted, Accept)
+    assert notice_for(accepted) == Notice(
+        "info",
+        "desired-accepted",
+        "accepted desired generation 7 with 1 workload(s)",
+        {"generation": 7},
+    )
+
+
+def test_a_notice_without_details_carries_an_empty_object() -> None:
+    assert Notice("info", "desired-accepted", "m").details == {}
