@@ -46,6 +46,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_protocol_properties.py",
     ],
     "protocol/edgefleet_protocol/bounds.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_bounds.py",
         "tests/unit/test_codec_models.py",
     ],
@@ -88,6 +89,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_ids_topics.py",
     ],
     "protocol/edgefleet_protocol/limits.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_limits.py",
     ],
     "protocol/edgefleet_protocol/logs.py": [
@@ -132,7 +134,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_protocol_properties.py",
     ],
     "protocol/edgefleet_protocol/wire.py": [
-        "tests/unit/test_cli_views.py",
+        "tests/unit/test_wire_schedule.py",
     ],
     "protocol/edgefleet_protocol/workload.py": [
         "tests/unit/test_codec_models.py",
