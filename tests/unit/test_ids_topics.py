@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 from edgefleet_protocol import RULES, ParsedTopic, ProtocolError, TopicKind, Topics, validate_id
-from edgefleet_protocol.ids import app_id, node_id, service_id, site_id, workload_id
-from edgefleet_protocol.topics import NODE_KINDS, validate_root
+from edgefleet_protocol.ids import ID_RULE, app_id, node_id, service_id, site_id, workload_id
+from edgefleet_protocol.topics import NODE_KINDS, REPLY_RULE, Rule, validate_root
 from paho.mqtt.client import topic_matches_sub
 
 # -- identifiers ------------------------------------------------------------------------------
@@ -369,3 +369,57 @@ def test_the_found_detail_lists_every_character_outside_the_rule() -> None:
     with pytest.raises(ProtocolError) as refused:
         validate_id("aX")
     assert refused.value.reason.endswith("(found 'X')")
+
+
+# -- topic refusals word for word, and the reply rule (killing make mutate's survivors) -------
+
+
+def test_replies_are_qos1_and_never_retained() -> None:
+    assert Rule(qos=1, retain=False) == REPLY_RULE
+
+
+def topic_refusal(call: Callable[[], object]) -> tuple[str, str]:
+    with pytest.raises(ProtocolError) as caught:
+        call()
+    return caught.value.field, caught.value.reason
+
+
+def test_each_topic_refusal_says_why_in_full() -> None:
+    t = Topics("edgefleet/v1")
+    assert topic_refusal(lambda: Topics("a//b")) == (
+        "root",
+        "'a//b' is not a valid topic root: levels of A-Z, a-z, 0-9, '_', '.', '-'",
+    )
+    assert topic_refusal(lambda: t.node("s", "n", TopicKind.COMMAND)) == (
+        "kind",
+        "command is not a node topic",
+    )
+    assert topic_refusal(lambda: t.all_nodes(TopicKind.SERVICE)) == (
+        "kind",
+        "service is not a node topic",
+    )
+    assert topic_refusal(lambda: t.parse(7)) == ("topic", "must be a string")  # type: ignore[arg-type]
+    assert topic_refusal(lambda: t.parse("other/v1/x")) == (
+        "topic",
+        "'other/v1/x' is not under the root 'edgefleet/v1'",
+    )
+    assert topic_refusal(lambda: t.parse("edgefleet/v1/nodes/s/n/weather")) == (
+        "topic",
+        "unknown node topic 'weather'",
+    )
+    assert topic_refusal(lambda: t.parse("edgefleet/v1/fleet/other")) == (
+        "topic",
+        "'edgefleet/v1/fleet/other' is not an edgefleet topic",
+    )
+
+
+def test_builders_and_the_parser_name_the_identifier_they_refuse() -> None:
+    t = Topics()
+    assert topic_refusal(lambda: t.app_rollout("A!")) == (
+        "app",
+        f"'A!' is not a valid app: {ID_RULE} (found '!', 'A')",
+    )
+    for build in (lambda: t.command("deploy", "Bob"), lambda: t.replies("Bob")):
+        field, reason = topic_refusal(build)
+        assert (field, reason.split(":")[0]) == ("operator", "'Bob' is not a valid operator")
+    assert topic_refusal(lambda: t.parse(f"{t.root}/apps/A!/rollout"))[0] == "topic.app"
