@@ -34,8 +34,9 @@ from edgefleet_protocol import (
     validate,
 )
 from edgefleet_protocol.codec import MODEL_FOR_KIND
+from edgefleet_protocol.codec import validate as codec_validate
 from edgefleet_protocol.logs import LogsChunk, LogsRequest
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 T = 1_700_000_000.25
 DOCKER_SPEC = {"runtime": "docker", "image": "nginx:1.25-alpine", "ports": [{"container": 80}]}
@@ -544,3 +545,21 @@ def test_a_refusal_counts_the_other_errors_in_words() -> None:
     with pytest.raises(ProtocolError) as alone:
         validate(NodeStatus, {k: v for k, v in good.items() if k != "node"})
     assert alone.value.reason == "is required"
+
+
+class _Bottomless(BaseModel):
+    """Stands for data whose validation recursed past Python's limit (a validator that walks
+    nested values): pydantic lets the RecursionError through."""
+
+    x: int = 0
+
+    @field_validator("x")
+    @classmethod
+    def _recurse(cls, value: int) -> int:
+        raise RecursionError("maximum recursion depth exceeded")
+
+
+def test_validation_that_recursed_too_deep_is_a_payload_refusal() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        codec_validate(_Bottomless, {"x": 1})
+    assert (caught.value.field, caught.value.reason) == ("payload", "nested too deeply")
