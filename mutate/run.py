@@ -186,6 +186,10 @@ TARGETS: dict[str, list[str]] = {
 }
 
 
+WARM_ARGS = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+"""The plugins imported before the fork (see ``main``) cannot have their asserts rewritten."""
+
+
 @dataclass
 class Outcome:
     module: str
@@ -221,7 +225,7 @@ def _slow_one(module: str, index: int | None, tests: list[str], deadline_s: floa
                 hook.install(Path(module), index)
             import pytest
 
-            code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests])
+            code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *WARM_ARGS, *tests])
             os._exit(int(code))
         except BaseException:
             import traceback
@@ -345,9 +349,13 @@ def main(argv: list[str]) -> int:
         return 2
     os.nice(19)  # two shared cores: every mutant runs at the lowest priority
     # Warm once, fork per fresh-import mutant: what every child would otherwise import anew.
-    # (Not hypothesis: a pytest plugin imported before pytest starts cannot be rewritten.)
+    # hypothesis alone is most of a child's start-up (it loads as a pytest plugin even where
+    # no test uses it); imported here, pytest warns that it cannot rewrite its asserts,
+    # which each child is told to ignore (WARM_ARGS).
+    import hypothesis  # noqa: F401
     import pydantic  # noqa: F401
     import pytest  # noqa: F401
+    import pytest_asyncio  # noqa: F401
 
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")

@@ -15,6 +15,7 @@ from edgefleet_agent.core.admission import Accept, Reject, Stale, notice_for
 from edgefleet_agent.service.outbox import EventOutbox
 from edgefleet_orchestrator.fleet.notes import NoteKind
 from edgefleet_protocol import Desired, Event
+from edgefleet_protocol import events as events_module
 from edgefleet_protocol.commands import ErrorCode
 from edgefleet_protocol.events import CATALOGUE, build_event, event_kind
 
@@ -116,3 +117,38 @@ def test_the_agent_outbox_builds_its_events_from_the_catalogue() -> None:
 def test_the_doc_error_code_table_lists_exactly_the_error_codes() -> None:
     documented = [ticked(row[0])[0] for row in table_after("| code | meaning |")]
     assert sorted(documented) == sorted(code.value for code in ErrorCode)
+
+
+# -- the catalogue's own rules, exactly (killing make mutate's survivors in events.py) --------
+
+
+def test_a_kind_catalogued_twice_is_refused_and_the_first_entry_stays() -> None:
+    with pytest.raises(ValueError, match=r"^event kind 'desired-stale' is catalogued twice$"):
+        events_module._kind("desired-stale", "agent", (), "again")
+    assert CATALOGUE["desired-stale"] is events_module.DESIRED_STALE
+
+
+def test_an_unknown_kind_is_refused_in_full_words() -> None:
+    with pytest.raises(ValueError, match="generation-ignored") as caught:
+        event_kind("generation-ignored")
+    assert str(caught.value) == (
+        "event kind 'generation-ignored' is not in edgefleet_protocol.events.CATALOGUE"
+        " (add it there and to docs/protocol.md)"
+    )
+
+
+def test_a_built_event_has_every_field_it_was_given_and_defaults_to_info() -> None:
+    built = build_event(
+        "node-isolated", "m" * 5000, ts=2.0, node="n1", site="s1", app="a", details={"reason": "r"}
+    )
+    assert (built.ts, built.level, built.kind, built.node, built.site, built.app) == (
+        2.0,
+        "info",
+        "node-isolated",
+        "n1",
+        "s1",
+        "a",
+    )
+    assert built.message == "m" * 4096  # cut to the documented 4 KiB
+    assert built.details == {"reason": "r"}
+    assert build_event("node-isolated", "m", ts=1.0, level="warning").details == {}
