@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,6 +168,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_document_sizes.py",
     ],
     "orchestrator/edgefleet_orchestrator/reconcile/status.py": [
+        "tests/unit/test_app_status.py",
         "tests/unit/test_reconcile.py",
         "tests/unit/test_liveness.py",
     ],
@@ -213,7 +215,32 @@ class Outcome:
         return caught / tested if tested else 0.0
 
 
-def _slow_one(module: str, index: int | None, tests: list[str], deadline_s: float) -> str:
+ROLES = ("protocol", "orchestrator", "edge-agent", "cli")
+
+
+def scratch_copy() -> Path:
+    """The tracked files of the checkout (with uncommitted edits), in a temp dir: a run
+    measures one fixed tree however the checkout moves meanwhile (a rebase, new tests)."""
+    dest = Path(tempfile.mkdtemp(prefix="edgefleet-mutate-"))
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True
+    ).stdout.split(b"\0")
+    for raw in files:
+        src = REPO / raw.decode()
+        if raw and src.is_file():
+            (dest / raw.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / raw.decode())
+    return dest
+
+
+def _paths(work: Path) -> list[str]:
+    """The scratch copy's packages first, ahead of the editable install's originals."""
+    return [str(work / r) for r in ROLES] + [str(work)]
+
+
+def _slow_one(
+    work: Path, module: str, index: int | None, tests: list[str], deadline_s: float
+) -> str:
     """One mutant (or none, for the baseline) in a forked child that imports it afresh."""
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -221,6 +248,8 @@ def _slow_one(module: str, index: int | None, tests: list[str], deadline_s: floa
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
+            os.chdir(work)
+            sys.path[:0] = _paths(work)
             if index is not None:
                 hook.install(Path(module), index)
             import pytest
@@ -228,9 +257,6 @@ def _slow_one(module: str, index: int | None, tests: list[str], deadline_s: floa
             code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *WARM_ARGS, *tests])
             os._exit(int(code))
         except BaseException:
-            import traceback
-
-            Path("/tmp/s2mut-err.txt").write_text(traceback.format_exc())
             os._exit(70)
     end = time.monotonic() + deadline_s
     while True:
@@ -247,17 +273,18 @@ def _slow_one(module: str, index: int | None, tests: list[str], deadline_s: floa
         time.sleep(0.02)
 
 
-def run_target(module: str, tests: list[str]) -> Outcome:
+def run_target(work: Path, module: str, tests: list[str]) -> Outcome:
     outcome = Outcome(module, tests)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="edgefleet-mutate-") as tmp:
         out = Path(tmp) / "fast.json"
         env = dict(os.environ, MUTATE_TARGET=module, MUTATE_OUT=str(out))
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPATH"] = os.pathsep.join(_paths(work))
         ran = subprocess.run(
             ["nice", "-n", "19", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
              "-p", "mutate.engine", *tests],
-            cwd=REPO, env=env, check=False, capture_output=True, text=True,
+            cwd=work, env=env, check=False, capture_output=True, text=True,
         )  # fmt: skip
         if not out.exists():
             tail = [line for line in (ran.stdout + ran.stderr).splitlines() if line.strip()]
@@ -276,17 +303,17 @@ def run_target(module: str, tests: list[str]) -> Outcome:
           f" {len(slow)} to import afresh", flush=True)  # fmt: skip
     if slow:
         t0 = time.monotonic()
-        base = _slow_one(module, None, tests, deadline_s=600.0)
+        base = _slow_one(work, module, None, tests, deadline_s=600.0)
         if base != "survived":
             outcome.error = f"the unmutated tests do not pass in a fresh import ({base})"
             return outcome
         deadline = 60.0 + 5 * (time.monotonic() - t0)
         for n, m in enumerate(slow, 1):
-            m["status"] = _slow_one(module, m["index"], tests, deadline)
+            m["status"] = _slow_one(work, module, m["index"], tests, deadline)
             m["slow"] = True
             if n % 25 == 0:
                 print(f"  {n}/{len(slow)} afresh", flush=True)
-    source_lines = (REPO / module).read_text(encoding="utf-8").splitlines()
+    source_lines = (work / module).read_text(encoding="utf-8").splitlines()
     for m in mutants:
         outcome.total += 1
         status = m["status"]
@@ -360,9 +387,10 @@ def main(argv: list[str]) -> int:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
     outcomes: list[Outcome] = []
+    work = scratch_copy()
     for module, tests in chosen.items():
         print(f"mutating {module} ...", flush=True)
-        outcome = run_target(module, tests)
+        outcome = run_target(work, module, tests)
         print(
             f"  {outcome.total} mutants, {outcome.survived} survived,"
             f" kill ratio {outcome.ratio:.0%} ({outcome.seconds:.0f} s) {outcome.error}",
@@ -370,6 +398,7 @@ def main(argv: list[str]) -> int:
         )
         outcomes.append(outcome)
         write(outcomes, when, stamp)  # after every module: a long run is never all lost
+    shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {RESULTS / (stamp + '.md')}")
     return 0
 
