@@ -10,6 +10,8 @@ import pytest
 from edgefleet_protocol import OrchestratorStatus, encode
 from edgefleet_protocol.topics import TopicKind
 from edgefleet_protocol.wire import (
+    FAST_FOR_S,
+    FAST_RETRY_S,
     KICK_STREAK,
     STABLE_AFTER_S,
     Backoff,
@@ -65,9 +67,14 @@ def test_the_backoff_exponent_stops_at_thirty() -> None:
     assert Backoff(base_s=1.0, cap_s=1e12).delay(40, Edge(top=True)) == 2.0**30
 
 
-def test_the_stable_and_kick_figures() -> None:
-    assert (STABLE_AFTER_S, KICK_STREAK) == (0.5, 5)
-    assert ReconnectSchedule(Backoff()).stable_after_s == 0.5
+def test_the_stable_kick_and_fast_retry_figures() -> None:
+    assert (STABLE_AFTER_S, KICK_STREAK, FAST_RETRY_S, FAST_FOR_S) == (0.5, 5, 1.0, 30.0)
+    schedule = ReconnectSchedule(Backoff())
+    assert (schedule.stable_after_s, schedule.fast_retry_s, schedule.fast_for_s) == (
+        0.5,
+        1.0,
+        30.0,
+    )
 
 
 def test_an_outage_begins_once_and_connecting_says_how_long_it_lasted() -> None:
@@ -79,30 +86,45 @@ def test_an_outage_begins_once_and_connecting_says_how_long_it_lasted() -> None:
     assert schedule.outage_since is None
 
 
+def test_a_young_outage_retries_every_second_then_doubles_once_old() -> None:
+    schedule = ReconnectSchedule(Backoff())
+    schedule.connected(0.0)
+    schedule.lost(10.0)
+    top = Edge(top=True)
+    young = [schedule.next_delay(top, 10.0 + t) for t in (0, 1, 2, 3, 29.9)]
+    assert young == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert schedule.attempt == 2  # held at the fast retry, not counted on
+    old = [schedule.next_delay(top, 40.0 + t) for t in range(4)]  # 30 s into the outage
+    assert old == [1.0, 2.0, 4.0, 8.0]
+    assert schedule.next_delay(Edge(top=False), 50.0) == 8.0  # the lower half of 16
+
+
 def test_every_outage_starts_its_backoff_over() -> None:
     schedule = ReconnectSchedule(Backoff())
     schedule.connected(0.0)
     schedule.lost(10.0)
     top = Edge(top=True)
-    assert [schedule.next_delay(top) for _ in range(3)] == [0.25, 0.5, 1.0]
-    assert schedule.attempt == 3
-    schedule.lost(11.0)  # an attempt failed: the sequence goes on
-    assert schedule.next_delay(top) == 2.0
-    schedule.connected(20.0)
-    schedule.lost(20.5)  # lasted exactly stable_after_s: a real connection
-    assert schedule.short_streak == 0
-    assert schedule.next_delay(top) == 0.25
+    for t in range(40, 44):
+        schedule.next_delay(top, float(t))
+    assert schedule.attempt == 4
+    schedule.lost(44.0)  # an attempt failed: the sequence goes on
+    assert schedule.next_delay(top, 44.0) == 4.0
+    schedule.connected(50.0)
+    schedule.lost(50.5)  # lasted exactly stable_after_s: a real connection
+    assert (schedule.short_streak, schedule.attempt) == (0, 0)
+    assert schedule.next_delay(top, 50.5) == 0.25
 
 
 def kicked(times: int) -> ReconnectSchedule:
-    """A schedule whose last ``times`` connections each lasted 0.1 s."""
+    """A schedule whose last ``times`` connections each lasted 0.1 s, with four retries
+    after each."""
     schedule = ReconnectSchedule(Backoff())
     now = 0.0
     for _ in range(times):
         schedule.connected(now)
         schedule.lost(now + 0.1)
         for _ in range(4):
-            schedule.next_delay(Edge(top=True))
+            schedule.next_delay(Edge(top=True), now + 0.2)
         now += 10.0
     return schedule
 
@@ -110,13 +132,14 @@ def kicked(times: int) -> ReconnectSchedule:
 def test_four_short_connections_still_reset_the_backoff() -> None:
     schedule = kicked(KICK_STREAK - 1)
     assert schedule.short_streak == KICK_STREAK - 1
-    assert schedule.attempt == 4  # the four delays after the last loss, from zero
+    assert schedule.attempt == 2  # reset at the last loss, then held at the fast retry
 
 
-def test_the_fifth_short_connection_in_a_row_keeps_escalating() -> None:
+def test_the_fifth_short_connection_in_a_row_keeps_escalating_even_when_young() -> None:
     schedule = kicked(KICK_STREAK)
     assert schedule.short_streak == KICK_STREAK
-    assert schedule.attempt == 8  # not reset at the fifth loss
+    assert schedule.attempt == 6  # not reset at the fifth loss, and not held
+    assert schedule.next_delay(Edge(top=True), 40.2) == 16.0
     schedule.connected(100.0)
     schedule.lost(100.6)  # one connection that lasted ends the streak
     assert (schedule.short_streak, schedule.attempt) == (0, 0)
