@@ -9,7 +9,8 @@ with new node views, as the service does:
 
 - ``memo``: with the memos the service keeps (placement:
   :class:`~edgefleet_orchestrator.placement.memo.PlacementMemo`; replica specs and hashes:
-  :class:`~edgefleet_orchestrator.fleet.replicas.SpecMemo`);
+  :class:`~edgefleet_orchestrator.fleet.replicas.SpecMemo`; documents:
+  :class:`~edgefleet_orchestrator.reconcile.documents.DocumentMemo`);
 - ``afresh``: without them (every kept replica walked again, every app's spec hashed).
 
 ``placement_s`` is the part of a pass spent in placement (the pass's own timer). The rest
@@ -29,7 +30,7 @@ from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.fleet.replicas import SpecMemo
 from edgefleet_orchestrator.placement.memo import PlacementMemo
 from edgefleet_orchestrator.placement.model import Assignment
-from edgefleet_orchestrator.reconcile.documents import Published
+from edgefleet_orchestrator.reconcile.documents import DocumentMemo, Published
 from edgefleet_orchestrator.reconcile.fleet_pass import FleetView, Knobs, PassResult, reconcile
 from edgefleet_protocol import Capabilities, NodeStatus, Telemetry, TopicKind
 from edgefleet_protocol.node_messages import NetworkInfo
@@ -74,6 +75,7 @@ class _Loop:
         self.published: dict[str, Published] = {}
         self.memo = memo
         self.specs = SpecMemo() if memo is not None else None
+        self.documents = DocumentMemo() if memo is not None else None
         self.seed = seed
 
     def step(self) -> PassResult:
@@ -86,7 +88,9 @@ class _Loop:
             now=self.now,
             started_at=900.0,
             seed=self.seed,
-            knobs=Knobs(timer=time.perf_counter, memo=self.memo, specs=self.specs),
+            knobs=Knobs(
+                timer=time.perf_counter, memo=self.memo, specs=self.specs, documents=self.documents
+            ),
         )
         result = reconcile(view)
         self.assignments = result.assignments

@@ -33,11 +33,18 @@ def test_passes_with_the_services_memos_decide_exactly_what_passes_without_them(
             name = rng.choice(sorted(fresh.apps))
             for loop in (remembered, fresh):
                 loop.apps[name] = loop.apps[name].model_copy(update={"replicas": 12})
+        if step == 10:  # what was published is forgotten for one node: it is published again
+            node = sorted(fresh.published)[0]
+            for loop in (remembered, fresh):
+                del loop.published[node]
         a, b = remembered.step(), fresh.step()
+        if step == 10:
+            assert node in {c.node for c in a.documents}
         assert a.placements == b.placements, f"step {step}"
         assert a.documents == b.documents, f"step {step}"
         assert a.assignments == b.assignments
     assert remembered.memo is not None and remembered.memo.hits > 0
+    assert remembered.documents is not None and remembered.documents.hits > 0
 
 
 def test_a_new_manifest_is_hashed_again_and_an_unchanged_one_is_not() -> None:

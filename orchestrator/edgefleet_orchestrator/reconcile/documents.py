@@ -113,3 +113,38 @@ def plan_documents(
         )
         changes.append(DocumentChange(node, site_of[node], generation, digest, doc))
     return changes
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentsKey:
+    """What a pass's documents are made from: the assignments after placement, the old
+    copies still running, the manifests and rollouts their specs come from, and what was
+    last published (``issued_at`` is the pass's clock, so only an empty result is reused)."""
+
+    assignments: tuple[object, ...]
+    copies: tuple[object, ...]
+    apps: tuple[tuple[str, object], ...]
+    rollouts: Mapping[str, object]
+    published: Mapping[str, Published]
+
+
+class DocumentMemo:
+    """Kept by the shell: a pass whose documents' inputs equal the previous pass's, when
+    that pass had nothing to publish, has nothing to publish either — without building a
+    placed workload per replica and hashing every node's set again (most of a pass with
+    nothing changed once placement is answered from its memo)."""
+
+    def __init__(self) -> None:
+        self._key: DocumentsKey | None = None
+        self._empty = False
+        self.hits = 0
+
+    def nothing_to_publish(self, key: DocumentsKey) -> bool:
+        if self._empty and self._key is not None and self._key == key:
+            self.hits += 1
+            self._key = key  # the newer objects: the next comparison is by identity
+            return True
+        return False
+
+    def remember(self, key: DocumentsKey, documents: list[DocumentChange]) -> None:
+        self._key, self._empty = key, not documents

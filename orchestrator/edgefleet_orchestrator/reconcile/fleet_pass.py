@@ -53,6 +53,8 @@ from edgefleet_orchestrator.placement.pipeline import place_all
 from edgefleet_orchestrator.reconcile import surges
 from edgefleet_orchestrator.reconcile.documents import (
     DocumentChange,
+    DocumentMemo,
+    DocumentsKey,
     PlacedWorkload,
     Published,
     plan_documents,
@@ -93,6 +95,8 @@ class Knobs:
     pass's reuses its placements (:mod:`edgefleet_orchestrator.placement.memo`)."""
     specs: SpecMemo | None = None
     """The shell's spec memo: replica specs and hashes kept across passes."""
+    documents: DocumentMemo | None = None
+    """The shell's document memo: nothing to publish again skips building documents."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +256,18 @@ def reconcile(view: FleetView) -> PassResult:
     for name in sorted(placements):
         events.extend(_describe(placements[name]))
 
-    specs = RolloutSpecs(apps, {**view.rollouts, **decided}, spec_memo)
-    placed = _placed_workloads(after, specs) + _placed_copies(retiring, specs)
-    documents = plan_documents(placed, view.published, now=view.now)
+    rollouts = {**view.rollouts, **decided}
+    doc_key = DocumentsKey(
+        tuple(after), tuple(retiring), tuple(apps.items()), rollouts, view.published
+    )
+    documents: list[DocumentChange] = []
+    doc_memo = view.knobs.documents
+    if doc_memo is None or not doc_memo.nothing_to_publish(doc_key):
+        specs = RolloutSpecs(apps, rollouts, spec_memo)
+        placed = _placed_workloads(after, specs) + _placed_copies(retiring, specs)
+        documents = plan_documents(placed, view.published, now=view.now)
+        if doc_memo is not None:
+            doc_memo.remember(doc_key, documents)
     progress = {
         node: drain_progress(
             request,

@@ -86,11 +86,15 @@ def plan_sizes(
     """Sizes for every replica of every ``auto`` app (see the module docstring).
 
     ``reserved`` are other reservations on the nodes (old copies of moving replicas).
+    Without any ``auto`` app the plan is empty at the cost of a look at the manifests
+    (every pass asks; the free room per node is worked out only when some app sizes).
     """
-    free_cpu_m, free_memory = _free(assignments, reserved, nodes)
     sizes: dict[str, dict[str, Size]] = {}
     resizes: list[Resize] = []
     held: dict[str, str] = {}
+    if all(app.workload.resources.auto is None for app in apps.values()):
+        return SizingPlan(sizes, resizes, held)
+    free_cpu_m, free_memory = _free(assignments, reserved, nodes)
     for a in sorted(assignments, key=lambda a: (a.app, a.replica)):
         app = apps.get(a.app)
         if app is None or app.workload.resources.auto is None:

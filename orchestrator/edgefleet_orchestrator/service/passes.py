@@ -24,7 +24,7 @@ from edgefleet_orchestrator.fleet.notes import Note
 from edgefleet_orchestrator.fleet.replicas import SpecMemo
 from edgefleet_orchestrator.placement.memo import PlacementMemo
 from edgefleet_orchestrator.placement.model import AppPlacement
-from edgefleet_orchestrator.reconcile.documents import Published
+from edgefleet_orchestrator.reconcile.documents import DocumentMemo, Published
 from edgefleet_orchestrator.reconcile.fleet_pass import (
     Control,
     FleetView,
@@ -68,6 +68,7 @@ class PassRunner:
         self._settles_at: float | None = None
         self._placement_memo = PlacementMemo()
         self._spec_memo = SpecMemo()
+        self._document_memo = DocumentMemo()
         self.last_result: PassResult | None = None
         self.placements: dict[str, AppPlacement] = {}
         self.drain_milestones: list[tuple[str, str, str]] = []
@@ -139,6 +140,7 @@ class PassRunner:
             timer=time.perf_counter,
             memo=self._placement_memo,
             specs=self._spec_memo,
+            documents=self._document_memo,
         )
         # Rollouts step first: the replicas they release get the new spec in this pass.
         rollout_notes = step_rollouts(state, self._store, now)
