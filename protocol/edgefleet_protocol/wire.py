@@ -81,8 +81,8 @@ FAST_RETRY_S = 1.0
 """While an outage is younger than :data:`FAST_FOR_S`, retries are at most this far apart,
 so a link that comes back is found within about this long. Doubling on through a young
 outage is what kept agents away: a retry that missed the moment a link came back waited as
-long again as the outage so far, and a flapping link (cut, back 0.8 s, cut again) turned a
-2 s cut into 6.9 s away (issue #13, measured with the chaos suite's proxy)."""
+long again as the outage so far, and a flapping link (cut 2 s, back 0.9 s, cut 1.8 s)
+kept an agent away 6.9 s (issue #13, measured with the chaos suite's proxy)."""
 
 FAST_FOR_S = 30.0
 """How long an outage is retried every :data:`FAST_RETRY_S`: the default disconnect grace
