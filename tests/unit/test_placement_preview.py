@@ -3,20 +3,9 @@ live view, with what happens to each (the ``replicas`` and ``unplaced`` of a ``p
 
 from __future__ import annotations
 
-from edgefleet_orchestrator.reconcile.fleet_pass import FleetView
 from edgefleet_orchestrator.reconcile.preview import placement_preview
+from test_document_sizes import view_of
 from test_reconcile import Fleet, app
-
-
-def view_of(fleet: Fleet) -> FleetView:
-    return FleetView(
-        apps=fleet.apps,
-        nodes=fleet.registry.nodes,
-        assignments=fleet.assignments,
-        published=fleet.published,
-        now=fleet.now,
-        started_at=fleet.started_at,
-    )
 
 
 def running(replicas: int) -> Fleet:
