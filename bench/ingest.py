@@ -11,10 +11,13 @@ keeps up with, then a *paced* phase offers 1.25x that for ``window_s`` seconds (
 saturated without the publisher and broker burning the CPU it needs), and its rate is the
 count it handled per second over that window, after a settling second.
 
-Target: orchestrator / paho >= 0.8. When missed, the orchestrator is run once more under
-pyinstrument (a separate, unmeasured phase) and the profile explains where the time goes.
+Target (issue #17): orchestrator / paho >= 0.5 (the goal beyond it is 0.8). The machine is
+shared, so paho and the orchestrator are measured in alternation for ``rounds`` rounds and
+the ratio is the median of each round's orchestrator / paho. When the 0.8 goal is missed,
+the orchestrator is run once more under pyinstrument (a separate, unmeasured phase) and the
+profile explains where the time goes.
 
-    python -m bench.ingest [--nodes 1000] [--window 6]
+    python -m bench.ingest [--nodes 1000] [--window 6] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ from typing import IO, Any
 from bench import stats
 from bench.fleet_procs import REPO, BenchError, start_mosquitto
 
-TARGET_RATIO = 0.8
+TARGET_RATIO = 0.5
+GOAL_RATIO = 0.8
 OVERDRIVE = 1.25
 CONSUMERS = ("mosquitto_sub", "paho", "aiomqtt", "session311", "session", "orchestrator")
+PAIRED = ("paho", "orchestrator")
 
 
 class Consumer:
@@ -263,6 +268,7 @@ def measure(
     probe_s: float = 1.5,
     profile: bool = True,
     concurrent: bool = False,
+    rounds: int = 3,
 ) -> dict[str, Any]:
     """Every consumer in turn; with ``profile``, a profiled orchestrator run if it misses.
     ``concurrent`` measures all consumers at once (the smoke run: coverage, not figures)."""
@@ -277,13 +283,17 @@ def measure(
                 with ThreadPoolExecutor(len(CONSUMERS)) as pool:
                     results = dict(zip(CONSUMERS, pool.map(one, CONSUMERS), strict=True))
             else:
-                results = {kind: one(kind) for kind in CONSUMERS}
+                results = {kind: one(kind) for kind in CONSUMERS if kind not in PAIRED}
+                paired = [{kind: one(kind) for kind in PAIRED} for _ in range(rounds)]
+                ratios = [stats.ratio(r["orchestrator"]["rate"], r["paho"]["rate"]) for r in paired]
+                middle = sorted(range(rounds), key=lambda i: ratios[i])[rounds // 2]
+                results.update(paired[middle])  # the round with the median ratio
             orch, paho, sub = (
                 results[k]["rate"] for k in ("orchestrator", "paho", "mosquitto_sub")
             )
             ratio = stats.ratio(orch, paho)
             profile_text = None
-            if profile and ratio < TARGET_RATIO:
+            if profile and ratio < GOAL_RATIO:
                 out = Path(tmp) / "ingest-orchestrator-profile.txt"
                 measure_consumer("orchestrator", broker.url, nodes, 4.0, profile=out)
                 profile_text = out.read_text() if out.exists() else None
@@ -315,6 +325,11 @@ def measure(
         "ratio_orchestrator_to_mosquitto_sub": round(stats.ratio(orch, sub), 3),
         "rows": rows,
     }
+    if not concurrent:
+        report["rounds"] = [
+            {k: r[k]["rate"] for k in PAIRED} | {"ratio": round(x, 3)}
+            for r, x in zip(paired, ratios, strict=True)
+        ]
     if profile_text is not None:
         report["profile"] = profile_text
         report["where"] = where_the_time_goes(results, profile_text)
@@ -348,8 +363,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="telemetry ingest benchmark")
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--window", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-profile", action="store_true")
     args = parser.parse_args()
-    result = measure(args.nodes, args.window)
+    result = measure(args.nodes, args.window, rounds=args.rounds, profile=not args.no_profile)
     for consumer in result["consumers"].values():
         consumer.pop("curve")
     print(json.dumps(result, indent=2))

@@ -42,6 +42,7 @@ from edgefleet_protocol.broker import BrokerSettings
 from edgefleet_protocol.session import Publication, Session
 
 from bench import mqtt_wire as wire
+from bench import stats
 from bench.fleet_procs import BenchError, start_mosquitto
 
 TARGET_RATIO = 1.1
@@ -90,6 +91,13 @@ def documents(root: str, n: int, size: int) -> list[Publication]:
     ]
 
 
+def _phase(started: float, published: float, delivered: float) -> dict[str, float]:
+    return {
+        "published_s": round(published - started, 3),
+        "delivered_s": round(delivered - started, 3),
+    }
+
+
 def raw_phase(url: str, pubs: list[Publication], sub: Subscriber) -> dict[str, float]:
     settings = BrokerSettings.from_url(url)
     packets = b"".join(
@@ -113,7 +121,10 @@ def raw_phase(url: str, pubs: list[Publication], sub: Subscriber) -> dict[str, f
     delivered = sub.wait_for(before + len(pubs))
     sock.sendall(wire.DISCONNECT)
     sock.close()
-    return {"published_s": published - started, "delivered_s": delivered - started}
+    return {
+        "published_s": round(published - started, 3),
+        "delivered_s": round(delivered - started, 3),
+    }
 
 
 async def session_phase(url: str, pubs: list[Publication], sub: Subscriber) -> dict[str, float]:
@@ -128,7 +139,10 @@ async def session_phase(url: str, pubs: list[Publication], sub: Subscriber) -> d
         if session.stats.published != len(pubs):
             raise BenchError(f"the session published {session.stats.published} of {len(pubs)}")
     delivered = sub.wait_for(before + len(pubs))
-    return {"published_s": published - started, "delivered_s": delivered - started}
+    return {
+        "published_s": round(published - started, 3),
+        "delivered_s": round(delivered - started, 3),
+    }
 
 
 def measure(documents_n: int = 10_000, rounds: int = 3, size: int = 1500) -> dict[str, Any]:
@@ -141,8 +155,8 @@ def measure(documents_n: int = 10_000, rounds: int = 3, size: int = 1500) -> dic
                 raw = raw_phase(broker.url, documents(f"bench/out/r{r}", documents_n, size), sub)
                 pubs = documents(f"bench/out/s{r}", documents_n, size)
                 ses = asyncio.run(session_phase(broker.url, pubs, sub))
-                runs.append({"broker": raw, "session": ses,
-                             "ratio": ses["delivered_s"] / raw["delivered_s"]})  # fmt: skip
+                ratio = round(ses["delivered_s"] / raw["delivered_s"], 3)
+                runs.append({"broker": raw, "session": ses, "ratio": ratio})
         finally:
             sub.stop()
             broker.stop()
@@ -155,6 +169,25 @@ def measure(documents_n: int = 10_000, rounds: int = 3, size: int = 1500) -> dic
         "target": TARGET_RATIO,
         "met": ratio <= TARGET_RATIO,
     }
+
+
+def scenario(documents: int = 10_000, rounds: int = 3, size: int = 1500) -> dict[str, Any]:
+    """:func:`measure` with the summary rows of ``make bench``."""
+    result = measure(documents, rounds, size)
+
+    def median(phase: str, figure: str) -> float:
+        return round(statistics.median(r[phase][figure] for r in result["rounds"]), 3)
+
+    n = f"{documents:,} desired documents"
+    result["rows"] = [
+        stats.row(f"{n}, raw pipelined publisher (the broker's time)", "delivered_s",
+                  median("broker", "delivered_s"), key=True),
+        stats.row(f"{n}, orchestrator session (publish_many)", "delivered_s",
+                  median("session", "delivered_s"), key=True),
+        stats.row("session / broker (median of rounds)", "ratio",
+                  result["ratio_session_to_broker"], "<=", TARGET_RATIO),
+    ]  # fmt: skip
+    return result
 
 
 def main() -> None:

@@ -196,11 +196,33 @@ def _details(name: str, result: dict[str, Any]) -> list[str]:
              c["saturated"]]
             for c in result["consumers"].values()
         ]  # fmt: skip
-        return _table(
+        table = _table(
             ["consumer", "MQTT", "msgs/s handled", "msgs/s offered", "saturated"],
             rows,
             f"{result['nodes']:,} nodes' telemetry at QoS 0.",
         )
+        rounds = [[i + 1, r["paho"], r["orchestrator"], r["ratio"]]
+                  for i, r in enumerate(result.get("rounds", []))]  # fmt: skip
+        if rounds:
+            table += _table(
+                ["round", "paho msgs/s", "orchestrator msgs/s", "orchestrator / paho"],
+                rounds,
+                "paho and the orchestrator in alternation (the ratio above is the median):",
+            )
+        return table
+    if name == "outbound":
+        rows = [
+            [i + 1, r["broker"]["published_s"], r["broker"]["delivered_s"],
+             r["session"]["published_s"], r["session"]["delivered_s"], r["ratio"]]
+            for i, r in enumerate(result["rounds"])
+        ]  # fmt: skip
+        return _table(
+            ["round", "broker: acked s", "broker: delivered s", "session: acked s",
+             "session: delivered s", "session / broker"],
+            rows,
+            f"{result['documents']:,} QoS 1 retained documents of {result['bytes']:,} bytes to"
+            " one QoS 1 subscriber; the phases alternate.",
+        )  # fmt: skip
     if name == "placement_quality":
         rows = [
             [r["instance"], r["objective"], r["replicas"], r["pipeline"], r["optimum"],

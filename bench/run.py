@@ -79,6 +79,7 @@ def scenarios(scale: str) -> dict[str, Scenario]:
         failover,
         fleets,
         ingest,
+        outbound,
         reconvergence,
         throughput,
     )
@@ -120,6 +121,10 @@ def scenarios(scale: str) -> dict[str, Scenario]:
             probe_s=0.6 if smoke else 1.5,
             profile=not smoke,
             concurrent=smoke,
+            rounds=1 if smoke else 3,
+        ),
+        "outbound": lambda: outbound.scenario(
+            documents=200 if smoke else 10_000, rounds=1 if smoke else 3
         ),
         "agent_footprint": lambda: footprint_rows(
             agent_footprint.measure(

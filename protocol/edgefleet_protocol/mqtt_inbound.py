@@ -42,6 +42,7 @@ import paho.mqtt.client as paho_client
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.exception import MalformedPacket
 
+from edgefleet_protocol.mqtt_outbound import Outbound
 from edgefleet_protocol.wire import InboundMessage
 
 __all__ = [
@@ -60,7 +61,7 @@ READ_CHUNK = 65536
 MAX_READ_BYTES = 1 << 20
 """Bytes read per wake-up before other tasks get a turn (about 4,000 telemetry messages)."""
 
-_PUBLISH = 0x30
+_PUBLISH, _PUBACK = 0x30, 0x40
 _FIXED = {1: 1, 2: 4, 35: 2}  # payload format, message expiry, topic alias: fixed sizes
 _CONTENT_TYPE, _RESPONSE_TOPIC, _CORRELATION, _SUB_ID, _USER_PROPERTY = 3, 8, 9, 11, 38
 
@@ -153,7 +154,9 @@ async def until_disconnected(client: aiomqtt.Client) -> None:
     raise aiomqtt.MqttError("Disconnected during message iteration") from cause
 
 
-def install(client: aiomqtt.Client, sink: Sink, *, v5: bool) -> None:
+def install(
+    client: aiomqtt.Client, sink: Sink, *, v5: bool, outbound: Outbound | None = None
+) -> None:
     """Route ``client``'s inbound packets through :class:`_Reader` once its socket opens."""
     paho = client._client
     opened = paho.on_socket_open
@@ -166,7 +169,7 @@ def install(client: aiomqtt.Client, sink: Sink, *, v5: bool) -> None:
     def on_socket_open(c: Any, userdata: Any, sock: Any) -> None:
         if opened is not None:
             opened(c, userdata, sock)  # aiomqtt's reader and keepalive task
-        reader = _Reader(client, sink, v5=v5)
+        reader = _Reader(client, sink, v5=v5, outbound=outbound)
         fd = sock.fileno()
 
         def start_reading() -> None:
@@ -187,7 +190,10 @@ def install(client: aiomqtt.Client, sink: Sink, *, v5: bool) -> None:
 class _Reader:
     """Frames packets from the socket for one connection (see the module docstring)."""
 
-    def __init__(self, client: aiomqtt.Client, sink: Sink, *, v5: bool) -> None:
+    def __init__(
+        self, client: aiomqtt.Client, sink: Sink, *, v5: bool, outbound: Outbound | None
+    ) -> None:
+        self._outbound = outbound
         self._client = client
         self._paho = client._client
         self._sink = sink
@@ -215,10 +221,11 @@ class _Reader:
             except BlockingIOError:
                 break
             except OSError:
-                self._lost()
-                return
-            if not data:
-                self._lost()
+                data = b""
+            if not data:  # closed: what came before it first (a CONNACK refusal, say)
+                self._buffer = self._frame(b"".join(chunks))
+                if paho._sock is not None:
+                    self._lost()
                 return
             chunks.append(data)
             total += len(data)
@@ -263,6 +270,8 @@ class _Reader:
     def _packet(self, header: int, body: bytes) -> bool:
         """One packet; ``False`` once the connection is gone."""
         paho = self._paho
+        if header & 0xF0 == _PUBACK and self._outbound is not None and self._outbound.acked(body):
+            return paho._sock is not None
         if header & 0xF0 == _PUBLISH:
             parsed = parse_publish(header, body, self._v5)
             if parsed is not None:

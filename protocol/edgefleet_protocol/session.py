@@ -32,7 +32,6 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 
 import aiomqtt
@@ -53,6 +52,8 @@ from edgefleet_protocol.mqtt_client import (
     raise_if_cancelled,
 )
 from edgefleet_protocol.mqtt_inbound import acknowledge
+from edgefleet_protocol.mqtt_outbound import Outbound
+from edgefleet_protocol.session_stats import SessionStats
 from edgefleet_protocol.topics import REPLY_RULE, TopicKind
 from edgefleet_protocol.wire import Backoff, InboundMessage, Publication, ReconnectSchedule
 
@@ -72,26 +73,6 @@ _paho_log = logging.getLogger("edgefleet.session.paho")
 # paho reports every failed socket read and connect at ERROR; the session says the same
 # once per outage at WARNING, so paho's lines are only wanted when debugging the session.
 _paho_log.addFilter(lambda record: log.isEnabledFor(logging.DEBUG))
-
-
-@dataclass
-class SessionStats:
-    connects: int = 0
-    dropped_qos0: int = 0
-    received: int = 0
-    published: int = 0
-    publish_failures: int = 0
-    protocol: ProtocolVersion | None = None
-    rtt_ms: float | None = None
-    """PUBACK round trip of the last QoS 1 publish: the broker latency, measured on the
-    session's own traffic instead of an extra connection per probe."""
-    outages: int = 0
-    last_error: str | None = None
-    connect_errors: list[str] = field(default_factory=list)
-    refused: str | None = None
-    """The broker's CONNACK refusal of these credentials (``AUTH_REFUSALS``), until a
-    connect succeeds: a caller that cannot fix them need not wait out its timeout."""
-    publishes_refused: int = 0
 
 
 OnConnect = Callable[[], Awaitable[None]]
@@ -122,6 +103,7 @@ class Session:
         self._schedule = ReconnectSchedule(self._backoff)
         self._rng = rng or random.Random()
         self._client: aiomqtt.Client | None = None
+        self._outbound: Outbound | None = None
         self._runner: asyncio.Task[None] | None = None
         self._hook: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
@@ -255,6 +237,18 @@ class Session:
             )
         )
 
+    async def publish_many(self, pubs: Sequence[Publication], window: int = MAX_INFLIGHT) -> int:
+        """Publish ``pubs`` in order, up to ``window`` awaiting their PUBACK at once
+        (:mod:`.mqtt_outbound`): the fan-out of desired documents. Returns how many the
+        broker took; the rest count as failures (a refusal as in :meth:`publish`)."""
+        outbound = self._outbound
+        if outbound is None or not self.connected.is_set():
+            return 0
+        results = await outbound.publish(pubs, window)
+        taken, refusal = self.stats.count_batch(pubs, results, self.on_published)
+        self.last_refusal = refusal or self.last_refusal
+        return taken
+
     async def clear_retained(self, topic: str) -> bool:
         """Delete a retained message (an empty retained payload)."""
         return await self.publish(Publication(topic=topic, payload=b"", qos=1, retain=True))
@@ -295,14 +289,15 @@ class Session:
             client = make_client(
                 self.settings, self.client_id, self.will, protocol, self._publish_refused
             )
-            mqtt_inbound.install(client, self._sink(client), v5=protocol == "5")
+            outbound = Outbound(client, v5=protocol == "5")
+            mqtt_inbound.install(client, self._sink(client), v5=protocol == "5", outbound=outbound)
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     # A 3.1.1-only broker may hang on a v5 CONNECT instead of refusing it;
                     # in auto mode a short first attempt keeps the fallback fast.
                     async with asyncio.timeout(self._connect_timeout(protocol)):
                         await stack.enter_async_context(client)
-                    self._client = client
+                    self._client, self._outbound = client, outbound
                     self.stats.protocol = protocol
                     self.stats.connects += 1
                     self.stats.refused = None
@@ -348,7 +343,8 @@ class Session:
                     log.debug("MQTT attempt to %s failed: %s", self.settings.redacted(), exc)
             finally:
                 self.connected.clear()
-                self._client = None
+                self._client, self._outbound = None, None
+                outbound.lost()
                 forget(client)
                 if self._hook is not None:
                     self._hook.cancel()

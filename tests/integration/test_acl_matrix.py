@@ -213,6 +213,23 @@ async def test_an_agent_cannot_publish_for_another_node_nor_desired_nor_commands
     assert topics(seen) == {node("s1", "n1", "status")}
 
 
+async def test_a_refused_publish_in_a_batch_is_counted_and_the_rest_taken(
+    fleet: GeneratedSet,
+) -> None:
+    """Session.publish_many (the orchestrator's fan-out) reads MQTT 5 PUBACK reasons."""
+    pubs = [
+        Publication(node("s1", "n1", "status"), b"{}", qos=1),
+        Publication(node("s1", "n2", "status"), b"{}", qos=1),
+        Publication(node("s1", "n1", "telemetry"), b"{}", qos=1),
+    ]
+    async with connected(fleet.settings("s1.n1", protocol="5"), "agent") as agent:
+        assert await agent.publish_many(pubs) == 2  # no subscriber (reason 0x10) is taken
+        assert (agent.stats.publishes_refused, agent.stats.publish_failures) == (1, 1)
+        assert agent.last_refusal is not None
+        assert agent.last_refusal[0] == node("s1", "n2", "status")
+        assert "authori" in agent.last_refusal[1].lower()
+
+
 async def test_an_agent_reads_its_own_desired_document_and_not_another_nodes(
     fleet: GeneratedSet,
 ) -> None:

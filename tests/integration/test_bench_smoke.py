@@ -31,6 +31,7 @@ SCENARIOS = (
     "failover",
     "reconvergence",
     "ingest",
+    "outbound",
     "agent_footprint",
 )
 
@@ -80,6 +81,16 @@ def test_failover_notices_the_kill_at_once_and_the_silent_cut_only_by_keepalive(
     assert runs["cut"]["notice_s"] >= 1.5 * runs["cut"]["keepalive_s"] - 1.0
     for r in runs.values():
         assert r["replaced_s"] >= r["notice_s"]
+
+
+def test_outbound_times_the_session_against_a_raw_publisher_on_the_same_broker(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    result = smoke[0]["scenarios"]["outbound"]
+    (round_,) = result["rounds"]
+    assert round_["broker"]["delivered_s"] > 0 and round_["session"]["delivered_s"] > 0
+    assert result["ratio_session_to_broker"] == pytest.approx(round_["ratio"], abs=1e-3)
+    assert [r["figure"] for r in result["rows"]] == ["delivered_s", "delivered_s", "ratio"]
 
 
 def test_ingest_measures_every_consumer_against_the_same_load(

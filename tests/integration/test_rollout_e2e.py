@@ -232,7 +232,10 @@ async def test_a_bad_canary_is_reverted_and_no_other_gateway_is_touched(
         live = f.live()
         assert versions(live) == {"1": 20}
         status = f.rollout()
-        assert sorted(status["failed"]) == sorted(canary), status
+        # The first canary to fail reverts the rollout; the other may be sent back to
+        # revision 1 before it fails in turn (the faster the orchestrator hears the first,
+        # the likelier), so it need not be listed as failed.
+        assert status["failed"] and set(status["failed"]) <= canary, status
         reasons = " ".join(status["failed"].values())
         assert "rolled back" in reasons or "crash-looping" in reasons, status
         for g in fleet_of:

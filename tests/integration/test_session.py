@@ -195,3 +195,30 @@ async def test_a_qos1_flood_at_a_busy_reader_stays_bounded_and_loses_nothing(
                 got.extend(int(m.payload) for m in await reader.batch(50))
         assert got == list(range(sent))
         assert reader.stats.dropped_qos0 == 0
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_many_publishes_at_once_arrive_in_order_and_are_counted(
+    broker_url: str, topic_root: str, protocol: str
+) -> None:
+    """publish_many (the desired-document fan-out) with more messages than its window."""
+    settings = BrokerSettings.from_url(f"{broker_url}?protocol={protocol}")
+    topic = f"{topic_root}/many"
+    pubs = [Publication(topic=topic, payload=b"%d" % n, qos=1) for n in range(2500)]
+    published: list[Publication] = []
+    async with (
+        Session(settings, client_id="many-reader", subscriptions=[topic]) as reader,
+        Session(settings, client_id="many-writer") as writer,
+    ):
+        assert await reader.wait_connected(5) and await writer.wait_connected(5)
+        writer.on_published = published.append
+        assert await writer.publish_many(pubs, window=300) == len(pubs)
+        assert writer.stats.published == len(pubs) and published == pubs
+        got: list[int] = []
+        async with asyncio.timeout(20):
+            while len(got) < len(pubs):
+                got.extend(int(m.payload) for m in await reader.batch())
+        assert got == list(range(len(pubs)))
+        assert await writer.publish(Publication(topic=topic, payload=b"single"))  # still fine
+        assert (await reader.batch())[0].payload == b"single"
+    assert await writer.publish_many(pubs) == 0  # closed: nothing sent, nothing hangs

@@ -43,3 +43,30 @@ def test_a_flood_of_one_kind_is_sent_a_few_times_then_summarised_once(
     ]
     assert len(caplog.records) <= EVENTS_PER_WINDOW + 2
     assert not outbox.queued
+
+
+def test_an_event_emitted_while_the_reconnect_flush_runs_is_sent_once() -> None:
+    """The flush after a reconnect and a new event interleave at every publish (each
+    awaits its PUBACK): seen as a duplicated desired-rejected event once inbound messages
+    reached the agent while its on-connect flush still ran."""
+    sent: list[str] = []
+
+    async def send(event: Event) -> bool:
+        sent.append(event.message)
+        for _ in range(10 if event.message == "new" else 1):  # PUBACK round trips: other
+            await asyncio.sleep(0)  # tasks run meanwhile, and this one's comes last
+        return True
+
+    outbox = EventOutbox(node="gw-1", site="s", clock=lambda: 1.0, send=send,
+                         connected=lambda: True)  # fmt: skip
+    for i in range(3):
+        outbox.queue("info", "desired-accepted", f"queued {i}")
+
+    async def both() -> None:
+        await asyncio.gather(
+            outbox.flush(), outbox.emit("warning", "desired-rejected", "new", field="payload")
+        )
+
+    asyncio.run(both())
+    assert sorted(sent) == ["new", "queued 0", "queued 1", "queued 2"]
+    assert not outbox.queued

@@ -12,7 +12,8 @@ import asyncio
 import pytest
 from edgefleet_protocol.inbox import Inbox
 from edgefleet_protocol.mqtt_inbound import parse_publish
-from edgefleet_protocol.wire import InboundMessage
+from edgefleet_protocol.mqtt_outbound import encode_publish
+from edgefleet_protocol.wire import InboundMessage, Publication
 from paho.mqtt import _packet
 from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -147,3 +148,39 @@ def test_a_batch_takes_what_waits_up_to_its_limit_in_order() -> None:
         assert [m.topic for m in await inbox.batch(limit=4)] == ["t/4", "t/5"]
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("v5", [True, False])
+@pytest.mark.parametrize(
+    "pub",
+    [
+        Publication("ef/nodes/s/n/desired", b'{"v":1}', 1, True),
+        Publication("ef/replies/a/1", b"{}", 1, False, correlation_data=b"\x00id"),
+        Publication("ef/nodes/s/n/telemetry", b"{}", 0, False, expiry_s=60),
+        Publication("ef/nodes/s/n/status", b"", 1, True),
+        Publication("t", b"x" * 200_000, 1, False),
+    ],
+)
+def test_an_encoded_publish_reads_back_as_paho_reads_it(pub: Publication, v5: bool) -> None:
+    packet = encode_publish(pub, 513, v5)
+    length, shift, pos = 0, 0, 1
+    while True:
+        length |= (packet[pos] & 0x7F) << shift
+        pos += 1
+        if not packet[pos - 1] & 0x80:
+            break
+        shift += 7
+    body = packet[pos:]
+    assert len(body) == length
+    version = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
+    read = _packet.decode_publish(packet[0], body, version)
+    assert (read.topic.decode(), read.payload, read.qos, read.retain) == (
+        pub.topic, pub.payload, pub.qos, pub.retain,
+    )  # fmt: skip
+    assert read.mid == (513 if pub.qos else 0)
+    if v5:
+        props = read.properties
+        assert getattr(props, "ContentType", None) == ("application/json" if pub.payload else None)
+        assert getattr(props, "PayloadFormatIndicator", None) == (1 if pub.payload else None)
+        assert getattr(props, "MessageExpiryInterval", None) == pub.expiry_s
+        assert getattr(props, "CorrelationData", None) == pub.correlation_data

@@ -14,7 +14,6 @@ log line per window.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -52,8 +51,13 @@ class EventOutbox:
         self._limiter = WindowLimiter(EVENTS_PER_WINDOW, EVENT_WINDOW_S, max_keys=200)
 
     def queue(self, level: Level, kind: str | EventKind, message: str, **details: object) -> Event:
-        """Keep an event for the next connect (or for :meth:`emit` to send now)."""
-        event = build_event(
+        """Keep an event for the next connect."""
+        event = self._build(level, kind, message, **details)
+        self.queued.append(event)
+        return event
+
+    def _build(self, level: Level, kind: str | EventKind, message: str, **details: object) -> Event:
+        return build_event(
             kind,
             message,
             ts=self._clock(),
@@ -62,8 +66,6 @@ class EventOutbox:
             site=self._site,
             details=details,
         )
-        self.queued.append(event)
-        return event
 
     async def emit(
         self, level: Level, kind: str | EventKind, message: str, **details: object
@@ -77,10 +79,11 @@ class EventOutbox:
             return
         log.log(logging.WARNING if level in ("warning", "error") else logging.INFO,
                 "%s: %s", getattr(kind, "name", kind), message)  # fmt: skip
-        event = self.queue(level, kind, message, **details)
-        if self._connected() and await self._send(event):
-            with contextlib.suppress(ValueError):
-                self.queued.remove(event)
+        # Queued only if it does not go out now: a flush running meanwhile (after a
+        # reconnect) must not send it a second time.
+        event = self._build(level, kind, message, **details)
+        if not (self._connected() and await self._send(event)):
+            self.queued.append(event)
 
     async def flush_summaries(self) -> None:
         """One log line and one ``events-suppressed`` event per kind (and workload) whose
@@ -99,14 +102,15 @@ class EventOutbox:
                 site=self._site,
                 details={"kind": kind, "suppressed": count, "window_s": EVENT_WINDOW_S},
             )
-            self.queued.append(event)
-            if self._connected() and await self._send(event):
-                with contextlib.suppress(ValueError):
-                    self.queued.remove(event)
+            if not (self._connected() and await self._send(event)):
+                self.queued.append(event)
 
     async def flush(self) -> None:
-        """Send what queued while away, oldest first; stop at the first failed publish."""
+        """Send what queued while away, oldest first; stop at the first failed publish.
+        Each event leaves the queue before it is sent, so a concurrent flush (or emit)
+        never sends it twice; a failed one goes back to the front."""
         while self.queued:
-            if not await self._send(self.queued[0]):
+            event = self.queued.popleft()
+            if not await self._send(event):
+                self.queued.appendleft(event)
                 break
-            self.queued.popleft()

@@ -5,7 +5,6 @@ event flood. Also the one helper that publishes many QoS 1 messages at once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -220,11 +219,6 @@ async def publish_documents(
 async def publish_all(
     session: Session, pubs: list[Publication], concurrency: int = MAX_INFLIGHT
 ) -> None:
-    """Publish many QoS 1 messages with a bounded number in flight."""
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(pub: Publication) -> None:
-        async with sem:
-            await session.publish(pub)
-
-    await asyncio.gather(*(one(p) for p in pubs))
+    """Publish many QoS 1 messages in order, at most ``concurrency`` awaiting their PUBACK
+    (:meth:`Session.publish_many`)."""
+    await session.publish_many(pubs, concurrency)

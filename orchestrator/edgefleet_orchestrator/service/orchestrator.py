@@ -296,8 +296,9 @@ class Orchestrator:
             now=self.clock(),
         )
         note_converged(self.stats, self.state, now=self.clock())
-        for pub in pubs:  # in order: a deleted app's status must land before its clear
-            await self.session.publish(pub)
+        # In order (one connection, written in sequence): a deleted app's status must
+        # land before its clear.
+        await self.session.publish_many(pubs)
         await self._publish_services()
 
     async def _publish_services(self) -> None:
