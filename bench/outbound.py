@@ -81,6 +81,8 @@ class Subscriber:
         self.process.terminate()
         self.process.wait(10)
         self._thread.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def documents(root: str, n: int, size: int) -> list[Publication]:
