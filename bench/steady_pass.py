@@ -29,7 +29,7 @@ from typing import Any
 from edgefleet_orchestrator.fleet.registry import Registry
 from edgefleet_orchestrator.fleet.replicas import SpecMemo
 from edgefleet_orchestrator.placement.memo import PlacementMemo
-from edgefleet_orchestrator.placement.model import Assignment
+from edgefleet_orchestrator.placement.model import Assignment, ViewCache
 from edgefleet_orchestrator.reconcile.documents import DocumentMemo, Published
 from edgefleet_orchestrator.reconcile.fleet_pass import FleetView, Knobs, PassResult, reconcile
 from edgefleet_protocol import Capabilities, NodeStatus, Telemetry, TopicKind
@@ -76,6 +76,7 @@ class _Loop:
         self.memo = memo
         self.specs = SpecMemo() if memo is not None else None
         self.documents = DocumentMemo() if memo is not None else None
+        self.views = ViewCache() if memo is not None else None
         self.seed = seed
 
     def step(self) -> PassResult:
@@ -89,7 +90,11 @@ class _Loop:
             started_at=900.0,
             seed=self.seed,
             knobs=Knobs(
-                timer=time.perf_counter, memo=self.memo, specs=self.specs, documents=self.documents
+                timer=time.perf_counter,
+                memo=self.memo,
+                specs=self.specs,
+                documents=self.documents,
+                views=self.views,
             ),
         )
         result = reconcile(view)

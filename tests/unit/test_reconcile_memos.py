@@ -72,3 +72,24 @@ def test_a_new_manifest_is_hashed_again_and_an_unchanged_one_is_not() -> None:
     for _ in range(2):  # two passes without asking: the old manifest's entry is gone
         memo.new_pass()
     assert memo.get(app.workload, replica.cpu, replica.memory_mb) is None
+
+
+def test_a_node_keeps_its_view_until_one_of_its_facts_changes() -> None:
+    from edgefleet_orchestrator.placement.model import ViewCache, node_view_from
+    from edgefleet_orchestrator.reconcile.fleet_pass import node_views
+
+    from bench.steady_pass import registry_of
+
+    registry = registry_of(5, random.Random(2), 1000.0)
+    cache = ViewCache()
+    first = node_views(registry.nodes, cache)
+    again = node_views(registry.nodes, cache)
+    assert all(a is b for a, b in zip(first, again, strict=True)), "nothing changed: same views"
+    assert again == node_views(registry.nodes), "and equal to views built afresh"
+    record = registry.nodes[first[0].node]
+    caps = record.capabilities
+    assert caps is not None
+    probed = cache.view(caps, ready=True, latency_ms={"camera-hub": 1.0})
+    assert probed == node_view_from(caps, ready=True, latency_ms={"camera-hub": 1.0})
+    assert probed is not first[0] and dict(probed.latency_ms) == {"camera-hub": 1.0}
+    assert cache.view(caps, ready=False, latency_ms={"camera-hub": 1.0}).ready is False

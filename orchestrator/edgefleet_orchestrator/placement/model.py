@@ -74,6 +74,43 @@ def node_view_from(
     )
 
 
+class ViewCache:
+    """Node views kept across passes by the shell: a node whose capabilities (the same
+    object), readiness, cordon, latency probes and flapping are unchanged keeps its view.
+
+    Why: building 1,000 views (frozensets, copied label and latency maps) was 8 ms of every
+    pass, a third of a pass with nothing changed; the same view objects also make the
+    placement memo's comparison an identity check. Views of nodes not asked about in the
+    last pass are dropped (:meth:`new_pass`).
+    """
+
+    def __init__(self) -> None:
+        self._this: dict[str, tuple[Capabilities, tuple[object, ...], NodeView]] = {}
+        self._last: dict[str, tuple[Capabilities, tuple[object, ...], NodeView]] = {}
+
+    def new_pass(self) -> None:
+        self._last, self._this = self._this, {}
+
+    def view(
+        self,
+        caps: Capabilities,
+        *,
+        ready: bool,
+        cordoned: bool = False,
+        latency_ms: Mapping[str, float] | None = None,
+        flapping: bool = False,
+    ) -> NodeView:
+        facts = (ready, cordoned, dict(latency_ms or {}), flapping)
+        found = self._this.get(caps.node) or self._last.get(caps.node)
+        if found is None or found[0] is not caps or found[1] != facts:
+            made = node_view_from(
+                caps, ready=ready, cordoned=cordoned, latency_ms=latency_ms, flapping=flapping
+            )
+            found = (caps, facts, made)
+        self._this[caps.node] = found
+        return found[2]
+
+
 @dataclass(frozen=True, slots=True)
 class Assignment:
     """One replica (a workload name) of ``app`` bound to ``node``, reserving its resources."""

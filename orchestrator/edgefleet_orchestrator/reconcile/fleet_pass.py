@@ -47,6 +47,7 @@ from edgefleet_orchestrator.placement.model import (
     Assignment,
     NodeView,
     Rejection,
+    ViewCache,
     node_view_from,
 )
 from edgefleet_orchestrator.placement.pipeline import place_all
@@ -97,6 +98,8 @@ class Knobs:
     """The shell's spec memo: replica specs and hashes kept across passes."""
     documents: DocumentMemo | None = None
     """The shell's document memo: nothing to publish again skips building documents."""
+    views: ViewCache | None = None
+    """The shell's node views, kept while a node's facts do not change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +147,18 @@ class PassResult:
         return tuple(a for a in self.assignments if a.app == app)
 
 
-def node_views(nodes: Mapping[str, NodeRecord]) -> list[NodeView]:
-    """Placement's view of every node that has described itself (capabilities)."""
+def node_views(nodes: Mapping[str, NodeRecord], cache: ViewCache | None = None) -> list[NodeView]:
+    """Placement's view of every node that has described itself (capabilities); with the
+    shell's ``cache``, unchanged nodes keep their view object."""
     views = []
+    make = node_view_from if cache is None else cache.view
+    if cache is not None:
+        cache.new_pass()
     for record in nodes.values():
         if record.capabilities is None:
             continue
         views.append(
-            node_view_from(
+            make(
                 record.capabilities,
                 ready=record.state == "online",
                 cordoned=record.cordoned,
@@ -180,7 +187,7 @@ def offline_durations(view: FleetView) -> dict[str, float]:
 def reconcile(view: FleetView) -> PassResult:
     """One pass over the full view (see the module docstring for its phases). Apps are
     placed in name order, each seeing what the previous ones took."""
-    nodes = node_views(view.nodes)
+    nodes = node_views(view.nodes, view.knobs.views)
     gone = offline_durations(view)
     control = view.control
     current = [a for a in view.assignments if a.app in view.apps]

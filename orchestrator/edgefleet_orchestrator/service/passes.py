@@ -23,7 +23,7 @@ from edgefleet_orchestrator.fleet.liveness import settled_online
 from edgefleet_orchestrator.fleet.notes import Note
 from edgefleet_orchestrator.fleet.replicas import SpecMemo
 from edgefleet_orchestrator.placement.memo import PlacementMemo
-from edgefleet_orchestrator.placement.model import AppPlacement
+from edgefleet_orchestrator.placement.model import AppPlacement, ViewCache
 from edgefleet_orchestrator.reconcile.documents import DocumentMemo, Published
 from edgefleet_orchestrator.reconcile.fleet_pass import (
     Control,
@@ -69,6 +69,7 @@ class PassRunner:
         self._placement_memo = PlacementMemo()
         self._spec_memo = SpecMemo()
         self._document_memo = DocumentMemo()
+        self._views = ViewCache()
         self.last_result: PassResult | None = None
         self.placements: dict[str, AppPlacement] = {}
         self.drain_milestones: list[tuple[str, str, str]] = []
@@ -141,6 +142,7 @@ class PassRunner:
             memo=self._placement_memo,
             specs=self._spec_memo,
             documents=self._document_memo,
+            views=self._views,
         )
         # Rollouts step first: the replicas they release get the new spec in this pass.
         rollout_notes = step_rollouts(state, self._store, now)
