@@ -160,12 +160,12 @@ def apply_telemetry(
     view = merge_all(record.telemetry, telemetry)
     event = None
     if live:
-        after = replace(record, telemetry=view, last_heard=now)
+        after = replace(record, telemetry=view, last_heard=now, last_seen=now)
         if record.state == "stale":
             after = moved_to(after, "online", now)
             event = f"node {record.node} (site {record.site}) is heard again after being stale"
     else:
-        after = replace(record, telemetry=view)
+        after = replace(record, telemetry=view, last_seen=now)
     moved = after.state != record.state
     return IngestResult(
         changed=moved or view != record.telemetry,

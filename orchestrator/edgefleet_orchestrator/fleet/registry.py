@@ -177,7 +177,9 @@ class Registry:
         now: float,
         live: bool,
     ) -> IngestResult:
-        after = replace(result.record or before, last_seen=now)
+        after = result.record or before
+        if after.last_seen != now:
+            after = replace(after, last_seen=now)
         if live and before.state == "online" and after.state != "online":
             after, flap_event = self._left_online(after, now)
             result = replace(result, event=joined(result.event, flap_event))

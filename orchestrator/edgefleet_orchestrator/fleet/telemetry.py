@@ -130,8 +130,8 @@ def _apply_usage(base: WorkloadUsage, update: dict[str, Any]) -> WorkloadUsage:
 
 
 def _merge_usage(old: WorkloadUsage | None, new: WorkloadUsage) -> WorkloadUsage:
-    if old is None:
-        return new
+    if old is None or _covers(new, old):
+        return new  # equal to the merge below, without the copy (the usual case)
     return old.model_copy(
         update={
             "cpu_pct": _newer(new.cpu_pct, old.cpu_pct),
@@ -139,6 +139,17 @@ def _merge_usage(old: WorkloadUsage | None, new: WorkloadUsage) -> WorkloadUsage
             "memory_pct": _newer(new.memory_pct, old.memory_pct),
             "metrics": {**old.metrics, **new.metrics},
         }
+    )
+
+
+def _covers(new: WorkloadUsage, old: WorkloadUsage) -> bool:
+    """Whether merging ``new`` into ``old`` gives ``new`` (every value ``old`` has, ``new``
+    has too)."""
+    return (
+        (new.cpu_pct is not None or old.cpu_pct is None)
+        and (new.memory_mb is not None or old.memory_mb is None)
+        and (new.memory_pct is not None or old.memory_pct is None)
+        and old.metrics.keys() <= new.metrics.keys()
     )
 
 

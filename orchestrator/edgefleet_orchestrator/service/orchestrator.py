@@ -62,6 +62,10 @@ from edgefleet_orchestrator.store.sqlite import open_store
 
 log = logging.getLogger("edgefleet.orchestrator")
 
+BATCH = 10_000
+"""Inbound messages handled per turn at most (the session's whole queue): the more of one
+node's telemetry a batch holds, the more of it is merged before the registry sees it."""
+
 
 class Orchestrator:
     def __init__(
@@ -213,7 +217,7 @@ class Orchestrator:
     async def _consume(self) -> None:
         """Every batch the session has waiting, through :class:`Inbound`."""
         while True:
-            await self.inbound.handle(await self.session.batch())
+            await self.inbound.handle(await self.session.batch(BATCH))
             await asyncio.sleep(0)  # a batch never blocks other tasks (or the reader) longer
 
     async def note_ingest(self, result: IngestResult) -> None:
