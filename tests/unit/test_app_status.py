@@ -10,13 +10,16 @@ from typing import Any
 
 from edgefleet_orchestrator.fleet.records import NodeRecord
 from edgefleet_orchestrator.fleet.replicas import replica_spec
-from edgefleet_orchestrator.placement.model import Assignment
+from edgefleet_orchestrator.placement.model import AppPlacement, Assignment
+from edgefleet_orchestrator.reconcile.fleet_pass import Control
 from edgefleet_orchestrator.reconcile.status import (
     app_status,
+    app_statuses,
     fleet_summary,
     replica_status,
     same_status,
 )
+from edgefleet_orchestrator.scaling.autoscale import Verdict
 from edgefleet_orchestrator.scaling.moves import Retiring
 from edgefleet_protocol import ReplicaStatus, Reported, Unplaced, spec_hash
 from edgefleet_protocol.manifest import AppManifest, load_manifest
@@ -200,3 +203,39 @@ def test_a_status_is_the_same_when_only_its_timestamp_moved() -> None:
     assert same_status(first, first.model_copy(update={"updated_at": 2.0}))
     assert not same_status(None, first)
     assert not same_status(first, first.model_copy(update={"running": 0}))
+
+
+def test_app_statuses_groups_assignments_by_app_with_their_unplaced_retiring_and_autoscale() -> (
+    None
+):
+    api = app(name="api", replicas=1, autoscale={"metric": "depth", "target": 10, "max": 5})
+    apps = {"web": app(), "api": api}
+    web_a = [placed("web-0", "n1"), placed("web-1", "n1")]
+    api_a = Assignment(replica="api-0", app="api", node="n1", site="s1", cpu=0.25, memory_mb=64)
+    nodes = {"n1": node("n1", **{"web-0": (WANT, "running"), "web-1": (WANT, "running")})}
+    short = (Unplaced(count=1, reasons=["no room"]),)
+    moving = Retiring(copy=placed("web-1", "n2"), to_node="n1", cause="rebalance", since=1.0)
+    verdict = Verdict(current=1, replicas=2, wanted=2, state="scaled-up", reason="r",
+                      observed=12.0, samples=1)  # fmt: skip
+    statuses = app_statuses(
+        apps,
+        [*web_a, api_a],
+        nodes,
+        placements={
+            "api": AppPlacement(app="api", desired=2, assignments=(api_a,), unplaced=short)
+        },
+        verdicts={"api": verdict, "web": verdict},
+        control=Control(retiring=(moving,)),
+        now=NOW,
+    )
+    assert list(statuses) == ["api", "web"]
+    assert [r.name for r in statuses["web"].replicas] == ["web-0", "web-1", "web-1"]
+    assert statuses["web"].replicas[-1].state == "retiring"
+    assert statuses["web"].autoscale is None  # a verdict for an app without autoscale
+    assert [r.name for r in statuses["api"].replicas] == ["api-0"]
+    assert statuses["api"].unplaced == list(short)
+    autoscale = statuses["api"].autoscale
+    assert autoscale is not None
+    assert (autoscale.metric, autoscale.observed, autoscale.samples) == ("depth", 12.0, 1)
+    bare = app_statuses(apps, [], {}, placements={}, verdicts={}, control=Control(), now=NOW)
+    assert (bare["api"].unplaced, bare["api"].autoscale, bare["web"].placed) == ([], None, 0)
