@@ -162,10 +162,16 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_reconcile_documents.py",
     ],
     "orchestrator/edgefleet_orchestrator/reconcile/fleet_pass.py": [
+        "tests/unit/test_fleet_pass_rules.py",
         "tests/unit/test_reconcile.py",
         "tests/unit/test_reconcile_documents.py",
         "tests/unit/test_isolation.py",
         "tests/unit/test_document_sizes.py",
+        "tests/unit/test_drain.py",
+        "tests/unit/test_rebalance.py",
+        "tests/unit/test_vertical.py",
+        "tests/unit/test_autoscale.py",
+        "tests/unit/test_rollout_surge.py",
     ],
     "orchestrator/edgefleet_orchestrator/reconcile/status.py": [
         "tests/unit/test_app_status.py",
