@@ -56,6 +56,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_cli_broker_url.py",
     ],
     "protocol/edgefleet_protocol/codec.py": [
+        "tests/unit/test_codec_fast.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_protocol_properties.py",
     ],
