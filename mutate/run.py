@@ -150,6 +150,58 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_codec_models.py",
         "tests/unit/test_manifest.py",
     ],
+    "protocol/edgefleet_protocol/inbox.py": [
+        "tests/unit/test_mqtt_inbound.py",
+    ],
+    "protocol/edgefleet_protocol/mqtt_inbound.py": [
+        "tests/unit/test_mqtt_inbound.py",
+        "tests/unit/test_mqtt_inbound_closed_socket.py",
+    ],
+    "protocol/edgefleet_protocol/manifest/__init__.py": [
+        "tests/unit/test_manifest.py",
+        "tests/unit/test_manifest_scaling.py",
+        "tests/unit/test_manifest_service.py",
+        "tests/unit/test_manifest_diff.py",
+        "tests/unit/test_cli_validate.py",
+    ],
+    "protocol/edgefleet_protocol/manifest/app.py": [
+        "tests/unit/test_manifest.py",
+        "tests/unit/test_manifest_scaling.py",
+        "tests/unit/test_manifest_service.py",
+        "tests/unit/test_manifest_diff.py",
+        "tests/unit/test_cli_validate.py",
+    ],
+    "protocol/edgefleet_protocol/manifest/blocks.py": [
+        "tests/unit/test_manifest.py",
+        "tests/unit/test_manifest_scaling.py",
+        "tests/unit/test_manifest_service.py",
+        "tests/unit/test_manifest_diff.py",
+        "tests/unit/test_cli_validate.py",
+    ],
+    "protocol/edgefleet_protocol/manifest/diff.py": [
+        "tests/unit/test_manifest_diff.py",
+    ],
+    "protocol/edgefleet_protocol/manifest/files.py": [
+        "tests/unit/test_manifest.py",
+        "tests/unit/test_manifest_scaling.py",
+        "tests/unit/test_manifest_service.py",
+        "tests/unit/test_manifest_diff.py",
+        "tests/unit/test_cli_validate.py",
+    ],
+    "protocol/edgefleet_protocol/manifest/names.py": [
+        "tests/unit/test_manifest.py",
+        "tests/unit/test_manifest_scaling.py",
+        "tests/unit/test_manifest_service.py",
+        "tests/unit/test_manifest_diff.py",
+        "tests/unit/test_cli_validate.py",
+    ],
+    "protocol/edgefleet_protocol/manifest/rules.py": [
+        "tests/unit/test_manifest.py",
+        "tests/unit/test_manifest_scaling.py",
+        "tests/unit/test_manifest_service.py",
+        "tests/unit/test_manifest_diff.py",
+        "tests/unit/test_cli_validate.py",
+    ],
     "edge-agent/edgefleet_agent/core/admission.py": [
         "tests/unit/test_agent_admission.py",
         "tests/unit/test_agent_core_rules.py",
