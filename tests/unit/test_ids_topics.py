@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from edgefleet_protocol import RULES, ParsedTopic, ProtocolError, TopicKind, Topics, validate_id
+from edgefleet_protocol import ids as ids_module
 from edgefleet_protocol.ids import ID_RULE, app_id, node_id, service_id, site_id, workload_id
 from edgefleet_protocol.topics import NODE_KINDS, REPLY_RULE, Rule, validate_root
 from paho.mqtt.client import topic_matches_sub
@@ -423,3 +424,15 @@ def test_builders_and_the_parser_name_the_identifier_they_refuse() -> None:
         field, reason = topic_refusal(build)
         assert (field, reason.split(":")[0]) == ("operator", "'Bob' is not a valid operator")
     assert topic_refusal(lambda: t.parse(f"{t.root}/apps/A!/rollout"))[0] == "topic.app"
+
+
+def test_the_cache_of_valid_model_ids_stays_within_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert ids_module.KNOWN_VALID_MAX == 65_536
+    monkeypatch.setattr(ids_module, "KNOWN_VALID_MAX", 3)
+    monkeypatch.setattr(ids_module, "_KNOWN_VALID", set())
+    for n in range(7):
+        ids_module._pydantic_id(f"cache-bound-{n}")
+        assert len(ids_module._KNOWN_VALID) <= 3
+    assert "cache-bound-6" in ids_module._KNOWN_VALID
