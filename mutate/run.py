@@ -61,11 +61,14 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_protocol_properties.py",
     ],
     "protocol/edgefleet_protocol/commands.py": [
+        "tests/unit/test_command_reply_rules.py",
         "tests/unit/test_command_contract_rules.py",
         "tests/unit/test_command_identity_rules.py",
         "tests/unit/test_scaling_commands.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_event_catalogue.py",
+        "tests/unit/test_protocol_doc.py",
+        "tests/unit/test_manifest.py",
     ],
     "protocol/edgefleet_protocol/compliance.py": [
         "tests/unit/test_compliance.py",
