@@ -40,9 +40,11 @@ RESULTS = REPO / "mutate" / "results"
 # the broker-tier tests (tests/integration/test_session*.py), far too slow per mutant.
 TARGETS: dict[str, list[str]] = {
     "protocol/edgefleet_protocol/__init__.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_codec_models.py",
     ],
     "protocol/edgefleet_protocol/base.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_protocol_properties.py",
     ],
@@ -52,15 +54,18 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_codec_models.py",
     ],
     "protocol/edgefleet_protocol/broker.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_broker_acl.py",
         "tests/unit/test_cli_broker_url.py",
     ],
     "protocol/edgefleet_protocol/codec.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_codec_fast.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_protocol_properties.py",
     ],
     "protocol/edgefleet_protocol/commands.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_command_reply_rules.py",
         "tests/unit/test_command_contract_rules.py",
         "tests/unit/test_command_identity_rules.py",
@@ -71,10 +76,12 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_manifest.py",
     ],
     "protocol/edgefleet_protocol/compliance.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_compliance.py",
         "tests/unit/test_codec_models.py",
     ],
     "protocol/edgefleet_protocol/control_messages.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_agent_admission.py",
         "tests/unit/test_compliance.py",
@@ -87,10 +94,12 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_ids_topics.py",
     ],
     "protocol/edgefleet_protocol/events.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_event_catalogue.py",
         "tests/unit/test_protocol_doc.py",
     ],
     "protocol/edgefleet_protocol/ids.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_ids_topics.py",
     ],
     "protocol/edgefleet_protocol/limits.py": [
@@ -98,10 +107,12 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_limits.py",
     ],
     "protocol/edgefleet_protocol/logs.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_logs_reading.py",
         "tests/unit/test_codec_models.py",
     ],
     "protocol/edgefleet_protocol/node_messages.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_ids_topics.py",
         "tests/unit/test_reconcile.py",
@@ -109,29 +120,36 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_protocol_properties.py",
     ],
     "protocol/edgefleet_protocol/policy.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_policy.py",
         "tests/unit/test_compliance.py",
     ],
     "protocol/edgefleet_protocol/profiles.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_profiles.py",
         "tests/unit/test_agent_capabilities.py",
     ],
     "protocol/edgefleet_protocol/rollout.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_agent_revert.py",
         "tests/unit/test_rollout_machine.py",
     ],
     "protocol/edgefleet_protocol/scrape.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_metrics_exporter.py",
     ],
     "protocol/edgefleet_protocol/sealing.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_sealing.py",
     ],
     "protocol/edgefleet_protocol/signing.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_signature_rules.py",
         "tests/unit/test_keys_cli.py",
     ],
     "protocol/edgefleet_protocol/topics.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_ids_topics.py",
         "tests/unit/test_protocol_doc.py",
         "tests/unit/test_liveness.py",
@@ -139,9 +157,11 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_protocol_properties.py",
     ],
     "protocol/edgefleet_protocol/wire.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_wire_schedule.py",
     ],
     "protocol/edgefleet_protocol/workload.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_manifest.py",
         "tests/unit/test_manifest_scaling.py",
@@ -149,18 +169,22 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_protocol_properties.py",
     ],
     "protocol/edgefleet_protocol/workload_options.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_profiles.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_manifest.py",
     ],
     "protocol/edgefleet_protocol/inbox.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_mqtt_inbound.py",
     ],
     "protocol/edgefleet_protocol/mqtt_inbound.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_mqtt_inbound.py",
         "tests/unit/test_mqtt_inbound_closed_socket.py",
     ],
     "protocol/edgefleet_protocol/manifest/__init__.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_manifest.py",
         "tests/unit/test_manifest_scaling.py",
         "tests/unit/test_manifest_service.py",
@@ -168,6 +192,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_cli_validate.py",
     ],
     "protocol/edgefleet_protocol/manifest/app.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_manifest.py",
         "tests/unit/test_manifest_scaling.py",
         "tests/unit/test_manifest_service.py",
@@ -175,6 +200,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_cli_validate.py",
     ],
     "protocol/edgefleet_protocol/manifest/blocks.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_manifest.py",
         "tests/unit/test_manifest_scaling.py",
         "tests/unit/test_manifest_service.py",
@@ -182,9 +208,11 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_cli_validate.py",
     ],
     "protocol/edgefleet_protocol/manifest/diff.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_manifest_diff.py",
     ],
     "protocol/edgefleet_protocol/manifest/files.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_manifest.py",
         "tests/unit/test_manifest_scaling.py",
         "tests/unit/test_manifest_service.py",
@@ -192,6 +220,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_cli_validate.py",
     ],
     "protocol/edgefleet_protocol/manifest/names.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_manifest.py",
         "tests/unit/test_manifest_scaling.py",
         "tests/unit/test_manifest_service.py",
@@ -199,6 +228,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_cli_validate.py",
     ],
     "protocol/edgefleet_protocol/manifest/rules.py": [
+        "tests/unit/test_protocol_words.py",
         "tests/unit/test_manifest.py",
         "tests/unit/test_manifest_scaling.py",
         "tests/unit/test_manifest_service.py",

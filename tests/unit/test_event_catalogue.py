@@ -152,3 +152,9 @@ def test_a_built_event_has_every_field_it_was_given_and_defaults_to_info() -> No
     assert built.message == "m" * 4096  # cut to the documented 4 KiB
     assert built.details == {"reason": "r"}
     assert build_event("node-isolated", "m", ts=1.0, level="warning").details == {}
+
+
+def test_a_details_key_outside_the_kind_is_refused_in_full_words() -> None:
+    with pytest.raises(ValueError, match="received") as caught:
+        build_event("desired-stale", "x", ts=1.0, details={"received": 1, "generation": 2})
+    assert str(caught.value) == "event kind 'desired-stale' does not carry details ['received']"
