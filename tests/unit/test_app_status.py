@@ -185,14 +185,21 @@ def test_the_fleet_summary_counts_nodes_and_apps_by_state() -> None:
     degraded = app_status(
         app(name="api", replicas=3), [], [Unplaced(count=3, reason="r")], {}, now=NOW
     )
+    starting = {"n1": node("n1", **{"web-0": (WANT, "starting")})}
+    progressing = app_status(app(name="job", replicas=1), [placed("web-0", "n1")], [], starting,
+                             now=NOW)  # fmt: skip
     summary = fleet_summary(
-        nodes, {"web": healthy, "api": degraded}, now=NOW, noncompliant={"a": ["x"], "c": ["y"]}
+        nodes,
+        {"web": healthy, "api": degraded, "job": progressing},
+        now=NOW,
+        noncompliant={"a": ["x"], "c": ["y"]},
     )
     assert summary.ts == NOW
     assert (summary.nodes_total, summary.nodes_online, summary.nodes_offline) == (5, 2, 2)
     assert (summary.nodes_stale, summary.nodes_cordoned, summary.nodes_flapping) == (1, 1, 1)
-    assert (summary.apps_total, summary.apps_healthy, summary.apps_degraded) == (2, 1, 1)
-    assert (summary.replicas_desired, summary.replicas_running) == (5, 2)
+    assert progressing.state == "progressing"
+    assert (summary.apps_total, summary.apps_healthy, summary.apps_degraded) == (3, 1, 1)
+    assert (summary.replicas_desired, summary.replicas_running) == (6, 2)
     assert (summary.nodes_noncompliant, summary.noncompliant) == (2, {"a": ["x"], "c": ["y"]})
     assert fleet_summary({}, {}, now=NOW).noncompliant == {}
 
@@ -239,3 +246,13 @@ def test_app_statuses_groups_assignments_by_app_with_their_unplaced_retiring_and
     assert (autoscale.metric, autoscale.observed, autoscale.samples) == ("depth", 12.0, 1)
     bare = app_statuses(apps, [], {}, placements={}, verdicts={}, control=Control(), now=NOW)
     assert (bare["api"].unplaced, bare["api"].autoscale, bare["web"].placed) == ([], None, 0)
+
+
+def test_replicas_of_different_sizes_are_each_compared_with_their_own_spec() -> None:
+    sized = app(workload={"runtime": "simulated", "resources": {
+        "cpu": 0.25, "memory_mb": 64, "auto": {"min_cpu": 0.1, "max_cpu": 1.0}}})  # fmt: skip
+    small, big = (spec_hash(replica_spec(sized, c, m)) for c, m in ((0.25, 64), (0.5, 128)))
+    nodes = {"n1": node("n1", **{"web-0": (small, "running"), "web-1": (big, "running")})}
+    a = [placed("web-0", "n1"), placed("web-1", "n1", 0.5, 128)]
+    status = app_status(sized, a, [], nodes, now=NOW)
+    assert [(r.state, r.cpu) for r in status.replicas] == [("running", 0.25), ("running", 0.5)]
