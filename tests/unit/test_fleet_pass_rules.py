@@ -21,7 +21,7 @@ from edgefleet_orchestrator.reconcile.fleet_pass import (
     reconcile,
 )
 from edgefleet_orchestrator.scaling.rebalance import RebalancePlan
-from edgefleet_orchestrator.scaling.vertical import DEFAULT_COOLDOWN_S
+from edgefleet_orchestrator.scaling.vertical import DEFAULT_COOLDOWN_S, key
 from edgefleet_protocol import Capabilities, NodeStatus
 from edgefleet_protocol.manifest import AppManifest, load_manifest
 from edgefleet_protocol.topics import TopicKind
@@ -127,3 +127,11 @@ def test_every_reconcile_module_exports_names_it_has() -> None:
         names = vars(module).get("__all__", ())  # a module that sets it sets a list
         assert isinstance(names, list | tuple), module.__name__
         assert all(hasattr(module, n) for n in names), module.__name__
+
+
+def test_resize_times_are_kept_for_live_replicas_only() -> None:
+    first = reconcile(view())
+    live = first.assignments[0]
+    times = {key(live.app, live.replica): 5.0, key("gone", "gone-0"): 1.0}
+    again = reconcile(view(assignments=list(first.assignments), control=Control(resized_at=times)))
+    assert again.control.resized_at == {key(live.app, live.replica): 5.0}
