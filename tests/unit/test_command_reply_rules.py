@@ -182,3 +182,14 @@ def test_a_manifest_63_levels_deep_and_plain_json_values_are_read() -> None:
     assert manifest_from_text(nested(63))["a"][0][0][0] is not None
     values = manifest_from_text("a: null\nb: true\nc: 2\nd: x\ne: 1.5\nf: [1]\ng: {h: 1}")
     assert values == {"a": None, "b": True, "c": 2, "d": "x", "e": 1.5, "f": [1], "g": {"h": 1}}
+
+
+def test_a_reply_topic_may_hold_any_other_character_and_a_one_character_sealed_value() -> None:
+    topic = f"{ROOT}/replies/bob/X-1.y_Z"
+    assert check_reply_to(ROOT, topic, "bob") == topic
+    assert parse_command("secret-set", command(name="db", sealed="x"))[1].sealed == "x"  # type: ignore[attr-defined]
+
+
+def test_yaml_nested_past_the_parsers_recursion_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^manifest is nested too deeply$"):
+        manifest_from_text("a: " + "[" * 1200 + "]" * 1200)

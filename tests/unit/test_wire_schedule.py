@@ -143,3 +143,10 @@ def test_the_fifth_short_connection_in_a_row_keeps_escalating_even_when_young() 
     schedule.connected(100.0)
     schedule.lost(100.6)  # one connection that lasted ends the streak
     assert (schedule.short_streak, schedule.attempt) == (0, 0)
+
+
+def test_a_first_connection_that_fails_retries_from_the_shortest_delay() -> None:
+    schedule = ReconnectSchedule(Backoff())
+    assert (schedule.attempt, schedule.short_streak, schedule.outage_since) == (0, 0, None)
+    assert schedule.lost(3.0) is True  # never connected: the outage starts now
+    assert schedule.next_delay(Edge(top=True), 3.0) == 0.25
