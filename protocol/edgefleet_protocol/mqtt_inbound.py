@@ -183,8 +183,29 @@ def install(
         # After aiomqtt's add_reader (call_soon_threadsafe is FIFO): replaces its callback.
         loop.call_soon_threadsafe(start_reading)
 
+    def on_socket_register_write(c: Any, _u: Any, sock: Any) -> None:
+        # aiomqtt's, guarded: a write queued just before the reader found the connection
+        # closed (a PUBACK for the last message, a publish) scheduled add_writer on a
+        # socket closed by the time it ran, and asyncio logged EBADF at ERROR.
+        def write() -> None:
+            try:
+                c.loop_write()
+            except Exception as exc:  # as aiomqtt's: a broken write ends the connection
+                if not client._disconnected.done():
+                    client._disconnected.set_exception(exc)
+
+        fd = sock.fileno()
+
+        def start_writing() -> None:
+            if paho._sock is sock:
+                with contextlib.suppress(OSError, ValueError):
+                    loop.add_writer(fd, write)
+
+        loop.call_soon_threadsafe(start_writing)
+
     paho.on_message = on_message
     paho.on_socket_open = on_socket_open
+    paho.on_socket_register_write = on_socket_register_write
 
 
 class _Reader:
