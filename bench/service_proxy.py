@@ -22,6 +22,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -108,12 +109,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--profile", type=Path, help="cProfile the proxy process into this file")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop", "both"),
+        default="both",
+        help="the proxy's event loop: the agent's default (asyncio), uvloop "
+        "(the agent's --event-loop uvloop), or both, alternated in one run",
+    )
     parser.add_argument("--serve-proxy", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_proxy:
+        serve = _runner(args.loop)
         if args.profile is None:
-            asyncio.run(_serve_proxy(*args.serve_proxy))
+            serve(_serve_proxy(*args.serve_proxy))
             return {}
         import cProfile
         import signal
@@ -121,65 +130,94 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         profiler = cProfile.Profile()
         signal.signal(signal.SIGTERM, lambda *_: (profiler.dump_stats(args.profile), os._exit(0)))
         profiler.enable()
-        asyncio.run(_serve_proxy(*args.serve_proxy))
+        serve(_serve_proxy(*args.serve_proxy))
         return {}
     if args.load:
         spec = json.loads(args.load)
         targets = [tuple(t) for t in spec["targets"]]
         print(json.dumps(asyncio.run(_load(targets, spec["seconds"], spec["clients"]))))  # type: ignore[arg-type]
         return {}
-    return run(args.seconds, args.rounds, args.clients, args.json, args.profile)
+    loops = ("asyncio", "uvloop") if args.loop == "both" else (args.loop,)
+    return run(args.seconds, args.rounds, args.clients, args.json, args.profile, loops)
+
+
+def _runner(loop: str) -> Callable[[Coroutine[Any, Any, None]], None]:
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run
+    return asyncio.run
 
 
 def run(
-    seconds: float, rounds: int, clients: int, out: Path | None, profile: Path | None = None
+    seconds: float,
+    rounds: int,
+    clients: int,
+    out: Path | None,
+    profile: Path | None = None,
+    loops: tuple[str, ...] = ("asyncio",),
 ) -> dict[str, Any]:
-    backend_port, proxy_port = free_port(), free_port()
+    backend_port = free_port()
     procs = [subprocess.Popen([sys.executable, str(SERVER), host, str(backend_port)])
              for host in BACKENDS]  # fmt: skip
     extra = ["--profile", str(profile)] if profile is not None else []
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "bench.service_proxy", "--serve-proxy", str(proxy_port),
-         str(backend_port), *extra], stdout=subprocess.PIPE,
-    )  # fmt: skip
+    proxies: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
-        assert proxy.stdout is not None and proxy.stdout.readline().strip() == b"ready"
+        for loop in loops:
+            port = free_port()
+            proxies[loop] = (subprocess.Popen(
+                [sys.executable, "-m", "bench.service_proxy", "--serve-proxy", str(port),
+                 str(backend_port), "--loop", loop, *extra], stdout=subprocess.PIPE,
+            ), port)  # fmt: skip
+        for proc, _ in proxies.values():
+            assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         time.sleep(0.5)
-        modes = {"direct": [[h, backend_port] for h in BACKENDS],
-                 "proxy": [["127.0.0.1", proxy_port]]}  # fmt: skip
+        modes: dict[str, list[list[Any]]] = {"direct": [[h, backend_port] for h in BACKENDS]}
+        for loop, (_, port) in proxies.items():
+            modes[_mode(loop)] = [["127.0.0.1", port]]
         results: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
-        watched = psutil.Process(proxy.pid)
         for _ in range(rounds):
             for mode, targets in modes.items():
                 spec = json.dumps({"targets": targets, "seconds": seconds, "clients": clients})
-                before = sum(watched.cpu_times()[:2])
+                watched = next((psutil.Process(proc.pid) for loop, (proc, _) in proxies.items()
+                                if _mode(loop) == mode), None)  # fmt: skip
+                before = sum(watched.cpu_times()[:2]) if watched else 0.0
                 done = subprocess.run([sys.executable, "-m", "bench.service_proxy", "--load", spec],
                                       capture_output=True, check=True)  # fmt: skip
                 result = json.loads(done.stdout)
-                if mode == "proxy":  # the proxy's own CPU per relayed request
+                if watched is not None:  # the proxy's own CPU per relayed request
                     used = sum(watched.cpu_times()[:2]) - before
                     result["proxy_cpu_ms_per_request"] = used * 1000 / max(result["requests"], 1)
                 results[mode].append(result)
     finally:
-        proxy.terminate()  # SIGTERM: a profiled proxy writes its stats first
-        proxy.wait()
+        for proc, _ in proxies.values():
+            proc.terminate()  # SIGTERM: a profiled proxy writes its stats first
+            proc.wait()
         for p in procs:
             p.kill()
             p.wait()
     summary = {m: _merge(r) for m, r in results.items()}
+    direct = summary["direct"]
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
         f"load {os.getloadavg()[0]:.2f} at end (shared, noisy)",
         "clients": clients, "seconds_per_round": seconds, "rounds": rounds,
         "modes": summary,
-        "proxy_vs_direct_req_per_s": summary["proxy"]["req_per_s"] / summary["direct"]["req_per_s"],
-        "added_p50_ms": summary["proxy"]["p50_ms"] - summary["direct"]["p50_ms"],
     }  # fmt: skip
+    for loop in proxies:
+        got = summary[_mode(loop)]
+        suffix = "" if loop == "asyncio" else f"_{loop}"
+        report[f"proxy{suffix}_vs_direct_req_per_s"] = got["req_per_s"] / direct["req_per_s"]
+        report[f"added_p50_ms{suffix}"] = got["p50_ms"] - direct["p50_ms"]
     print(json.dumps(report, indent=2))
     if out is not None:
         out.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _mode(loop: str) -> str:
+    return "proxy" if loop == "asyncio" else f"proxy-{loop}"
 
 
 def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from edgefleet_agent.core.telemetry import Deadbands
 
 RUNTIME_CHOICES = ("auto", "docker", "process", "simulated")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 ENV_PREFIX = "EDGEFLEET_"
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "device-profiles"
 SYSTEM_PROFILES = Path("/etc/edgefleet/profiles")
@@ -93,6 +94,9 @@ class AgentSettings:
     """Who process workloads run as when the agent runs as root and the workload names no
     ``user`` (:data:`AS_AGENT`, ``-``: as the agent itself). Keeps the agent's key,
     environment and state out of a workload's reach."""
+    event_loop: str = "auto"
+    """``uvloop``, ``asyncio``, or ``auto`` (uvloop when it is installed): see
+    :func:`edgefleet_agent.cli.new_event_loop`."""
 
 
 PARSERS: dict[str, Parser] = {
@@ -127,6 +131,7 @@ PARSERS: dict[str, Parser] = {
     "proxy_ports": v.port_range,
     "proxy_docker_host": v.optional_text,
     "workload_user": v.optional_text,
+    "event_loop": v.choice(EVENT_LOOPS),
 }
 REQUIRED = ("node", "site")
 DEFAULTS: dict[str, Any] = {

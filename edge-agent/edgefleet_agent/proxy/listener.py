@@ -21,6 +21,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from typing import cast
 
 from edgefleet_agent.proxy.balancer import Balancer, Key, key_of
 
@@ -40,8 +41,8 @@ class _Side(asyncio.Protocol):
         self.lost = False  # the socket is gone (possibly before anyone paired with it)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Duck-typed, not isinstance: uvloop's transports are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
