@@ -19,6 +19,21 @@ def last(fleet: Fleet, topic: str) -> Seen:
     return found[-1]
 
 
+def settled(fleet: Fleet, node: str) -> dict[str, object]:
+    """The node's desired document once its agent reports having applied it, and no newer
+    one arrived meanwhile (tests before this one may still be moving replicas)."""
+    topic = fleet.node(node, "desired")
+    while True:
+        current = last(fleet, topic).json()
+        generation = current["generation"]
+        fleet.obs.expect_json(
+            fleet.node(node, "reported"),
+            lambda b, g=generation: b["observed_generation"] == g,
+        )
+        if last(fleet, topic).json()["generation"] == generation:
+            return current  # type: ignore[no-any-return]
+
+
 @pins("Node status", topics=("status",))
 def test_an_agent_publishes_its_status_online_retained_at_qos_1(fleet: Fleet) -> None:
     for node in NODES:
@@ -121,7 +136,7 @@ def test_an_agent_ignores_a_lower_generation_with_a_desired_stale_event(
 ) -> None:
     node = NODES[1]
     topic = fleet.node(node, "desired")
-    current = last(fleet, topic).json()
+    current = settled(fleet, node)
     stale = {**current, "generation": current["generation"] - 1, "workloads": []}
     # Not retained: the orchestrator's retained document stays the truth for the node.
     fleet.obs.publish(topic, json.dumps(stale), retain=False)
