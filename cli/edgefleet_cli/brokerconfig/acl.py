@@ -41,9 +41,12 @@ __all__ = ["AGENT_WRITES", "AclRule", "acl_text", "rules_for"]
 
 Access = Literal["read", "write", "readwrite"]
 
-# Relative to the root: the status topics operators and dashboards may read.
+# Relative to the root: the status topics operators and dashboards may read. Telemetry is
+# among them (a dashboard's CPU and memory charts need it; it carries load figures, never
+# specs, env or secrets); desired documents, commands and node events are not.
 STATUS_READS: tuple[str, ...] = (
     "nodes/+/+/status",
+    "nodes/+/+/telemetry",
     "nodes/+/+/capabilities",
     "nodes/+/+/reported",
     "nodes/+/+/compliance",
