@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -121,9 +122,8 @@ async def test_discovery_configs_follow_the_ha_schema_are_retained_and_removed(
                     seen = await retained(broker_url, f"{prefix}/#")
                     return len(seen) == 11  # 5 + 4 gateway sensors, 2 app sensors
 
-                for _ in range(40):
-                    if await all_there():
-                        break
+                deadline = time.monotonic() + 40  # generous: a loaded 2-core box is slow
+                while time.monotonic() < deadline and not await all_there():
                     await asyncio.sleep(0.3)
                 assert len(seen) == 11, sorted(seen)
                 seen = await retained(broker_url, f"{prefix}/#")  # all there: read as HA would

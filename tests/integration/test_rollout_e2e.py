@@ -205,7 +205,8 @@ async def test_a_bad_canary_is_reverted_and_no_other_gateway_is_touched(
     async with fleet(broker_url, topic_root, tmp_path, mark, fleet_of) as f:
         await f.deploy(manifest(mark, "1", GOOD, **update))
         await until(lambda: versions(f.live()) == {"1": 20}, 60, "v1 on 20 gateways", f)
-        await asyncio.sleep(0.5)  # the last desired documents reach the watcher
+        await until(lambda: all(f.desired(g.site, g.node).get("generation") for g in fleet_of),
+                    20, "every desired document at the watcher", f)  # fmt: skip
         before = f.live()
         generations = {g.node: f.desired(g.site, g.node).get("generation") for g in fleet_of}
         await f.deploy(manifest(mark, "2", BAD, **update))

@@ -27,11 +27,16 @@ def connected(client, userdata, flags, reason, properties):
     client.subscribe("$share/" + os.environ["EDGEFLEET_MQTT_GROUP"] + "/" + os.environ["TOPIC"], 1)
 def received(client, userdata, message):
     count[0] += 1
+    write()
+def write():
     with open(out + ".tmp", "w") as f:
         f.write(str(count[0]))
     os.replace(out + ".tmp", out)
+def subscribed(client, userdata, mid, reasons, properties):
+    write()  # the count file exists once the SUBSCRIBE is acknowledged
 client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
 client.on_connect, client.on_message = connected, received
+client.on_subscribe = subscribed
 client.connect("127.0.0.1", int(os.environ["BROKER_PORT"]))
 client.loop_forever()
 """
@@ -81,7 +86,8 @@ async def test_shared_subscriptions_split_messages_and_proxy_rate_drives_autosca
             await eventually(
                 lambda: watcher.latest.get(status, {}).get("running") == 3, 60, "ingest"
             )
-            await asyncio.sleep(1.0)  # let the subscribers' SUBSCRIBEs land
+            # A message published before a member's SUBSCRIBE lands never reaches it.
+            await eventually(lambda: len(list(out_dir.glob("ingest-*"))) >= 3, 30, "subscribed")
             group = watcher.latest.get(f"{root}/services/ingest", {})
             assert group.get("mqtt_group") == "ingest" and group.get("endpoints") == []
             for i in range(300):
