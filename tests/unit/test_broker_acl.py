@@ -42,6 +42,7 @@ BRIDGE = BrokerUser("bridge@s1", Role.BRIDGE, site="s1")
 
 STATUS_READS = [
     f"read {R}/nodes/+/+/status",
+    f"read {R}/nodes/+/+/telemetry",
     f"read {R}/nodes/+/+/capabilities",
     f"read {R}/nodes/+/+/reported",
     f"read {R}/nodes/+/+/compliance",
