@@ -94,9 +94,9 @@ class AgentSettings:
     """Who process workloads run as when the agent runs as root and the workload names no
     ``user`` (:data:`AS_AGENT`, ``-``: as the agent itself). Keeps the agent's key,
     environment and state out of a workload's reach."""
-    event_loop: str = "auto"
-    """``uvloop``, ``asyncio``, or ``auto`` (uvloop when it is installed): see
-    :func:`edgefleet_agent.cli.new_event_loop`."""
+    event_loop: str = "asyncio"
+    """``asyncio`` (the default), ``uvloop``, or ``auto`` (uvloop when it is installed):
+    see :func:`edgefleet_agent.cli.new_event_loop`."""
 
 
 PARSERS: dict[str, Parser] = {

@@ -98,7 +98,10 @@ async def test_shared_subscriptions_split_messages_and_proxy_rate_drives_autosca
                 return {p.name: int(p.read_text() or 0) for p in out_dir.iterdir()
                         if not p.name.endswith(".tmp")}  # fmt: skip
 
-            await eventually(lambda: sum(counts().values()) == 300, 30, "all 300 messages")
+            try:
+                await eventually(lambda: sum(counts().values()) == 300, 30, "all 300 messages")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {counts()}") from None
             got = counts()
             print(f"shared subscription split: {got}")
             assert len(got) == 3 and all(0 < n < 300 for n in got.values()), got
