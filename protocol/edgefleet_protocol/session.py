@@ -176,21 +176,16 @@ class Session:
                 await client.subscribe(topic_filter, qos=1)
 
     async def messages(self) -> AsyncIterator[InboundMessage]:
-        """Inbound messages across reconnects, until the session is closed.
-
-        A message is handed out only while the session is connected: retained messages
-        arrive during the SUBSCRIBEs, before :attr:`connected` is set, and a handler that
-        answers one (an event for a retained command, a reply) must be able to publish.
-        """
+        """Inbound messages across reconnects, handed out only while connected: retained
+        ones arrive during the SUBSCRIBEs, and a handler's answer must be publishable."""
         while True:
             message = await self._inbox.get()
             await self.connected.wait()
             yield message
 
     async def batch(self, limit: int = 4096) -> list[InboundMessage]:
-        """Every inbound message waiting (at most ``limit``), once there is one: for a
-        consumer that handles a burst at once (telemetry coalesced). Handed out only while
-        connected, as :meth:`messages`."""
+        """Every inbound message waiting (at most ``limit``), once there is one and the
+        session is connected: for a consumer that handles a burst at once."""
         messages = await self._inbox.batch(limit)
         await self.connected.wait()
         return messages
