@@ -176,16 +176,15 @@ class Session:
                 await client.subscribe(topic_filter, qos=1)
 
     async def messages(self) -> AsyncIterator[InboundMessage]:
-        """Inbound messages across reconnects, handed out only while connected: retained
-        ones arrive during the SUBSCRIBEs, and a handler's answer must be publishable."""
+        """Inbound messages, handed out only while connected (retained ones arrive during
+        the SUBSCRIBEs; a handler's answer must be publishable). A burst: :meth:`batch`."""
         while True:
             message = await self._inbox.get()
             await self.connected.wait()
             yield message
 
     async def batch(self, limit: int = 4096) -> list[InboundMessage]:
-        """Every inbound message waiting (at most ``limit``), once there is one and the
-        session is connected: for a consumer that handles a burst at once."""
+        """Every inbound message waiting (at most ``limit``), once one is; as :meth:`messages`."""
         messages = await self._inbox.batch(limit)
         await self.connected.wait()
         return messages
