@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from edgefleet_protocol import ProtocolError
 from edgefleet_protocol import bounds as b
-from pydantic import TypeAdapter, ValidationError
+from edgefleet_protocol.base import FORBID_UNKNOWN, StrictSpec, WireModel
+from edgefleet_protocol.codec import validate as codec_validate
+from edgefleet_protocol.compliance import MAX_LISTED, ComplianceReport, Refusal
+from pydantic import Field, TypeAdapter, ValidationError
 
 
 def test_a_protocol_error_reads_field_colon_reason_and_serialises_both() -> None:
@@ -67,3 +70,67 @@ def test_each_bounded_number_takes_both_ends_and_nothing_beyond(
     for beyond in (lowest - step, highest + step):
         with pytest.raises(ValidationError):
             adapter.validate_python(beyond)
+
+
+# -- the base models' configuration, on models of the test's own --------------------------------
+
+
+class _Wire(WireModel):
+    x: float = 0.0
+    y: int = Field(default=0, alias="why")
+
+
+class _Spec(StrictSpec):
+    a: int = 0
+    b: float = 0.0
+
+
+def test_wire_models_are_frozen_finite_and_take_a_field_by_name_or_alias() -> None:
+    assert _Wire.model_validate({"why": 1}).y == 1
+    assert _Wire.model_validate({"y": 2}).y == 2  # populate_by_name
+    assert _Wire.model_validate({"x": 1, "unknown": 3}).x == 1.0  # extra ignored
+    with pytest.raises(ValidationError):
+        _Wire.model_validate({"x": float("inf")})
+    with pytest.raises(ValidationError):
+        _Wire().x = 2.0  # type: ignore[misc]
+
+
+def test_strict_specs_are_frozen_finite_and_refuse_unknown_fields_only_when_asked() -> None:
+    assert FORBID_UNKNOWN == "forbid_unknown"
+    assert codec_validate(_Spec, {"a": 1, "zz": 2}).a == 1
+    with pytest.raises(ProtocolError) as caught:
+        codec_validate(_Spec, {"a": 1, "zz": 2, "yy": 3}, forbid_unknown=True)
+    assert caught.value.reason == "unknown field(s) yy, zz; allowed: a, b"
+    with pytest.raises(ValidationError):
+        _Spec.model_validate({"b": float("nan")})
+    with pytest.raises(ValidationError):
+        _Spec().a = 2  # type: ignore[misc]
+
+
+# -- compliance reports (docs/protocol.md): every length bound at both ends --------------------
+
+
+def report(**over: Any) -> dict[str, Any]:
+    return {"v": 1, "node": "n1", "site": "s1", "ts": 1.0, "agent_version": "1", "compliant": True,
+            **over}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "longest"),
+    [("agent_version", "v" * 64), ("policy_hash", "h" * 80), ("violations", ["x"] * 256),
+     ("drift", ["x"] * 256)],
+)  # fmt: skip
+def test_a_compliance_report_takes_each_field_up_to_its_bound(field: str, longest: Any) -> None:
+    assert getattr(ComplianceReport.model_validate(report(**{field: longest})), field) == longest
+    with pytest.raises(ValidationError):
+        ComplianceReport.model_validate(report(**{field: longest + longest[:1]}))
+
+
+def test_a_refusal_holds_a_field_and_reason_up_to_their_bounds() -> None:
+    assert MAX_LISTED == 256
+    ok = {"ts": 1.0, "field": "f" * 128, "reason": "r" * 4096}
+    assert Refusal.model_validate(ok).reason == "r" * 4096
+    for key, value in (("field", "f" * 129), ("reason", "r" * 4097)):
+        with pytest.raises(ValidationError):
+            Refusal.model_validate({**ok, key: value})
+    assert ComplianceReport.model_validate(report()).signed is False
