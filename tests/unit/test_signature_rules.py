@@ -12,7 +12,7 @@ from edgefleet_agent.security.trust import TrustState, Verified, initial_state, 
 from edgefleet_cli.brokerconfig import trust as keys
 from edgefleet_orchestrator.security.signer import Signer, load_signer, sign_document
 from edgefleet_protocol import Desired, DesiredWorkload, ProtocolError, WorkloadSpec, encode
-from edgefleet_protocol.signing import TrustAnchor, b64, document_bytes, key_id, unb64
+from edgefleet_protocol.signing import PublicKeyRef, TrustAnchor, b64, document_bytes, key_id, unb64
 
 NODE, SITE = "gw-1", "plant"
 
@@ -235,3 +235,57 @@ def test_the_signed_example_in_the_protocol_doc_verifies_against_its_trust_ancho
                          node=body["node"], site=body["site"], held=None)  # fmt: skip
         assert isinstance(verdict, Verified), verdict
         assert verdict.rotated
+
+
+# -- key references and anchors, every refusal in full (signing.py's surviving mutants) -------
+
+
+def ref(seed: int) -> dict[str, str]:
+    public = bytes([seed]) * 32
+    return {"key_id": key_id(public), "public_key": b64(public)}
+
+
+def refused(call: Any) -> str:
+    with pytest.raises((ProtocolError, ValueError)) as caught:
+        call()
+    return str(caught.value)
+
+
+def test_base64_fields_are_strict_and_of_exact_size() -> None:
+    assert refused(lambda: unb64(b64(b"k" * 32) + "!", field="public_key", size=32)) == (
+        "public_key: is not valid base64"
+    )
+    assert refused(lambda: unb64(b64(b"k" * 31), field="sig", size=32)) == (
+        "sig: must decode to 32 bytes, got 31"
+    )
+
+
+def test_a_key_reference_names_its_own_key_and_a_public_key_of_32_bytes() -> None:
+    good = ref(1)
+    assert PublicKeyRef.model_validate(good).raw == bytes([1]) * 32
+    other = {**good, "key_id": ref(2)["key_id"]}
+    assert f"key_id {other['key_id']} is not the id of this public key" in refused(
+        lambda: PublicKeyRef.model_validate(other)
+    )
+    short = {"key_id": key_id(b"k" * 31), "public_key": b64(b"k" * 31)}
+    assert "public_key: must decode to 32 bytes, got 31" in refused(
+        lambda: PublicKeyRef.model_validate(short)
+    )
+    for text in ("", "A" * 65):
+        assert "public_key" in refused(
+            lambda t=text: PublicKeyRef.model_validate({**good, "public_key": t})
+        )  # type: ignore[misc]
+
+
+def test_an_anchor_refuses_a_revoked_root_or_orchestrator_key_by_name() -> None:
+    body = {"v": 1, "root": ref(1), "orchestrator": ref(2)}
+    for name, seed in (("root", 1), ("orchestrator", 2)):
+        revoked = {**body, "revoked": [ref(seed)["key_id"]]}
+        assert f"the {name} key {ref(seed)['key_id']} is listed as revoked" in refused(
+            lambda r=revoked: TrustAnchor.model_validate(r)  # type: ignore[misc]
+        )
+    many = [ref(3)["key_id"]] * 1024
+    assert len(TrustAnchor.model_validate({**body, "revoked": many}).revoked) == 1024
+    assert "revoked" in refused(
+        lambda: TrustAnchor.model_validate({**body, "revoked": [*many, many[0]]})
+    )
