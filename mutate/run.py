@@ -170,6 +170,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/workload_options.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_workload_option_rules.py",
         "tests/unit/test_profiles.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_manifest.py",
