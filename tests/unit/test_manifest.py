@@ -381,3 +381,20 @@ def test_scaling_a_manifest_revalidates_it() -> None:
     daemon = load_manifest(json.dumps(with_changes(mode="daemon", replicas=None)))
     with pytest.raises(ProtocolError, match="must be left out with mode: daemon"):
         with_replicas(daemon, 2)
+
+
+def test_replica_names_in_words_and_at_their_length_limit() -> None:
+    from edgefleet_protocol.manifest.names import longest_replica_name, replica_name
+
+    assert longest_replica_name("web", "replicated", 0) == "web-0"
+    assert longest_replica_name("web", "replicated", 12) == "web-11"
+    with pytest.raises(TypeError, match=r"^replica_name needs exactly one of index= or node=$"):
+        replica_name("web")
+    with pytest.raises(ProtocolError) as caught:
+        replica_name("web", index=-1)
+    assert (caught.value.field, caught.value.reason) == ("index", "must be 0 or more, got -1")
+    node = "n" * (63 - len("web-"))
+    assert replica_name("web", node=node) == f"web-{node}"  # exactly 63: kept as it is
+    with pytest.raises(ProtocolError) as bad:
+        replica_name("Web", index=0)
+    assert bad.value.field == "replica name"

@@ -35,3 +35,8 @@ def test_field_changes(
     name: str, old: dict[str, Any] | None, new: dict[str, Any], expected: list[dict[str, Any]]
 ) -> None:
     assert field_changes(old, new) == expected
+
+
+def test_a_field_set_to_null_differs_from_a_missing_one() -> None:
+    assert field_changes({"a": None}, {}) == [{"path": "a", "from": None}]
+    assert field_changes({}, {"a": None}) == [{"path": "a", "to": None}]

@@ -28,8 +28,8 @@ def test_every_protocol_module_exports_exactly_names_it_defines() -> None:
     the module has."""
     import edgefleet_protocol
 
-    for info in pkgutil.iter_modules(edgefleet_protocol.__path__):
-        module = importlib.import_module(f"edgefleet_protocol.{info.name}")
+    for info in pkgutil.walk_packages(edgefleet_protocol.__path__, "edgefleet_protocol."):
+        module = importlib.import_module(info.name)
         names = vars(module).get("__all__", ())  # a module that sets it sets a list
         assert isinstance(names, list | tuple), module.__name__
         missing = [n for n in names if not hasattr(module, n)]
