@@ -243,9 +243,8 @@ class Session:
         )
 
     async def publish_many(self, pubs: Sequence[Publication], window: int = MAX_INFLIGHT) -> int:
-        """Publish ``pubs`` in order, up to ``window`` awaiting their PUBACK at once
-        (:mod:`.mqtt_outbound`): the fan-out of desired documents. Returns how many the
-        broker took; the rest count as failures (a refusal as in :meth:`publish`)."""
+        """Publish ``pubs`` in order, ``window`` awaiting their PUBACK at most (the fan-out of
+        desired documents). Returns how many the broker took; the rest count as failures."""
         outbound = self._outbound
         if outbound is None or not self.connected.is_set():
             return 0
@@ -290,6 +289,7 @@ class Session:
         loop = asyncio.get_running_loop()
         while not self._closing.is_set():
             protocol = self._next_protocol()
+            self._inbox.hold_none()
             client = make_client(
                 self.settings, self.client_id, self.will, protocol, self._publish_refused
             )
@@ -309,6 +309,7 @@ class Session:
                     for topic_filter in self._subscriptions:
                         await client.subscribe(topic_filter, qos=1)
                     raise_if_cancelled()
+                    self.stats.dropped_qos0 += self._inbox.release_held()
                     self.connected.set()
                     lasted = self._schedule.connected(loop.time())
                     if self.settings.protocol == "auto":
@@ -392,6 +393,9 @@ class Session:
     def _sink(self, client: aiomqtt.Client) -> mqtt_inbound.Sink:
         def sink(message: InboundMessage, mid: int) -> bool:  # the reader's; see Inbox
             self.stats.received += 1
+            if not self.connected.is_set():  # a replay before the SUBACKs: see Inbox.hold
+                self._inbox.hold(message)
+                return True
             ack = partial(acknowledge, client, mid) if mid else None
             offered = self._inbox.offer(message, ack)
             self.stats.dropped_qos0 += offered == "dropped"
