@@ -35,22 +35,6 @@ class Inbox:
         self._messages: deque[InboundMessage] = deque()
         self._waiting = asyncio.Event()
         self._acks: list[Callable[[], None]] = []
-        self._held: list[InboundMessage] = []
-
-    def hold(self, message: InboundMessage) -> None:
-        """Keep a message that came before the connection's subscriptions were all
-        acknowledged (a retained replay): consumers get it only at :meth:`release_held`,
-        once the session is connected and may answer it (as aiomqtt's iterator did)."""
-        self._held.append(message)
-
-    def release_held(self) -> int:
-        """Queue the held messages; returns how many QoS 0 ones were dropped (queue full)."""
-        held, self._held = self._held, []
-        return sum(self.offer(message, None) == "dropped" for message in held)
-
-    def hold_none(self) -> None:
-        """Forget what a connection that never completed held."""
-        self._held = []
 
     def __len__(self) -> int:
         return len(self._messages)

@@ -289,7 +289,6 @@ class Session:
         loop = asyncio.get_running_loop()
         while not self._closing.is_set():
             protocol = self._next_protocol()
-            self._inbox.hold_none()
             client = make_client(
                 self.settings, self.client_id, self.will, protocol, self._publish_refused
             )
@@ -309,7 +308,6 @@ class Session:
                     for topic_filter in self._subscriptions:
                         await client.subscribe(topic_filter, qos=1)
                     raise_if_cancelled()
-                    self.stats.dropped_qos0 += self._inbox.release_held()
                     self.connected.set()
                     lasted = self._schedule.connected(loop.time())
                     if self.settings.protocol == "auto":
@@ -393,9 +391,6 @@ class Session:
     def _sink(self, client: aiomqtt.Client) -> mqtt_inbound.Sink:
         def sink(message: InboundMessage, mid: int) -> bool:  # the reader's; see Inbox
             self.stats.received += 1
-            if not self.connected.is_set():  # a replay before the SUBACKs: see Inbox.hold
-                self._inbox.hold(message)
-                return True
             ack = partial(acknowledge, client, mid) if mid else None
             offered = self._inbox.offer(message, ack)
             self.stats.dropped_qos0 += offered == "dropped"

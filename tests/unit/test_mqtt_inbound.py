@@ -184,20 +184,3 @@ def test_an_encoded_publish_reads_back_as_paho_reads_it(pub: Publication, v5: bo
         assert getattr(props, "PayloadFormatIndicator", None) == (1 if pub.payload else None)
         assert getattr(props, "MessageExpiryInterval", None) == pub.expiry_s
         assert getattr(props, "CorrelationData", None) == pub.correlation_data
-
-
-def test_messages_held_before_the_subscriptions_completed_come_out_only_when_released() -> None:
-    async def scenario() -> None:
-        inbox = Inbox(capacity=2)
-        for n in range(3):
-            inbox.hold(_msg(n, 0))
-        waiter = asyncio.create_task(inbox.batch(limit=10))
-        await asyncio.sleep(0)
-        assert not waiter.done() and len(inbox) == 0  # held: nobody may answer them yet
-        assert inbox.release_held() == 1  # the third QoS 0 one finds the queue full
-        assert [m.topic for m in await waiter] == ["t/0", "t/1"]
-        inbox.hold(_msg(9, 1))
-        inbox.hold_none()  # that connection never completed
-        assert inbox.release_held() == 0 and len(inbox) == 0
-
-    asyncio.run(scenario())
