@@ -75,7 +75,7 @@ SINGLE = {
     "proxy_docker_host": "address containers reach the local proxies at (default: docker0's)",
     "workload_user": "user process workloads run as when the agent is root and they name "
     "none (default nobody; '-': as the agent)",
-    "event_loop": "asyncio (default), uvloop, or auto (uvloop when installed)",
+    "event_loop": "auto (default: uvloop when installed), uvloop or asyncio",
 }
 
 
@@ -236,12 +236,12 @@ def _completion(words: list[str]) -> int:
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """The agent's event loop: Python's own unless ``uvloop`` (or ``auto``) is asked for.
+    """The agent's event loop: uvloop when installed (``auto``) or asked for, else asyncio.
 
-    Why offer uvloop: the local service proxy's cost is per connection (accept, connect,
-    two transports), and uvloop's are cheaper: 1.3x the relayed requests per CPU second in
-    bench/service_proxy.py. Why not by default yet: the agent's broker, process and proxy
-    tests pass on it, but the whole suite (Docker, chaos) has not been run on it.
+    Why uvloop: the local service proxy's cost is per connection (accept, connect, two
+    transports), and uvloop's are cheaper: 1.3-1.5x the relayed requests per CPU second in
+    bench/service_proxy.py (1.01x direct against asyncio's 0.66x). ``asyncio`` is the way
+    out should a platform's uvloop misbehave.
     """
     if kind in ("auto", "uvloop"):
         try:

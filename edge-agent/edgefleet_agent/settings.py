@@ -94,8 +94,8 @@ class AgentSettings:
     """Who process workloads run as when the agent runs as root and the workload names no
     ``user`` (:data:`AS_AGENT`, ``-``: as the agent itself). Keeps the agent's key,
     environment and state out of a workload's reach."""
-    event_loop: str = "asyncio"
-    """``asyncio`` (the default), ``uvloop``, or ``auto`` (uvloop when it is installed):
+    event_loop: str = "auto"
+    """``auto`` (the default: uvloop when it is installed), ``uvloop`` or ``asyncio``:
     see :func:`edgefleet_agent.cli.new_event_loop`."""
 
 
