@@ -398,3 +398,31 @@ def test_replica_names_in_words_and_at_their_length_limit() -> None:
     with pytest.raises(ProtocolError) as bad:
         replica_name("Web", index=0)
     assert bad.value.field == "replica name"
+
+
+def test_token_and_label_rules_in_words_and_at_their_limits() -> None:
+    from edgefleet_protocol.manifest.rules import (
+        MAX_MANIFEST_BYTES,
+        check_labels,
+        check_tokens,
+        field_error,
+    )
+
+    rule = "1-63 characters of letters, digits, '.', '_', '/', ':', '-'"
+    assert MAX_MANIFEST_BYTES == 256 * 1024
+    with pytest.raises(ValueError, match="region") as bad:
+        check_tokens(["ok", "no space"], "region")
+    assert str(bad.value) == f"region 'no space' is not valid: {rule}"
+    with pytest.raises(ValueError, match="once") as twice:
+        check_tokens(["a", "a"], "region")
+    assert str(twice.value) == "lists a region more than once"
+    assert check_labels({"zone": "v" * 63}) == {"zone": "v" * 63}
+    with pytest.raises(ValueError, match="zone") as long:
+        check_labels({"zone": "v" * 64})
+    assert str(long.value) == "label 'zone': value longer than 63 characters"
+    with pytest.raises(ValueError, match="label key") as key:
+        check_labels({"-x": "v"})
+    assert str(key.value) == f"label key '-x' is not valid: {rule}"
+    error = field_error("AppManifest", ("replicas",), "is too many", 7)
+    assert error.errors()[0]["type"] == "manifest_rule"
+    assert error.errors()[0]["loc"] == ("replicas",)
