@@ -250,6 +250,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "orchestrator/edgefleet_orchestrator/reconcile/fleet_pass.py": [
         "tests/unit/test_fleet_pass_rules.py",
+        "tests/unit/test_reconcile_memos.py",
         "tests/unit/test_reconcile.py",
         "tests/unit/test_reconcile_documents.py",
         "tests/unit/test_isolation.py",
