@@ -27,12 +27,13 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mutate.mutants import enumerate_mutants, iter_code, mutated_tree
+from mutate.mutants import enumerate_mutants, mutated_tree
 
 TARGET = os.environ.get("MUTATE_TARGET", "")
 PATH = str(Path(TARGET).resolve()) if TARGET else ""
@@ -165,3 +166,11 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         results.append({**m.__dict__, "status": status, "tests": len(chosen)})
     Path(os.environ["MUTATE_OUT"]).write_text(json.dumps(results), encoding="utf-8")
     return True
+
+
+def iter_code(code: Any) -> Iterator[Any]:
+    """Every code object inside ``code`` (functions, lambdas, comprehensions, classes)."""
+    yield code
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            yield from iter_code(const)

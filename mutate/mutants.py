@@ -25,37 +25,10 @@ the fast in-process runner and the slow fresh-interpreter runner agree on what `
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-_BINOP: dict[type[ast.operator], type[ast.operator]] = {
-    ast.Add: ast.Sub,
-    ast.Sub: ast.Add,
-    ast.Mult: ast.Div,
-    ast.Div: ast.Mult,
-    ast.FloorDiv: ast.Div,
-    ast.Mod: ast.Div,
-    ast.Pow: ast.Mult,
-    ast.LShift: ast.RShift,
-    ast.RShift: ast.LShift,
-    ast.BitOr: ast.BitAnd,
-    ast.BitAnd: ast.BitOr,
-    ast.BitXor: ast.BitAnd,
-}
-_CMPOP: dict[type[ast.cmpop], type[ast.cmpop]] = {
-    ast.Eq: ast.NotEq,
-    ast.NotEq: ast.Eq,
-    ast.Lt: ast.LtE,
-    ast.LtE: ast.Lt,
-    ast.Gt: ast.GtE,
-    ast.GtE: ast.Gt,
-    ast.Is: ast.IsNot,
-    ast.IsNot: ast.Is,
-    ast.In: ast.NotIn,
-    ast.NotIn: ast.In,
-}
-_NAME_CALLS = {"NewType", "TypeVar", "cast"}
+from mutate.operators import BINOP, CMPOP, NAME_CALLS
 
 
 @dataclass(frozen=True)
@@ -169,19 +142,9 @@ class _Walker:
                 self._child(stmt, "targets", k, target, scope, scope_line)
             return
         if isinstance(stmt, ast.AugAssign):
-            swap = _BINOP.get(type(stmt.op))
+            swap = BINOP.get(type(stmt.op))
             if swap is not None:
-                self._add(
-                    stmt,
-                    "op",
-                    None,
-                    swap(),
-                    stmt,
-                    self._with(stmt, op=swap()),
-                    stmt,
-                    scope,
-                    scope_line,
-                )
+                self._swap(stmt, "op", None, swap(), {"op": swap()}, scope, scope_line)
             self._child(stmt, "value", None, stmt.value, scope, scope_line)
             return
         for name, value in ast.iter_fields(stmt):
@@ -233,36 +196,22 @@ class _Walker:
         if isinstance(node, ast.Call):
             callee = node.func
             name = callee.id if isinstance(callee, ast.Name) else getattr(callee, "attr", "")
-            skip_first = name in _NAME_CALLS
+            skip_first = name in NAME_CALLS
         else:
             skip_first = False
         if isinstance(node, ast.BinOp):
-            swap = _BINOP.get(type(node.op))
+            swap = BINOP.get(type(node.op))
             if swap is not None:
-                self._add(
-                    node,
-                    "op",
-                    None,
-                    swap(),
-                    node,
-                    self._with(node, op=swap()),
-                    node,
-                    scope,
-                    scope_line,
-                )
+                self._swap(node, "op", None, swap(), {"op": swap()}, scope, scope_line)
         elif isinstance(node, ast.BoolOp):
             swap_b: ast.boolop = ast.Or() if isinstance(node.op, ast.And) else ast.And()
-            self._add(
-                node, "op", None, swap_b, node, self._with(node, op=swap_b), node, scope, scope_line
-            )
+            self._swap(node, "op", None, swap_b, {"op": swap_b}, scope, scope_line)
         elif isinstance(node, ast.Compare):
             for k, op in enumerate(node.ops):
-                swap_c = _CMPOP[type(op)]()
+                swap_c = CMPOP[type(op)]()
                 ops = list(node.ops)
                 ops[k] = swap_c
-                self._add(
-                    node, "ops", k, swap_c, node, self._with(node, ops=ops), node, scope, scope_line
-                )
+                self._swap(node, "ops", k, swap_c, {"ops": ops}, scope, scope_line)
         elif isinstance(node, ast.JoinedStr):
             for k, part in enumerate(node.values):
                 if isinstance(part, ast.Constant):
@@ -349,6 +298,19 @@ class _Walker:
             setattr(clone, key, val)
         return clone
 
+    def _swap(
+        self,
+        node: ast.AST,
+        fname: str,
+        k: int | None,
+        new: Any,
+        changes: dict[str, Any],
+        scope: str | None,
+        scope_line: int,
+    ) -> None:
+        """An operator of ``node`` replaced: shown as ``node`` before and after the change."""
+        self._add(node, fname, k, new, node, self._with(node, **changes), node, scope, scope_line)
+
     def _add(
         self,
         owner: Any,
@@ -415,11 +377,3 @@ def mutated_tree(source: str, index: int) -> ast.Module:
     else:
         getattr(site.owner, site.field)[site.index] = site.new
     return ast.fix_missing_locations(tree)
-
-
-def iter_code(code: Any) -> Iterator[Any]:
-    """Every code object inside ``code`` (functions, lambdas, comprehensions, classes)."""
-    yield code
-    for const in code.co_consts:
-        if hasattr(const, "co_code"):
-            yield from iter_code(const)

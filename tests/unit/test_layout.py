@@ -17,7 +17,7 @@ PACKAGES = (
     REPO / "edge-agent" / "edgefleet_agent",
     REPO / "cli" / "edgefleet_cli",
 )
-SOURCE_ROOTS = (*PACKAGES, REPO / "bench")
+SOURCE_ROOTS = (*PACKAGES, REPO / "bench", REPO / "mutate")
 MAX_MODULE_LINES = 400
 
 
