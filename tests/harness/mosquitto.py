@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.processes import stop_gracefully
 
 
 class MissingTool(RuntimeError):
@@ -76,13 +77,7 @@ class Mosquitto:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_gracefully(self.process, timeout_s=5)
 
     def kill(self) -> None:
         """Hard stop (SIGKILL), as a broker crash would look to clients."""

@@ -19,7 +19,6 @@ import copy
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.mosquitto import MissingTool, free_port
+from harness.processes import stop_gracefully
 
 REPO = Path(__file__).resolve().parents[2]
 PINS = REPO / ".ci" / "node-red"
@@ -86,13 +86,7 @@ class NodeRed:
         return (self.workdir / "node-red.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_gracefully(self.proc)
 
 
 SETTINGS = """// Written by tests/harness/node_red.py: loopback only, nothing phones home.

@@ -18,6 +18,17 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
+def stop_gracefully(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` is not gone within ``timeout_s``; a no-op once it is."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 @dataclass
 class Program:
     """One long-running program; ``start`` may be called again after a stop or kill."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.mosquitto import MissingTool, free_port
+from harness.processes import stop_gracefully
 
 
 def prometheus_binary() -> str:
@@ -58,13 +58,7 @@ class Prometheus:
         return (self.workdir / "prometheus.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_gracefully(self.proc)
 
 
 def start_prometheus(
