@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -232,7 +233,9 @@ def main(argv: list[str]) -> int:
     import pytest_asyncio  # noqa: F401
 
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M")
+    # Seconds and the branch in the name: engineers run at once on their own branches and
+    # merge their results files into one folder, so two runs must never share a name.
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S") + _branch_suffix()
     outcomes: list[Outcome] = []
     work = scratch_copy()
     for module, tests in chosen.items():
@@ -248,6 +251,15 @@ def main(argv: list[str]) -> int:
     shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {RESULTS / (stamp + '.md')}")
     return 0
+
+
+def _branch_suffix() -> str:
+    """`-<branch>` for a results file's name (empty off a branch, e.g. a detached CI tree)."""
+    found = subprocess.run(
+        ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", found)
+    return f"-{safe}" if safe and safe != "HEAD" else ""
 
 
 def write(outcomes: list[Outcome], when: str, stamp: str) -> None:
