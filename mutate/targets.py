@@ -213,6 +213,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_compliance.py",
     ],
     "orchestrator/edgefleet_orchestrator/service/commands.py": [
+        "tests/unit/test_command_intake.py",
         "tests/unit/test_scaling_commands.py",
         "tests/unit/test_service_placement.py",
     ],
