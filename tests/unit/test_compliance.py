@@ -65,3 +65,41 @@ def test_the_orchestrator_counts_the_agents_word_and_generations_it_never_issued
     summary = fleet_summary(nodes, {}, now=1.0, noncompliant=found)
     assert summary.nodes_noncompliant == 2
     assert summary.noncompliant == found
+
+
+def agents_word(**kw: object) -> ComplianceReport:
+    fields: dict[str, object] = dict(node="n1", site="s1", ts=1.0, agent_version="9",
+                                     compliant=False)  # fmt: skip
+    fields.update(kw)
+    return ComplianceReport.model_validate(fields)
+
+
+def test_a_node_never_issued_a_document_that_observes_one_is_noncompliant() -> None:
+    seen = Reported(node="n1", observed_generation=1, session=1, ts=1.0)
+    nodes = {"n1": NodeRecord(node="n1", site="s1", reported=seen)}
+    assert noncompliance(nodes, {}) == {"n1": ["observed generation 1 is above any issued (0)"]}
+    assert noncompliance(nodes, {"n1": 1}) == {}
+
+
+def test_an_agent_saying_noncompliant_without_reasons_still_counts() -> None:
+    nodes = {"n1": NodeRecord(node="n1", site="s1", compliance=agents_word())}
+    assert noncompliance(nodes, {}) == {"n1": ["the agent reports non-compliance"]}
+
+
+def test_reasons_are_capped_at_eight_violations_first_and_nodes_sorted() -> None:
+    word = agents_word(violations=["v1", "v2"], drift=[f"d{i}" for i in range(10)])
+    nodes = {
+        "z": NodeRecord(node="z", site="s1", compliance=word),
+        "a": NodeRecord(node="a", site="s1", compliance=agents_word(violations=["only"])),
+    }
+    found = noncompliance(nodes, {})
+    assert list(found) == ["a", "z"]
+    assert found["z"] == ["v1", "v2", "d0", "d1", "d2", "d3", "d4", "d5"]
+    assert found["a"] == ["only"]
+
+
+def test_the_summary_lists_the_reasons_of_at_most_100_nodes_and_counts_them_all() -> None:
+    found = {f"n{i:03}": ["the agent reports non-compliance"] for i in range(101)}
+    summary = fleet_summary({}, {}, now=1.0, noncompliant=found)
+    assert summary.nodes_noncompliant == 101
+    assert list(summary.noncompliant) == [f"n{i:03}" for i in range(100)]

@@ -7,6 +7,7 @@ from edgefleet_orchestrator.reconcile.fleet_pass import FleetView
 from edgefleet_orchestrator.reconcile.sizes import (
     DOCUMENT_LIMIT_BYTES,
     HEADROOM_BYTES,
+    Oversize,
     oversized_for,
     too_large,
 )
@@ -60,3 +61,45 @@ def test_two_per_node_fit_and_three_do_not() -> None:
 def test_a_document_over_the_agent_limit_is_too_large_and_one_at_it_is_not() -> None:
     assert not too_large(b"x" * DOCUMENT_LIMIT_BYTES)
     assert too_large(b"x" * (DOCUMENT_LIMIT_BYTES + 1))
+
+
+def blob(length: int, **placement: object) -> object:
+    body = {"runtime": "simulated", "resources": {"cpu": 0.01, "memory_mb": 1},
+            "env": {"BLOB": "x" * length}}  # fmt: skip
+    return app("fat", replicas=1, workload=body, placement=placement)
+
+
+def test_the_limit_is_256_kib_less_1_kib_exactly_and_only_documents_holding_the_app_count() -> None:
+    # docs/protocol.md: a document that would "exceed 256 KiB - 1 KiB" refuses the change.
+    fleet = Fleet()
+    fleet.join("a")  # empty, sorted first: a document that holds nothing of the app
+    fleet.join("b", labels={"big": "yes"})
+    view = view_of(fleet)
+    limit = 256 * 1024 - 1024
+
+    def found(length: int) -> list[Oversize]:
+        return oversized_for("fat", {"fat": blob(length, selector={"big": "yes"})}, view)  # type: ignore[dict-item]
+
+    probe = 200_000
+    at_limit = probe + limit - found_size(view, probe)
+    assert found(at_limit) == []
+    (over,) = found(at_limit + 1)
+    assert (over.node, over.bytes, over.replicas) == ("b", limit + 1, 1)
+    assert 200_000 < over.replica_bytes < over.bytes
+
+
+def found_size(view: FleetView, length: int) -> int:
+    """The size of the document holding one replica with a ``length``-byte env value."""
+    (one,) = oversized_for("fat", {"fat": blob(length, selector={"big": "yes"})}, view, limit=0)  # type: ignore[dict-item]
+    return one.bytes
+
+
+def test_the_largest_document_comes_first_then_by_node() -> None:
+    fleet = Fleet()
+    for n in ("a", "b", "c"):
+        fleet.join(n)
+    found = oversized_for("fat", {"fat": fat(5, max_per_node=2)}, view_of(fleet), limit=0)  # type: ignore[dict-item]
+    assert [o.bytes for o in found] == sorted((o.bytes for o in found), reverse=True)
+    assert [o.replicas for o in found] == [2, 2, 1]
+    ties = [o.node for o in found if o.replicas == 2]
+    assert ties == sorted(ties)
