@@ -325,7 +325,7 @@ async def test_request_ids_are_per_operator(rig: Rig) -> None:
 
 
 async def test_an_internal_failure_is_answered_not_remembered_and_runs_again(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(*_: Any) -> Any:
         raise RuntimeError("disk on fire")
@@ -338,6 +338,7 @@ async def test_an_internal_failure_is_answered_not_remembered_and_runs_again(
     assert rig.store.get_reply("i1", operator="alice") is None
     assert rig.audit() == [entry("i1", "internal", "delete", ("app", "web"))]
     assert rig.changes == []
+    assert "command delete failed" in caplog.messages  # with the traceback, for the operator
     monkeypatch.undo()
     rig.clear()
     await rig.send("deploy", req("d1", manifest=MANIFEST))
@@ -346,7 +347,7 @@ async def test_an_internal_failure_is_answered_not_remembered_and_runs_again(
 
 
 async def test_the_audit_trail_failing_never_costs_the_answer(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(*_: Any) -> int:
         raise OSError("read-only store")
@@ -355,6 +356,7 @@ async def test_the_audit_trail_failing_never_costs_the_answer(
     await rig.send("apps", req("a1", "alice/a1"))
     assert rig.reply()["ok"] is True
     assert [e["kind"] for e in rig.events()] == ["command"]
+    assert "could not store the audit entry of alice apps" in caplog.messages
 
 
 @pytest.mark.parametrize(
