@@ -110,6 +110,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/rollout.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_rollout_wire.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_agent_revert.py",
         "tests/unit/test_rollout_machine.py",
