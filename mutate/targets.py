@@ -105,6 +105,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/profiles.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_profile_rules.py",
         "tests/unit/test_profiles.py",
         "tests/unit/test_agent_capabilities.py",
     ],
