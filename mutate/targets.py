@@ -100,6 +100,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/policy.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_policy_rules.py",
         "tests/unit/test_policy.py",
         "tests/unit/test_compliance.py",
     ],
