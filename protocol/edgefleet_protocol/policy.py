@@ -29,7 +29,6 @@ Rules (every block optional; an empty policy allows everything):
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -235,7 +234,3 @@ def document_violations(
     """The agent's view: every broken rule of every workload, ``"name: rule: message"``."""
     return [f"{name}: {v}" for name, spec in workloads for v in spec_violations(spec, policy,
             region=region if region is not None else "")]  # fmt: skip
-
-
-def dumps(policy: CompliancePolicy) -> str:
-    return json.dumps(policy.model_dump(mode="json"), indent=2)
