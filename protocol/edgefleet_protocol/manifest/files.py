@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 from edgefleet_protocol.base import FORBID_UNKNOWN
 from edgefleet_protocol.codec import from_validation_error, validate
@@ -90,13 +91,18 @@ def manifest_problems(text: str | bytes, *, source: str = "manifest") -> list[Ma
 
 def _line_error(error: Any) -> Any:
     """One error of ``ValidationError.errors()`` back in the shape ``from_exception_data``
-    takes, so the one-error formatting of the codec applies to each."""
-    line = {"type": error["type"], "loc": error["loc"], "input": error.get("input")}
-    if error["type"] in ("value_error", "assertion_error"):
-        line["ctx"] = {"error": error.get("ctx", {}).get("error", error["msg"])}
-    elif "ctx" in error:
-        line["ctx"] = error["ctx"]
-    return line
+    takes, so the one-error formatting of the codec applies to each.
+
+    Rebuilt as a custom error of the same type carrying the message pydantic already
+    rendered: ``from_exception_data`` only knows pydantic's own types, and our cross-field
+    rules (``manifest_rule``, rules.field_error) are not among them, so rebuilding by type
+    raised KeyError out of ``edgefleet validate``.
+    """
+    return {
+        "type": PydanticCustomError(error["type"], error["msg"]),
+        "loc": error["loc"],
+        "input": error.get("input"),
+    }
 
 
 _UNKNOWN = re.compile(r"unknown field\(s\) ([^;,]+)")
