@@ -9,6 +9,7 @@ MANIFEST_TESTS = [
     "tests/unit/test_manifest_service.py",
     "tests/unit/test_manifest_diff.py",
     "tests/unit/test_cli_validate.py",
+    "tests/unit/test_manifest_files.py",
 ]
 """Every module of the manifest package is pinned by the same manifest tests."""
 
