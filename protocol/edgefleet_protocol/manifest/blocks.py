@@ -241,9 +241,12 @@ Share = int | str
 _PERCENT_RULE = "a count (e.g. 2) or a percentage of the replicas (e.g. '25%')"
 
 
-def _check_share(value: Share, *, least: int, what: str) -> Share:
+def _check_share(value: object, *, least: int, what: str) -> Share:
+    # A "before" validator: it sees the raw YAML/JSON value, so any type can arrive here.
     if isinstance(value, bool):
         raise ValueError(f"must be {_PERCENT_RULE}, not a boolean")
+    if not isinstance(value, int | str):
+        raise ValueError(f"must be {_PERCENT_RULE}, not {type(value).__name__}")
     if isinstance(value, int):
         if value < least or value > MAX_REPLICAS:
             raise ValueError(f"{value} is out of range {least}..{MAX_REPLICAS} ({what})")
@@ -292,12 +295,12 @@ class Update(StrictSpec):
 
     @field_validator("max_parallel", mode="before")
     @classmethod
-    def _max_parallel_shape(cls, value: Share) -> Share:
+    def _max_parallel_shape(cls, value: object) -> Share:
         return _check_share(value, least=1, what="at least one replica must be able to move")
 
     @field_validator("canary", "max_failed", mode="before")
     @classmethod
-    def _zero_or_more(cls, value: Share) -> Share:
+    def _zero_or_more(cls, value: object) -> Share:
         return _check_share(value, least=0, what="0 turns it off")
 
     @model_validator(mode="after")
