@@ -10,6 +10,7 @@ MANIFEST_TESTS = [
     "tests/unit/test_manifest_diff.py",
     "tests/unit/test_cli_validate.py",
     "tests/unit/test_manifest_files.py",
+    "tests/unit/test_manifest_blocks.py",
 ]
 """Every module of the manifest package is pinned by the same manifest tests."""
 
