@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -29,6 +29,10 @@ from edgefleet_protocol.manifest.rules import (
 )
 from edgefleet_protocol.workload import WorkloadSpec
 
+MAX_USES = 64
+"""Services one app may use (the workload spec's own bound, so a longer list is refused at
+``uses``, where the author wrote it, not at ``workload.uses`` where it is copied)."""
+
 
 class AppManifest(StrictSpec):
     """One application: a workload run as ``replicas`` copies or once per matching node.
@@ -47,7 +51,7 @@ class AppManifest(StrictSpec):
     disruption: Disruption = Field(default_factory=Disruption)
     labels: dict[str, str] = Field(default_factory=dict)
     service: Service | None = None
-    uses: list[Identifier] = Field(default_factory=list, max_length=64)
+    uses: list[Identifier] = Field(default_factory=list, max_length=MAX_USES)
     update: Update | None = None
 
     @field_validator("labels")
@@ -77,9 +81,12 @@ class AppManifest(StrictSpec):
             if isinstance(given, dict):  # a dumped binding spells out its defaults
                 given = {k: v for k, v in given.items() if v is not None}
             if given not in (None, [], value):
-                raise ValueError(
-                    f"workload.{key} is filled from the app-level {key!r}; set {key} beside "
-                    "workload, not inside it"
+                raise field_error(
+                    "AppManifest",
+                    ("workload", key),
+                    f"is filled from the app-level {key!r}; set {key} beside workload, not "
+                    "inside it",
+                    workload[key],
                 )
             if value in (None, []):
                 workload.pop(key, None)
@@ -180,7 +187,7 @@ class AppManifest(StrictSpec):
         return self.update if self.update is not None else Update()
 
 
-_USES = TypeAdapter(list[Identifier])
+_USES = TypeAdapter(Annotated[list[Identifier], Field(max_length=MAX_USES)])
 
 
 def _binding_of(data: dict[str, Any]) -> tuple[dict[str, Any] | None, list[Any]]:
