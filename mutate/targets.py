@@ -11,6 +11,7 @@ MANIFEST_TESTS = [
     "tests/unit/test_cli_validate.py",
     "tests/unit/test_manifest_files.py",
     "tests/unit/test_manifest_blocks.py",
+    "tests/unit/test_manifest_app.py",
 ]
 """Every module of the manifest package is pinned by the same manifest tests."""
 
