@@ -211,9 +211,11 @@ TARGETS: dict[str, list[str]] = {
     ],
     "orchestrator/edgefleet_orchestrator/reconcile/sizes.py": [
         "tests/unit/test_document_sizes.py",
+        "tests/unit/test_fleet_pass_rules.py",  # every reconcile module's __all__
     ],
     "orchestrator/edgefleet_orchestrator/reconcile/isolation.py": [
         "tests/unit/test_isolation.py",
+        "tests/unit/test_fleet_pass_rules.py",  # every reconcile module's __all__
     ],
     "orchestrator/edgefleet_orchestrator/reconcile/compliance.py": [
         "tests/unit/test_compliance.py",

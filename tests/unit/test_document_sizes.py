@@ -11,6 +11,7 @@ from edgefleet_orchestrator.reconcile.sizes import (
     oversized_for,
     too_large,
 )
+from edgefleet_protocol.manifest import AppManifest
 from test_reconcile import Fleet, app
 
 ENV = {"BLOB": "x" * 100_000}
@@ -69,16 +70,22 @@ def blob(length: int, **placement: object) -> object:
     return app("fat", replicas=1, workload=body, placement=placement)
 
 
+def both(length: int) -> dict[str, AppManifest]:
+    """``fat`` on the node labelled big, a small app ``other`` on the one labelled small."""
+    other = app("other", replicas=1, placement={"selector": {"small": "yes"}})
+    return {"fat": blob(length, selector={"big": "yes"}), "other": other}  # type: ignore[dict-item]
+
+
 def test_the_limit_is_256_kib_less_1_kib_exactly_and_only_documents_holding_the_app_count() -> None:
     # docs/protocol.md: a document that would "exceed 256 KiB - 1 KiB" refuses the change.
     fleet = Fleet()
-    fleet.join("a")  # empty, sorted first: a document that holds nothing of the app
+    fleet.join("a", labels={"small": "yes"})  # sorted first; its document holds another app
     fleet.join("b", labels={"big": "yes"})
     view = view_of(fleet)
     limit = 256 * 1024 - 1024
 
     def found(length: int) -> list[Oversize]:
-        return oversized_for("fat", {"fat": blob(length, selector={"big": "yes"})}, view)  # type: ignore[dict-item]
+        return oversized_for("fat", both(length), view)
 
     probe = 200_000
     at_limit = probe + limit - found_size(view, probe)
@@ -90,7 +97,7 @@ def test_the_limit_is_256_kib_less_1_kib_exactly_and_only_documents_holding_the_
 
 def found_size(view: FleetView, length: int) -> int:
     """The size of the document holding one replica with a ``length``-byte env value."""
-    (one,) = oversized_for("fat", {"fat": blob(length, selector={"big": "yes"})}, view, limit=0)  # type: ignore[dict-item]
+    (one,) = oversized_for("fat", both(length), view, limit=0)
     return one.bytes
 
 
