@@ -134,9 +134,11 @@ def test_a_failure_no_node_explains_is_raised() -> None:
     fleet = fleet_with("a", "b")
 
     def always(view: FleetView) -> PassResult:
-        raise RuntimeError("app bug")
+        read = sum(r.capabilities is not None for r in view.nodes.values())
+        raise RuntimeError(f"app bug with {read} nodes read")
 
-    with pytest.raises(RuntimeError):
+    # The whole fleet's error, raised at once: no node was blamed and left out first.
+    with pytest.raises(RuntimeError, match="app bug with 2 nodes read"):
         reconcile_isolating(view_of(fleet), {}, run=always)
 
 
