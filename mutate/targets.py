@@ -220,8 +220,13 @@ TARGETS: dict[str, list[str]] = {
     "orchestrator/edgefleet_orchestrator/reconcile/compliance.py": [
         "tests/unit/test_compliance.py",
     ],
+    "orchestrator/edgefleet_orchestrator/access/targets.py": [
+        "tests/unit/test_command_targets.py",
+        "tests/unit/test_command_intake.py",
+    ],
     "orchestrator/edgefleet_orchestrator/service/commands.py": [
         "tests/unit/test_command_intake.py",
+        "tests/unit/test_command_targets.py",
         "tests/unit/test_scaling_commands.py",
         "tests/unit/test_service_placement.py",
     ],

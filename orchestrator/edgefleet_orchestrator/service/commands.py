@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
 
 from edgefleet_protocol import CommandReply, ProtocolError, encode
 from edgefleet_protocol.commands import (
     ROLLOUT_VERBS,
-    DeployArgs,
     ErrorCode,
     check_reply_to,
     error_reply,
@@ -26,12 +24,10 @@ from edgefleet_protocol.commands import (
     resolve_reply_to,
     salvage_envelope,
 )
-from edgefleet_protocol.ids import validate_id
 from edgefleet_protocol.session import InboundMessage, Publication, Session
-from pydantic import BaseModel
 
-from edgefleet_orchestrator.access.roles import Target as AccessTarget
 from edgefleet_orchestrator.access.roles import decide, visible
+from edgefleet_orchestrator.access.targets import NO_TARGET, Named, access_target, target_of
 from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.service.events import EventPublisher
 from edgefleet_orchestrator.service.handlers import CommandFailed, handle
@@ -46,32 +42,6 @@ log = logging.getLogger("edgefleet.orchestrator")
 
 ANONYMOUS = "anonymous"
 """The operator a command comes from when the broker names no user (the dev config)."""
-
-Target = tuple[Literal["app", "node"] | None, str | None]
-NO_TARGET: Target = (None, None)
-
-
-def target_of(args: BaseModel) -> Target:
-    """What a command acts on, for the audit trail: the app or node it names. A deploy's
-    app is its manifest's ``name`` (only when that is a valid id: the trail never quotes
-    anything else from a payload)."""
-    if isinstance(args, DeployArgs):
-        name = args.manifest.get("name")
-        return ("app", name) if isinstance(name, str) and _is_id(name) else NO_TARGET
-    for kind in ("app", "node"):
-        value = getattr(args, kind, None)
-        if isinstance(value, str):
-            return ("app" if kind == "app" else "node", value)
-    return NO_TARGET
-
-
-def _is_id(value: str) -> bool:
-    try:
-        validate_id(value, kind="app")
-    except ProtocolError:
-        return False
-    return True
-
 
 _OWN = {**SECRET_VERBS, **PLAN_VERBS, **EVENT_VERBS}
 """Verbs answered by a handler module of their own rather than :mod:`.handlers`."""
@@ -172,14 +142,15 @@ class CommandIntake:
 
     def _execute(
         self, verb: str, request_id: str, payload: bytes, who: str
-    ) -> tuple[CommandReply, Target]:
+    ) -> tuple[CommandReply, Named]:
         try:
             _, args = parse_command(verb, payload)
         except ProtocolError as exc:
             return rejection_reply(request_id, verb, exc), NO_TARGET
         target = target_of(args)
         access = self._state.access
-        refusal = decide(access, who, verb, self._access_target(args, target))
+        judged = access_target(args, target, apps=self._state.apps, site_of=self._site_of)
+        refusal = decide(access, who, verb, judged)
         if refusal is not None:
             reply = error_reply(
                 request_id, ErrorCode.FORBIDDEN, refusal.message, verb=verb, details=refusal.details
@@ -206,24 +177,9 @@ class CommandIntake:
         reply = CommandReply(request_id=request_id, verb=verb, ok=True, result=result)
         return reply, target
 
-    def _access_target(self, args: BaseModel, target: Target) -> AccessTarget:
-        """What access needs to know of a command's target: an app's pinned sites (from the
-        manifest being deployed, else the stored app), a node's site."""
-        kind, name = target
-        if kind == "app" and name is not None:
-            if isinstance(args, DeployArgs):
-                placement = args.manifest.get("placement")
-                sites = placement.get("sites") if isinstance(placement, dict) else None
-                pinned = (
-                    tuple(s for s in sites if isinstance(s, str)) if isinstance(sites, list) else ()
-                )
-                return AccessTarget("app", name, pinned)
-            app = self._state.apps.get(name)
-            return AccessTarget("app", name, tuple(app.placement.sites) if app else ())
-        if kind == "node" and name is not None:
-            record = self._state.registry.nodes.get(name)
-            return AccessTarget("node", name, (record.site,) if record else ())
-        return AccessTarget()
+    def _site_of(self, node: str) -> str | None:
+        record = self._state.registry.nodes.get(node)
+        return record.site if record is not None else None
 
     async def _answer(
         self,
@@ -236,7 +192,7 @@ class CommandIntake:
         await self._answer_raw(encode(reply), reply_to, correlation)
         await self._audit(reply, verb, NO_TARGET, who)
 
-    async def _audit(self, reply: CommandReply, verb: str, target: Target, who: str) -> None:
+    async def _audit(self, reply: CommandReply, verb: str, target: Named, who: str) -> None:
         kind, name = target
         entry = AuditEntry(
             ts=self._clock(),
