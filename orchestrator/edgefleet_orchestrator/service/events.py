@@ -68,7 +68,17 @@ class EventBudget:
 
 
 class EventPublisher:
-    """Publishes the orchestrator's events; counts and rate-limits rejections."""
+    """Publishes the orchestrator's events; counts and rate-limits rejections.
+
+    Between :meth:`hold` and :meth:`release` (the inbound path brackets each batch of node
+    messages so) events are kept in order and then published together, up to
+    ``MAX_INFLIGHT`` awaiting their PUBACK at once, instead of one broker round trip each:
+    a connect storm of 10,000 nodes is 10,000 ``node ... is online`` events, and awaiting
+    each one's PUBACK held the whole inbound path to the broker's round trip (10,000 nodes
+    took 58 s to be seen online on a loaded 2-core machine, the orchestrator idle two
+    thirds of it). Held events are bounded by the batch: a batch is at most 10,000
+    messages, each making at most two events, and rejections are rate-limited.
+    """
 
     def __init__(
         self,
@@ -87,6 +97,18 @@ class EventPublisher:
         self._clock = clock
         self._budget = EventBudget(max_rejections_per_s, clock)
         self._per_source = WindowLimiter(REJECTIONS_PER_SOURCE, REJECTION_WINDOW_S)
+        self._held: list[Publication] | None = None
+
+    def hold(self) -> None:
+        """Keep events (from any task) until :meth:`release`, in order."""
+        if self._held is None:
+            self._held = []
+
+    async def release(self) -> None:
+        """Publish the held events in order, pipelined; events publish one by one again."""
+        held, self._held = self._held, None
+        if held:
+            await self._session.publish_many(held)
 
     async def event(
         self,
@@ -111,9 +133,13 @@ class EventPublisher:
         )
         if self._recent is not None:
             self._recent.append(event)  # what the ``events`` verb answers
-        await self._session.publish_model(
+        pub = Publication.of(
             TopicKind.ORCHESTRATOR_EVENTS, self._topics.orchestrator_events(), event
         )
+        if self._held is not None:
+            self._held.append(pub)
+            return
+        await self._session.publish(pub)
 
     async def reject(
         self, topic: str, reason: str, *, node: str | None = None, why: Invalid = "payload"

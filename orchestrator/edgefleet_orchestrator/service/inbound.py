@@ -18,6 +18,10 @@ Invariants:
   :meth:`Inbound.dispatch` one by one, as before.
 * One message (or one node's held telemetry) that raises never stops the batch: it is
   logged and reported as an internal error, as before.
+* The events a batch makes (node lifecycle, rejections) are published together when the
+  batch ends, pipelined (:meth:`EventPublisher.hold
+  <edgefleet_orchestrator.service.events.EventPublisher.hold>`): the batch never waits on
+  one broker round trip per event.
 * Parsed topics are cached (valid ones only, at most :data:`TOPIC_CACHE` entries), so a
   flood of distinct bad topics cannot grow it.
 """
@@ -82,17 +86,22 @@ class Inbound:
 
     async def handle(self, batch: list[InboundMessage]) -> None:
         stats = self._orch.stats
-        for message in batch:
-            stats.messages += 1
-            try:
-                if not await self._hold(message):
-                    await self.flush()
-                    await self.dispatch(message)
-            except RivalOrchestrator:
-                raise  # the one thing that stops us: another orchestrator serves this broker
-            except Exception:  # one message must never stop the loop
-                await self._internal_error(message.topic)
-        await self.flush()
+        events = self._orch.events
+        events.hold()  # the batch's events go out together at its end (EventPublisher)
+        try:
+            for message in batch:
+                stats.messages += 1
+                try:
+                    if not await self._hold(message):
+                        await self.flush()
+                        await self.dispatch(message)
+                except RivalOrchestrator:
+                    raise  # the one thing that stops us: another orchestrator serves this broker
+                except Exception:  # one message must never stop the loop
+                    await self._internal_error(message.topic)
+            await self.flush()
+        finally:
+            await events.release()
 
     async def _internal_error(self, topic: str) -> None:
         log.exception("unexpected error handling %s", topic)
