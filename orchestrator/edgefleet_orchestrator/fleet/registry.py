@@ -140,17 +140,17 @@ class Registry:
             result = IngestResult(
                 changed=changed,
                 scheduling_relevant=changed,
-                record=replace(before, capabilities=model),
+                record=replace(before, capabilities=model, last_seen=now),
             )
         elif isinstance(model, ComplianceReport):
             changed = model.model_copy(update={"ts": 0}) != (
                 before.compliance.model_copy(update={"ts": 0}) if before.compliance else None
             )
-            result = IngestResult(changed=changed, status_relevant=changed,
-                                  record=replace(before, compliance=model))  # fmt: skip
+            fresh = replace(before, compliance=model, last_seen=now)
+            result = IngestResult(changed=changed, status_relevant=changed, record=fresh)
         else:
             assert isinstance(model, Reported)  # guaranteed by _rejection
-            result = apply_reported(before, model)
+            result = apply_reported(before, model, now)
         return self._commit(node, existing, before, result, now, live)
 
     def ingest_telemetry(
@@ -178,19 +178,23 @@ class Registry:
         live: bool,
     ) -> IngestResult:
         after = result.record or before
-        if after.last_seen != now:
+        if after.last_seen != now:  # the rules set it; an ignored message comes back as is
             after = replace(after, last_seen=now)
-        if live and before.state == "online" and after.state != "online":
+        left_online = live and before.state == "online" and after.state != "online"
+        if left_online:
             after, flap_event = self._left_online(after, now)
             result = replace(result, event=joined(result.event, flap_event))
         self._nodes[node] = after
-        if live and before.state == "online" and after.state != "online":
+        if left_online:
             burst = self._burst(node, now)
             after = self._nodes[node]
             result = replace(result, broker_event=burst)
-        if existing is None:  # a first sighting is a change whatever the message said
-            return replace(result, changed=True, record=after)
-        return replace(result, record=after)
+        # A first sighting is a change whatever the message said. The result is copied
+        # only when it does not already say so (most messages: a copy saved).
+        changed = result.changed or existing is None
+        if result.record is not after or result.changed != changed:
+            result = replace(result, changed=changed, record=after)
+        return result
 
     def resume(self, now: float) -> int:
         """The orchestrator sees the broker again after not seeing it: whatever happened
