@@ -2,7 +2,8 @@
 
 Real processes: mosquitto, ``edgefleet orchestrator run`` and a simulated fleet in one child
 process (:mod:`bench.fleets`). Once the orchestrator's fleet summary counts every node
-online, the bench deploys, in turn,
+online (the registration phase, timed on its own: :mod:`bench.converge_run`), the bench
+deploys, in turn,
 
 - ``daemon``: one replica on every node (N replicas), then
 - ``replicated``: an app of 1,000 replicas (10 per node on 100 nodes, 1 per node on 1,000),
@@ -16,6 +17,11 @@ Targets: 1,000 nodes all running within 3 s (both apps); fleet size = the larges
 whose daemon deploy converges with p99 <= 5 s.
 
     python -m bench.convergence --sizes 100,300,1000 [--fleet auto|lite|simulator]
+    python -m bench.convergence --fleet lite --sizes 1000,10000 --fleet-size --curve \
+        [--profile 10000 --profile-dir DIR]
+
+``--profile N`` (fleet size) runs N once more with the orchestrator under pyinstrument and
+writes its registration and deploy windows to ``--profile-dir``.
 """
 
 from __future__ import annotations
@@ -23,25 +29,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from bench import stats
-from bench.cpu import CpuMeter, describe
-from bench.fleet_procs import (
-    BenchError,
-    Mosquitto,
-    Operator,
-    Processes,
-    Watcher,
-    start_mosquitto,
-    wait_for,
-)
-from bench.fleets import FleetKind, RunningFleet, choose, start_fleet
+from bench.converge_run import WORKLOAD, converge_fleet
+from bench.cpu import describe
+from bench.fleet_procs import BenchError, Mosquitto, start_mosquitto
+from bench.fleets import FleetKind, choose
 from bench.lite_fleet import raise_fd_limit
 from bench.orchestrator_profiled import busy_share
 
@@ -49,7 +45,6 @@ TARGET_TOTAL_S = 3.0
 TARGET_AT_NODES = 1000
 TARGET_FLEET_P99_S = 5.0
 REPLICATED = 1000
-WORKLOAD = {"runtime": "simulated", "resources": {"cpu": 0.01, "memory_mb": 8}}
 
 
 def manifests(nodes: int, cases: tuple[str, ...]) -> list[tuple[str, dict[str, Any], int]]:
@@ -65,169 +60,6 @@ def manifests(nodes: int, cases: tuple[str, ...]) -> list[tuple[str, dict[str, A
     if unknown:
         raise BenchError(f"unknown convergence case {unknown[0]!r} (daemon or replicated)")
     return [(case, *known[case]) for case in cases]
-
-
-class _Alive:
-    """Raises with the child's own words as soon as the orchestrator or fleet exits."""
-
-    def __init__(
-        self, procs: Processes, fleet: RunningFleet, *, profiled: bool, broker_pid: int | None
-    ) -> None:
-        self.procs, self.fleet, self.profiled = procs, fleet, profiled
-        self.pids = {"orchestrator": procs.procs["orchestrator"].pid, "fleet": fleet.process.pid}
-        if broker_pid is not None:
-            self.pids["broker"] = broker_pid
-
-    def profile(self, signum: int) -> None:
-        """Start (SIGUSR1) or stop (SIGUSR2) a profiled orchestrator's sampling window."""
-        if self.profiled:
-            self.procs.procs["orchestrator"].send_signal(signum)
-
-    def check(self) -> None:
-        self.fleet.check_alive()
-        orch = self.procs.procs["orchestrator"]
-        if orch.poll() is not None:
-            log = (self.procs.workdir / "orchestrator.log").read_text(errors="replace")
-            raise BenchError(f"the orchestrator exited with {orch.returncode}: {log[-2000:]}")
-
-
-async def _deploy_case(
-    watcher: Watcher, op: Operator, root: str, case: tuple[str, dict[str, Any], int], alive: _Alive
-) -> dict[str, Any]:
-    name, manifest, expected = case
-    app = manifest["name"]
-    status_topic = f"{root}/apps/{app}/status"
-    first: dict[str, float] = {}
-    ordered: dict[str, float] = {}  # replica -> its desired document seen on the wire
-    status_done: list[float] = []
-
-    def hook(topic: str, body: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if topic.endswith("/desired"):
-            for workload in body.get("workloads", []):
-                if workload.get("app") == app:
-                    ordered.setdefault(workload["name"], now)
-        elif topic.endswith("/reported"):
-            for replica, report in body.get("workloads", {}).items():
-                if report.get("app") == app and report.get("state") == "running":
-                    first.setdefault(replica, now)
-        elif (
-            topic == status_topic
-            and not status_done
-            and body.get("running") == expected
-            and body.get("desired") == expected
-        ):
-            status_done.append(now)
-
-    watcher.hooks.append(hook)
-    alive.profile(signal.SIGUSR1)
-    meter = CpuMeter(alive.pids)
-    meter.start()
-    try:
-        sent = time.monotonic()
-        reply = await op.call("deploy", attempts=3, timeout_s=15.0, manifest=manifest)
-        if not reply.get("ok"):
-            raise BenchError(f"deploy of {app} refused: {reply}")
-        limit = 60.0 + expected / 100
-
-        def done() -> bool:
-            alive.check()
-            return len(first) >= expected
-
-        try:
-            await wait_for(done, limit, f"{expected} replicas of {app} running")
-        except BenchError:
-            if len(first) == 0:
-                raise
-            return {"case": name, "replicas": expected, "running": len(first), "timeout_s": limit}
-        await wait_for(lambda: bool(status_done), 30, f"app status of {app} counting all")
-        cpu = meter.stop()
-    finally:
-        watcher.hooks.remove(hook)
-        alive.profile(signal.SIGUSR2)
-    latencies = [t - sent for t in first.values()]
-    # Split each replica's time: until its desired document was out (the orchestrator:
-    # command, pass, store, publish), and from there until reported running (broker,
-    # agent, and the report's way back).
-    out = [ordered[r] - sent for r in first if r in ordered]
-    answered = [first[r] - ordered[r] for r in first if r in ordered]
-    split = {}
-    if out:
-        split = {
-            "desired_out_p50_s": round(stats.percentile(out, 50), 3),
-            "desired_out_p99_s": round(stats.percentile(out, 99), 3),
-            "answered_p50_s": round(stats.percentile(answered, 50), 3),
-            "answered_p99_s": round(stats.percentile(answered, 99), 3),
-        }
-    return {
-        "case": name,
-        "replicas": expected,
-        "running": len(first),
-        **stats.summarize(latencies),
-        **split,
-        "total_s": round(max(latencies), 3),
-        "status_s": round(status_done[0] - sent, 3),
-        "cpu_s": cpu,
-        "cdf_s": stats.cdf_points(latencies),
-    }
-
-
-async def converge_fleet(
-    url: str,
-    workdir: Path,
-    nodes: int,
-    kind: FleetKind,
-    cases: tuple[str, ...],
-    *,
-    profile_to: Path | None = None,
-    broker_pid: int | None = None,
-) -> dict[str, Any]:
-    """One fleet of ``nodes``: start it, wait until the orchestrator sees it, run the cases.
-    With ``profile_to`` the orchestrator runs under pyinstrument (figures then explain, not
-    measure)."""
-    root = f"bench/conv-{uuid.uuid4().hex[:8]}"
-    procs = Processes(workdir)
-    summary_topic = f"{root}/fleet/summary"
-    watcher = Watcher(
-        url,
-        [
-            f"{root}/nodes/+/+/reported",
-            f"{root}/nodes/+/+/desired",
-            f"{root}/apps/+/status",
-            summary_topic,
-        ],
-    )
-    await watcher.start()
-    fleet: RunningFleet | None = None
-    try:
-        procs.orchestrator(url, root, profile_to=profile_to)
-        started = time.monotonic()
-        fleet = start_fleet(kind, url, root, nodes, sites=max(1, nodes // 50), workdir=workdir)
-        alive = _Alive(procs, fleet, profiled=profile_to is not None, broker_pid=broker_pid)
-        connect_s = await asyncio.to_thread(fleet.wait_ready, 60 + nodes / 50)
-
-        def all_online() -> bool:
-            alive.check()
-            return int(watcher.latest.get(summary_topic, {}).get("nodes_online", 0)) >= nodes
-
-        await wait_for(all_online, 60 + nodes / 50, f"{nodes} nodes online in the fleet summary")
-        ready_s = time.monotonic() - started
-        results = []
-        async with Operator(url, root) as op:
-            for case in manifests(nodes, cases):
-                results.append(await _deploy_case(watcher, op, root, case, alive))
-        return {
-            "nodes": nodes,
-            "fleet": kind,
-            "connect_s": connect_s,
-            "ready_s": round(ready_s, 2),
-            "cases": results,
-        }
-    finally:
-        await watcher.stop()
-        procs.close()
-        if fleet is not None:
-            fleet.stop()
 
 
 def _rows(size: dict[str, Any]) -> list[dict[str, Any]]:
@@ -255,7 +87,13 @@ async def _profiled(
     workdir.mkdir()
     out = workdir / "orchestrator-profile.txt"
     run = await converge_fleet(
-        broker.url, workdir, nodes, kind, cases, profile_to=out, broker_pid=broker.process.pid
+        broker.url,
+        workdir,
+        nodes,
+        kind,
+        manifests(nodes, cases),
+        profile_to=out,
+        broker_pid=broker.process.pid,
     )
     text = out.read_text() if out.exists() else ""
     where = [busy_share(text) or ""]
@@ -279,7 +117,12 @@ async def measure_async(
                 workdir.mkdir()
                 runs.append(
                     await converge_fleet(
-                        broker.url, workdir, nodes, kind, cases, broker_pid=broker.process.pid
+                        broker.url,
+                        workdir,
+                        nodes,
+                        kind,
+                        manifests(nodes, cases),
+                        broker_pid=broker.process.pid,
                     )
                 )
             rows = [r for s in runs for r in _rows(s)]
@@ -301,11 +144,19 @@ def measure(
     return asyncio.run(measure_async(sizes or [100, 300, 1000], fleet, cases, profile=profile))
 
 
-async def fleet_size_async(sizes: list[int], fleet: str, *, curve: bool = False) -> dict[str, Any]:
+async def fleet_size_async(
+    sizes: list[int],
+    fleet: str,
+    *,
+    curve: bool = False,
+    profile: int | None = None,
+    profile_dir: Path | None = None,
+) -> dict[str, Any]:
     """Daemon convergence at growing sizes until p99 exceeds the limit (or a size fails);
     with ``curve``, every size is run (the curve beyond the limit too) until one fails.
-    A size over the limit is explained by each process's CPU time in its window (no
-    profiled rerun: at these sizes a rerun would cost minutes of the suite's budget)."""
+    A size over the limit is explained by each process's CPU time in its window; a
+    profiled rerun only when asked (``profile``: that size once more, its registration
+    and deploy windows written to ``profile_dir``), as it costs minutes at these sizes."""
     kind = choose(fleet)
     raise_fd_limit(max(sizes) * 2 + 1024)
     tried: list[dict[str, Any]] = []
@@ -320,7 +171,12 @@ async def fleet_size_async(sizes: list[int], fleet: str, *, curve: bool = False)
                 workdir.mkdir()
                 try:
                     run = await converge_fleet(
-                        broker.url, workdir, nodes, kind, ("daemon",), broker_pid=broker.process.pid
+                        broker.url,
+                        workdir,
+                        nodes,
+                        kind,
+                        manifests(nodes, ("daemon",)),
+                        broker_pid=broker.process.pid,
                     )
                 except BenchError as exc:
                     tried.append({"nodes": nodes, "fleet": kind, "error": str(exc)[:500]})
@@ -337,6 +193,10 @@ async def fleet_size_async(sizes: list[int], fleet: str, *, curve: bool = False)
                     continue
                 if not missed:
                     largest = nodes  # the largest of the sizes that met it before any miss
+            if profile is not None:
+                explained["profiled"] = await _profiled_size(
+                    broker, Path(tmp), profile, kind, profile_dir or Path(tmp)
+                )
         finally:
             broker.stop()
     rows = []
@@ -345,6 +205,8 @@ async def fleet_size_async(sizes: list[int], fleet: str, *, curve: bool = False)
         if "error" in run:
             rows.append(stats.row(label, "failed to run", 0))
             continue
+        if "registered_s" in run:
+            rows.append(stats.row(f"{run['nodes']} nodes", "registered_s", run["registered_s"]))
         case = run["cases"][0]
         if "p99_s" in case:
             rows.append(stats.row(label, "p99_s", case["p99_s"], "<=", TARGET_FLEET_P99_S))
@@ -354,10 +216,50 @@ async def fleet_size_async(sizes: list[int], fleet: str, *, curve: bool = False)
     return {"fleet": kind, "largest_nodes": largest, "tried": tried, "rows": rows, **explained}
 
 
-def fleet_size(
-    sizes: list[int] | None = None, fleet: str = "auto", *, curve: bool = False
+async def _profiled_size(
+    broker: Mosquitto, tmp: Path, nodes: int, kind: FleetKind, to: Path
 ) -> dict[str, Any]:
-    return asyncio.run(fleet_size_async(sizes or [2000, 5000, 10000], fleet, curve=curve))
+    """``nodes`` once more with the orchestrator under pyinstrument: the registration
+    window (fleet start to every node online) and the deploy window, each on its own."""
+    workdir = tmp / f"profiled-n{nodes}"
+    workdir.mkdir()
+    await asyncio.to_thread(to.mkdir, parents=True, exist_ok=True)
+    out = to / f"orchestrator-{kind}-{nodes}.txt"
+    run = await converge_fleet(
+        broker.url,
+        workdir,
+        nodes,
+        kind,
+        manifests(nodes, ("daemon",)),
+        profile_to=out,
+        broker_pid=broker.process.pid,
+    )
+    registration = out.with_name(f"{out.stem}-registration.txt")
+    return {
+        "run": run,
+        "deploy_profile": str(out),
+        "registration_profile": str(registration),
+        "where": busy_share(out.read_text() if out.exists() else "") or "",
+    }
+
+
+def fleet_size(
+    sizes: list[int] | None = None,
+    fleet: str = "auto",
+    *,
+    curve: bool = False,
+    profile: int | None = None,
+    profile_dir: Path | None = None,
+) -> dict[str, Any]:
+    return asyncio.run(
+        fleet_size_async(
+            sizes or [2000, 5000, 10000],
+            fleet,
+            curve=curve,
+            profile=profile,
+            profile_dir=profile_dir,
+        )
+    )
 
 
 def main() -> None:
@@ -369,10 +271,17 @@ def main() -> None:
     parser.add_argument(
         "--curve", action="store_true", help="with --fleet-size: run every size, past a miss"
     )
+    parser.add_argument(
+        "--profile", type=int, help="with --fleet-size: this size once more, profiled"
+    )
+    parser.add_argument("--profile-dir", type=Path, help="where --profile writes its profiles")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.fleet_size:
-        print(json.dumps(fleet_size(sizes, args.fleet, curve=args.curve), indent=2))
+        result = fleet_size(
+            sizes, args.fleet, curve=args.curve, profile=args.profile, profile_dir=args.profile_dir
+        )
+        print(json.dumps(result, indent=2))
     else:
         print(json.dumps(measure(sizes, args.fleet, tuple(args.cases.split(","))), indent=2))
 

@@ -24,11 +24,20 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from harness.fleet import Watcher as _HarnessWatcher  # noqa: E402
-from harness.mosquitto import Mosquitto, start_mosquitto  # noqa: E402
+from harness.mosquitto import Mosquitto, free_port, start_mosquitto  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
-__all__ = ["BIN", "BenchError", "Mosquitto", "Operator", "Processes", "Watcher", "start_mosquitto"]
+__all__ = [
+    "BIN",
+    "BenchError",
+    "Mosquitto",
+    "Operator",
+    "Processes",
+    "Watcher",
+    "free_port",
+    "start_mosquitto",
+]
 
 
 class BenchError(RuntimeError):
@@ -52,17 +61,28 @@ class Processes:
         return proc
 
     def orchestrator(
-        self, url: str, root: str, *, tick_s: float = 0.2, profile_to: Path | None = None
+        self,
+        url: str,
+        root: str,
+        *,
+        tick_s: float = 0.2,
+        profile_to: Path | None = None,
+        profile_windows: str = "combined",
+        metrics_addr: str | None = None,
     ) -> subprocess.Popen[bytes]:
         """``edgefleet orchestrator run``; with ``profile_to``, the same service under
-        pyinstrument (:mod:`bench.orchestrator_profiled`), its profile written there on stop."""
+        pyinstrument (:mod:`bench.orchestrator_profiled`), its profile written there on stop
+        (``profile_windows="separate"``: each SIGUSR1..SIGUSR2 window on its own). With
+        ``metrics_addr`` (not profiled) it serves Prometheus metrics there."""
         if profile_to is not None:
             return self.spawn(
                 "orchestrator",
                 [sys.executable, "-m", "bench.orchestrator_profiled", "--broker", url,
                  "--root", root, "--data-dir", str(self.workdir / "orch"),
-                 "--tick", str(tick_s), "--out", str(profile_to)],
+                 "--tick", str(tick_s), "--out", str(profile_to),
+                 "--windows", profile_windows],
             )  # fmt: skip
+        metrics = ["--metrics-addr", metrics_addr] if metrics_addr else []
         return self.spawn(
             "orchestrator",
             [
@@ -79,6 +99,7 @@ class Processes:
                 str(tick_s),
                 "--client-id",  # unique: two benchmark fleets may share one broker
                 f"bench-orch-{uuid.uuid4().hex[:8]}",
+                *metrics,
             ],
         )
 

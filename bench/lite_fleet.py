@@ -81,6 +81,7 @@ class LiteNode:
         self.desired_topic = topics.node_desired(spec.site, spec.node)
         self.orchestrator_topic = topics.orchestrator_status()
         self.desired_seen = 0
+        self.orchestrator_since: float | None = None  # the orchestrator run last seen
         self.client = LiteClient(
             f"lite-{spec.node}-{uuid.uuid4().hex[:6]}",
             keepalive=KEEPALIVE_S,
@@ -132,14 +133,26 @@ class LiteNode:
         self.client.publish(self.topics.node_telemetry(s.site, s.node), encode(telemetry))
         self.client.ping()
 
+    def on_orchestrator_status(self, body: dict[str, object]) -> None:
+        """A newly started orchestrator knows nothing live: say hello (status and a full
+        telemetry), by the agents' rule (``edgefleet_agent.core.presence.hello_due``): not
+        for the first orchestrator run a node sees, whose (retained) status arrives right
+        after the node's own connect announced it, only for a later run."""
+        since = body.get("since")
+        if body.get("state") != "online" or since == self.orchestrator_since:
+            return
+        first = self.orchestrator_since is None
+        self.orchestrator_since = since if isinstance(since, float | int) else None
+        if not first:
+            self.client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+            self.heartbeat()
+
     def _on_message(self, message: wire.Message) -> None:
         if not message.payload:
             return
         if message.topic == self.orchestrator_topic:
-            # An orchestrator (re)start knows nothing live: say hello, as agents do.
-            with contextlib.suppress(ValueError):
-                if json.loads(message.payload).get("state") == "online":
-                    self.announce()
+            with contextlib.suppress(ValueError, AttributeError):
+                self.on_orchestrator_status(json.loads(message.payload))
             return
         if message.topic != self.desired_topic:
             return

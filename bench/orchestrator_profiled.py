@@ -77,11 +77,18 @@ def share_of(profile: str, function: str) -> tuple[float, float] | None:
 
 class ProfileWindow:
     """SIGUSR1 starts sampling, SIGUSR2 stops it and writes the profile: the bench brackets
-    exactly the interval it explains (e.g. deploy to converged), not the start-up."""
+    exactly the interval it explains (e.g. deploy to converged), not the start-up. Windows
+    add up in one profile, or with ``separate`` each stop writes only its own window (the
+    bench moves the file away before the next one)."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, *, separate: bool = False) -> None:
         self.out = out
-        self.profiler = Profiler(interval=PROFILE_INTERVAL_S, async_mode="disabled")
+        self.separate = separate
+        self.profiler = self._new()
+
+    @staticmethod
+    def _new() -> Profiler:
+        return Profiler(interval=PROFILE_INTERVAL_S, async_mode="disabled")
 
     def start(self) -> None:
         if not self.profiler.is_running:
@@ -91,6 +98,8 @@ class ProfileWindow:
         if self.profiler.is_running:
             self.profiler.stop()
             self.out.write_text(profile_text(self.profiler))
+            if self.separate:
+                self.profiler = self._new()
 
 
 async def _serve(config: OrchestratorConfig, window: ProfileWindow) -> None:
@@ -110,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--tick", type=float, default=0.2)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--windows", choices=("combined", "separate"), default="combined")
     args = parser.parse_args(argv)
     config = OrchestratorConfig(
         broker=BrokerSettings.from_url(args.broker),
@@ -118,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         tick_s=args.tick,
         client_id=f"bench-orch-prof-{uuid.uuid4().hex[:8]}",
     )
-    window = ProfileWindow(args.out)
+    window = ProfileWindow(args.out, separate=args.windows == "separate")
     try:
         asyncio.run(_serve(config, window))
     finally:
