@@ -122,6 +122,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/scrape.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_metrics_endpoint.py",
         "tests/unit/test_metrics_exporter.py",
     ],
     "protocol/edgefleet_protocol/sealing.py": [

@@ -55,6 +55,8 @@ def parse_address(text: str) -> Address:
         raise AddressError(f"port {port} is out of range 1-65535")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    elif "[" in host or "]" in host:  # else "[::1" reached bind() and failed only there
+        raise AddressError(f"{text!r}: unbalanced brackets (write [::1]:9464)")
     if not host:
         host = "0.0.0.0"
     elif ":" in host and "[" not in text:
