@@ -48,8 +48,9 @@ def test_a_bad_metrics_address_is_refused_saying_what_to_write(text: str, words:
 def test_an_address_with_unbalanced_brackets_is_refused_not_bound_later(text: str) -> None:
     # Before: "[::1:9464" became the host "[::1", which failed only when the server bound
     # it (a resolver error at start) instead of as a bad --metrics-addr naming the address.
-    with pytest.raises(AddressError, match="brackets"):
+    with pytest.raises(AddressError) as caught:
         parse_address(text)
+    assert str(caught.value) == f"{text!r}: unbalanced brackets (write [::1]:9464)"
 
 
 @pytest.mark.parametrize(
@@ -273,6 +274,7 @@ async def test_start_logs_the_url_with_the_bound_port_and_close_stops_serving(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     never_started = MetricsServer(lambda: BODY, PROMETHEUS_TEXT, Address("127.0.0.1", 0))
+    assert never_started.port == 0, "the configured port until start binds one"
     await never_started.close()  # closing what never started is harmless
     with caplog.at_level(logging.INFO, logger="edgefleet.metrics"):
         server = await serve()
