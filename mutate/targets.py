@@ -37,6 +37,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/broker.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_broker_url.py",
         "tests/unit/test_broker_acl.py",
         "tests/unit/test_cli_broker_url.py",
     ],
