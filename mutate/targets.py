@@ -91,6 +91,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/logs.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_logs_contract.py",
         "tests/unit/test_logs_reading.py",
         "tests/unit/test_codec_models.py",
     ],
