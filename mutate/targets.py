@@ -170,6 +170,7 @@ TARGETS: dict[str, list[str]] = {
     "protocol/edgefleet_protocol/mqtt_inbound.py": [
         "tests/unit/test_protocol_words.py",
         "tests/unit/test_mqtt_inbound.py",
+        "tests/unit/test_mqtt_inbound_reader.py",
         "tests/unit/test_mqtt_inbound_closed_socket.py",
     ],
     "protocol/edgefleet_protocol/manifest/__init__.py": MANIFEST_TESTS,

@@ -152,7 +152,9 @@ def test_a_user_name_that_is_not_one_topic_level_is_refused(user: str) -> None:
     )
 
 
-@pytest.mark.parametrize(("site", "node", "field"), [("Plant A", "gw-1", "site"), ("a", "", "node")])
+@pytest.mark.parametrize(
+    ("site", "node", "field"), [("Plant A", "gw-1", "site"), ("a", "", "node")]
+)
 def test_a_bad_site_or_node_is_refused_naming_which(site: str, node: str, field: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         logs_reply_to(R, "alice", site, node, "r-1")

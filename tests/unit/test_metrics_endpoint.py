@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 from edgefleet_protocol.scrape import Address, AddressError, MetricsServer, parse_address
@@ -21,9 +20,7 @@ BODY = b"# TYPE edgefleet_up gauge\nedgefleet_up 1\n"
 # --- --metrics-addr -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "port"), [("h:1", 1), ("h:65535", 65535), ("[::1]:65535", 65535)]
-)
+@pytest.mark.parametrize(("text", "port"), [("h:1", 1), ("h:65535", 65535), ("[::1]:65535", 65535)])
 def test_every_port_from_1_to_65535_is_accepted(text: str, port: int) -> None:
     assert parse_address(text).port == port
 
@@ -238,7 +235,6 @@ async def _turns(count: int, until: object = None) -> None:
         if callable(until) and until():
             return
         await asyncio.sleep(0)
-        time.sleep(0)  # let the kernel deliver loopback bytes between turns
 
 
 async def test_a_render_that_fails_is_logged_answered_500_and_the_next_scrape_is_served(
