@@ -4,7 +4,9 @@ stored app's for every other app verb, a node's own site; nothing for what is un
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 from typing import Any
 
 import pytest
@@ -71,3 +73,14 @@ def test_the_sites_access_judges_a_target_by(parsed: BaseModel, judged: Target) 
 @pytest.mark.parametrize("named", [("app", None), ("node", None), (None, "web")])
 def test_a_half_named_target_is_no_target(named: Named) -> None:
     assert access_target(args("apps"), named, apps=STORED, site_of=SITES.get) == Target()
+
+
+def test_every_access_module_exports_names_it_has() -> None:
+    """`from edgefleet_orchestrator.access.x import *` must work."""
+    import edgefleet_orchestrator.access as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        names = vars(module).get("__all__", ())  # a module that sets it sets a list
+        assert isinstance(names, list | tuple), module.__name__
+        assert all(hasattr(module, n) for n in names), module.__name__
