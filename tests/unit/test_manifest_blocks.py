@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from edgefleet_protocol.manifest import (
+    BUILTIN_METRICS,
     AppManifest,
     ManifestError,
     load_manifest,
@@ -130,6 +131,18 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
         placement(sensors=["a b"]),
         "placement.sensors",
         f"sensor 'a b' is not valid: {TOKEN_RULE}",
+    ),
+    (
+        "a site twice",
+        placement(sites=["plant-a", "plant-a"]),
+        "placement.sites",
+        "lists a site more than once",
+    ),
+    (
+        "a region with a space",
+        placement(regions=["e u"]),
+        "placement.regions",
+        f"region 'e u' is not valid: {TOKEN_RULE}",
     ),
     (
         "accelerator twice",
@@ -628,6 +641,12 @@ ACCEPTED: list[tuple[str, dict[str, Any], str, Any]] = [
         7 * DAY,
     ),
     (
+        "deadlines just above 0",
+        update(min_healthy_s=0, healthy_deadline_s=0.5, progress_deadline_s=0.5),
+        "update.progress_deadline_s",
+        0.5,
+    ),
+    (
         "a week of wave pause",
         update(wave_pause_s=7 * DAY, waves="region"),
         "update.wave_pause_s",
@@ -741,3 +760,11 @@ def test_a_share_of_another_type_is_refused_not_a_crash(field: str, value: Any) 
     )
     assert refusal(data) == expected
     assert [(p.field, p.reason) for p in manifest_problems(json.dumps(data))] == [expected]
+
+
+def test_the_builtin_metrics_are_the_documented_two() -> None:
+    # docs/protocol.md, "Scaling and moves": autoscale.metric is cpu_pct, memory_pct or a
+    # custom per-workload metric.
+    assert BUILTIN_METRICS == ("cpu_pct", "memory_pct")
+    for metric in BUILTIN_METRICS:
+        assert load(autoscale(metric=metric)).autoscale is not None
