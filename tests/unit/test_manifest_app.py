@@ -166,6 +166,23 @@ def test_an_autoscaled_app_without_a_count_starts_at_min_or_1() -> None:
     assert load(scaled(max=10) | {"name": "a" * 61}).name == "a" * 61  # a-9 fits in 63
 
 
+@pytest.mark.parametrize("low", ["2", 2.0], ids=["quoted", "float"])
+def test_a_min_the_autoscaler_accepts_is_where_an_app_without_a_count_starts(low: Any) -> None:
+    # Regression: autoscale.min accepts "2" and 2.0 as 2, but only an int started the
+    # count, so the app was refused "replicas: is required" although the docs say a count
+    # may be left out under autoscale.
+    app = load(scaled(min=low))
+    assert (app.replicas, app.autoscale.min if app.autoscale else None) == (2, 2)
+
+
+def test_a_min_the_autoscaler_refuses_is_reported_at_autoscale_min() -> None:
+    assert refusal(scaled(min=2.5)) == (
+        "autoscale.min",
+        "Input should be a valid integer, got a number with a fractional part",
+    )
+    assert refusal(scaled(min=None))[0] == "autoscale.min"
+
+
 def test_a_daemon_has_no_count_and_says_so() -> None:
     daemon = load(with_changes(mode="daemon", replicas=None))
     assert (daemon.is_daemon, daemon.replicas, daemon.autoscale) == (True, None, None)

@@ -101,9 +101,11 @@ class AppManifest(StrictSpec):
         if isinstance(data, dict) and data.get("replicas") is None:
             auto = data.get("autoscale")
             if isinstance(auto, dict) and data.get("mode", "replicated") == "replicated":
-                low = auto.get("min", 1)
-                if isinstance(low, int) and not isinstance(low, bool):
-                    return {**data, "replicas": low}
+                try:  # read as autoscale.min itself reads it ("2" and 2.0 are 2)
+                    low = _COUNT.validate_python(auto.get("min", 1))
+                except ValidationError:
+                    return data  # autoscale.min reports it, where it was written
+                return {**data, "replicas": low}
         return data
 
     @model_validator(mode="after")
@@ -187,6 +189,7 @@ class AppManifest(StrictSpec):
         return self.update if self.update is not None else Update()
 
 
+_COUNT = TypeAdapter(int)
 _USES = TypeAdapter(Annotated[list[Identifier], Field(max_length=MAX_USES)])
 
 
