@@ -67,11 +67,16 @@ ROLES = ("protocol", "orchestrator", "edge-agent", "cli")
 
 
 def scratch_copy() -> Path:
-    """The tracked files of the checkout (with uncommitted edits), in a temp dir: a run
-    measures one fixed tree however the checkout moves meanwhile (a rebase, new tests)."""
+    """The checkout's files (tracked, with uncommitted edits, and new files git does not
+    ignore), in a temp dir: a run measures one fixed tree however the checkout moves
+    meanwhile (a rebase, new tests). New files count so that a test file not yet added to
+    git still runs, rather than the baseline failing with "file not found"."""
     dest = Path(tempfile.mkdtemp(prefix="edgefleet-mutate-"))
     files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
     ).stdout.split(b"\0")
     for raw in files:
         src = REPO / raw.decode()
