@@ -139,6 +139,8 @@ def status_view(status: AppStatus) -> RenderableType:
                 cell(r.message or None),
             )
         parts.append(table)
+    if status.replicas_omitted:
+        parts.append(Text(f"  ... and {status.replicas_omitted} more replicas not listed"))
     parts.extend(Text(line) for line in unplaced_lines(status))
     return Group(*parts)
 

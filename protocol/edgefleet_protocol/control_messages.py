@@ -128,6 +128,9 @@ class AppStatus(Envelope):
     placed: int = Field(ge=0)
     running: int = Field(ge=0)
     replicas: list[ReplicaStatus] = Field(default_factory=list)
+    replicas_omitted: int = Field(default=0, ge=0)
+    """Rows left out of ``replicas`` to keep the message far below the broker's packet
+    limit (docs/protocol.md, App status)."""
     unplaced: list[Unplaced] = Field(default_factory=list)
     autoscale: AutoscaleStatus | None = None
     updated_at: float

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from edgefleet_cli.brokerconfig.conf import MAX_PACKET_BYTES
 from edgefleet_orchestrator.fleet.records import NodeRecord
 from edgefleet_orchestrator.fleet.replicas import replica_spec
 from edgefleet_orchestrator.placement.model import AppPlacement, Assignment
@@ -21,7 +22,7 @@ from edgefleet_orchestrator.reconcile.status import (
 )
 from edgefleet_orchestrator.scaling.autoscale import Verdict
 from edgefleet_orchestrator.scaling.moves import Retiring
-from edgefleet_protocol import ReplicaStatus, Reported, Unplaced, spec_hash
+from edgefleet_protocol import ReplicaStatus, Reported, Unplaced, encode, spec_hash
 from edgefleet_protocol.manifest import AppManifest, load_manifest
 
 NOW = 500.0
@@ -256,3 +257,35 @@ def test_replicas_of_different_sizes_are_each_compared_with_their_own_spec() -> 
     a = [placed("web-0", "n1"), placed("web-1", "n1", 0.5, 128)]
     status = app_status(sized, a, [], nodes, now=NOW)
     assert [(r.state, r.cpu) for r in status.replicas] == [("running", 0.25), ("running", 0.5)]
+
+
+def test_a_daemon_status_on_10000_nodes_fits_the_brokers_packet_limit_troubled_rows_first() -> None:
+    # 10,000 rows were 1.0-1.5 MB: over the broker's 1 MiB packet limit, which cut the
+    # orchestrator's connection on every such status (bench/results/2026-12-06b-...).
+    names = [f"n{i:05d}" for i in range(10_000)]
+    waiting = set(names[9_000::100])  # 10 nodes have not reported yet
+    nodes = {n: node(n) if n in waiting else node(n, **{f"web-{n}": (WANT, "running")})
+             for n in names}  # fmt: skip
+    nodes["n09500"] = node("n09500", "stale")
+    assignments = [placed(f"web-{n}", n) for n in names]
+    status = app_status(app(mode="daemon"), assignments, [], nodes, now=NOW)
+    assert len(encode(status)) < MAX_PACKET_BYTES // 2
+    assert status.running == 9_990 and status.desired == status.placed == 10_000
+    assert len(status.replicas) + status.replicas_omitted == 10_000
+    assert 0 < status.replicas_omitted < 10_000
+    # What an operator looks for comes first: every row not running (in name order), then
+    # running ones (in name order) as far as they fit.
+    rows = [(r.name, r.state) for r in status.replicas]
+    assert rows[:10] == [
+        (f"web-{n}", "node-stale" if n == "n09500" else "pending") for n in sorted(waiting)
+    ]
+    running = [name for name, state in rows[10:] if state == "running"]
+    assert len(running) == len(rows) - 10 and running == sorted(running)
+    assert running[0] == "web-n00000"
+
+
+def test_a_status_that_fits_lists_every_row_in_name_order() -> None:
+    nodes = {"n1": node("n1", **{"web-0": (WANT, "running")}), "n2": node("n2")}
+    status = app_status(app(), [placed("web-1", "n2"), placed("web-0", "n1")], [], nodes, now=NOW)
+    assert [r.name for r in status.replicas] == ["web-0", "web-1"]
+    assert status.replicas_omitted == 0

@@ -41,6 +41,37 @@ from edgefleet_orchestrator.scaling.moves import Retiring
 
 TROUBLED = frozenset({"failed", "unhealthy", "node-offline", "node-stale"})
 
+ROW_TEXT_BUDGET = 256 * 1024
+"""About how many bytes of replica rows an app status lists (docs/protocol.md, App status).
+The status is one retained MQTT message, and a broker drops the connection of a client
+that publishes a packet over its limit (1 MiB in the generated config): a daemon app's
+status on 10,000 nodes was 1.0-1.5 MB, and the orchestrator lost its connection on every
+such status it published (then reconnected, republished every document, settled, and
+published it again). A quarter of the limit leaves room for JSON escapes and UTF-8."""
+
+_ROW_OVERHEAD = 80  # keys, quotes and numbers of one row besides its strings
+
+
+def listed_rows(rows: list[ReplicaStatus]) -> tuple[list[ReplicaStatus], int]:
+    """The rows an app status lists and how many it leaves out: all of them while they
+    fit :data:`ROW_TEXT_BUDGET`; otherwise those not running first, then the running ones
+    (each group in its given order), as many as fit."""
+    sizes = [
+        _ROW_OVERHEAD + len(r.name) + len(r.node or "") + len(r.site or "") + len(r.state)
+        + len(r.message)
+        for r in rows
+    ]  # fmt: skip
+    if sum(sizes) <= ROW_TEXT_BUDGET:
+        return rows, 0
+    order = sorted(range(len(rows)), key=lambda i: rows[i].state == "running")  # stable
+    listed, budget = [], ROW_TEXT_BUDGET
+    for i in order:
+        if sizes[i] > budget:
+            break
+        budget -= sizes[i]
+        listed.append(rows[i])
+    return listed, len(rows) - len(listed)
+
 
 def replica_status(a: Assignment, want_hash: str, nodes: Mapping[str, NodeRecord]) -> ReplicaStatus:
     record = nodes.get(a.node)
@@ -137,6 +168,7 @@ def app_status(
         state = "degraded"
     else:
         state = "progressing"
+    rows, omitted = listed_rows(replicas)
     return AppStatus(
         app=app.name,
         state=state,
@@ -144,7 +176,8 @@ def app_status(
         desired=desired,
         placed=len(assignments),
         running=running,
-        replicas=replicas,
+        replicas=rows,
+        replicas_omitted=omitted,
         unplaced=list(unplaced),
         autoscale=autoscale,
         updated_at=now,
