@@ -35,9 +35,16 @@ __all__ = [
     "Operator",
     "Processes",
     "Watcher",
+    "child_pythonpath",
     "free_port",
     "start_mosquitto",
 ]
+
+
+def child_pythonpath() -> str:
+    """The repository (for ``python -m bench.…`` children) before any PYTHONPATH already
+    set: a bench run from a snapshot of the tree can put the snapshot's packages first."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 
 class BenchError(RuntimeError):
@@ -52,7 +59,7 @@ class Processes:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}  # for `python -m bench.…` children
+        env = {**os.environ, "PYTHONPATH": child_pythonpath()}  # for `python -m bench.…` children
         with open(self.workdir / f"{name}.log", "wb") as out:
             proc = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.fleet_procs import BIN, REPO, BenchError
+from bench.fleet_procs import BIN, REPO, BenchError, child_pythonpath
 
 FleetKind = Literal["simulator", "lite"]
 
@@ -115,7 +115,7 @@ def start_fleet(
         args = [str(BIN / "edgefleet-agent"), "simulate", "--broker", url, "--root", root]
         args += ["--count", str(count), "--sites", str(sites), "--seed", str(seed)]
         args += ["--profiles", str(REPO / "device-profiles")]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
     with open(log, "wb") as err:
         process = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True

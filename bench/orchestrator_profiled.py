@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import re
 import signal
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from edgefleet_orchestrator.service.config import OrchestratorConfig
 from edgefleet_orchestrator.service.orchestrator import Orchestrator
@@ -75,6 +78,35 @@ def share_of(profile: str, function: str) -> tuple[float, float] | None:
     return float(own.group(1)), float(total.group(1))
 
 
+class GcClock:
+    """Seconds spent in garbage collection per generation (``gc.callbacks``), while
+    counting: a sampling profiler charges a collection to whatever line happened to
+    allocate when it began, so the profile alone cannot show it."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
+        self.counting = False
+        self._began = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        elif self.counting:
+            generation = int(info["generation"])
+            self.seconds[generation] += time.perf_counter() - self._began
+            self.counts[generation] += 1
+
+    def start(self) -> None:
+        self.seconds, self.counts, self.counting = [0.0, 0.0, 0.0], [0, 0, 0], True
+
+    def summary(self) -> str:
+        self.counting = False
+        parts = ", ".join(f"gen{g} {self.seconds[g]:.3f} s in {self.counts[g]}" for g in range(3))
+        return f"Garbage collection: {sum(self.seconds):.3f} s ({parts})"
+
+
 class ProfileWindow:
     """SIGUSR1 starts sampling, SIGUSR2 stops it and writes the profile: the bench brackets
     exactly the interval it explains (e.g. deploy to converged), not the start-up. Windows
@@ -85,6 +117,7 @@ class ProfileWindow:
         self.out = out
         self.separate = separate
         self.profiler = self._new()
+        self.gc = GcClock()
 
     @staticmethod
     def _new() -> Profiler:
@@ -92,12 +125,13 @@ class ProfileWindow:
 
     def start(self) -> None:
         if not self.profiler.is_running:
+            self.gc.start()
             self.profiler.start()
 
     def stop(self) -> None:
         if self.profiler.is_running:
             self.profiler.stop()
-            self.out.write_text(profile_text(self.profiler))
+            self.out.write_text(self.gc.summary() + "\n" + profile_text(self.profiler))
             if self.separate:
                 self.profiler = self._new()
 
