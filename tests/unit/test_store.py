@@ -508,3 +508,19 @@ def test_a_closed_store_refuses_further_use(data_dir: Path) -> None:
         store.load()
     with pytest.raises(StoreError, match="is closed"):
         store.put_app("web", "{}")
+
+
+def test_a_pass_of_documents_is_written_whole_or_not_at_all_in_order(store: SqliteStore) -> None:
+    store.put_generation("n1", "s1", 4, "h4", "{}")
+    many = [(f"m{i:04d}", "s2", 1, "h1", "{}") for i in range(1_200)]  # beyond one SELECT
+    store.put_generations([*many, ("n1", "s1", 5, "h5", "{}"), ("n1", "s1", 6, "h6", "{}")])
+    stored = store.load().generations
+    assert stored["n1"] == NodeGeneration("n1", "s1", 6, "h6", "{}")
+    assert len(stored) == 1_201
+    # Each row is checked against the ones before it too; one refusal writes nothing.
+    with pytest.raises(StoreError, match=r"would go backwards \(5 < 7\)"):
+        store.put_generations([("new", "s1", 1, "h1", "{}"), ("n1", "s1", 7, "h7", "{}"),
+                               ("n1", "s1", 5, "h5", "{}")])  # fmt: skip
+    with pytest.raises(StoreError, match="already stored with another document"):
+        store.put_generations([("m0001", "s2", 1, "other", "{}")])
+    assert store.load().generations == stored

@@ -38,7 +38,7 @@ broker within a heartbeat and would be stale on disk anyway.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -215,6 +215,11 @@ class Store(Protocol):
     ) -> None:
         """Record the desired document published to ``node``. Refuses (``StoreError``) a
         generation lower than the stored one, or the same generation with another hash."""
+        ...
+
+    def put_generations(self, rows: Sequence[tuple[str, str, int, str, str]]) -> None:
+        """:meth:`put_generation` for each ``(node, site, generation, doc_hash, doc_json)``
+        in order, atomically: all are recorded or (refused, ``StoreError``) none."""
         ...
 
     def remember_reply(self, request_id: str, verb: str, reply_json: str, *, operator: str) -> str:

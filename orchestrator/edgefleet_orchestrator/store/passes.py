@@ -47,14 +47,12 @@ def persist_pass(
             if before.get(app) != after.get(app) and app in apps:
                 mine = sorted(after.get(app, ()), key=lambda a: a.replica)
                 store.replace_assignments(app, mine)
-        for change in result.documents:
-            store.put_generation(
-                change.node,
-                change.site,
-                change.generation,
-                change.doc_hash,
-                encode(change.document).decode(),
-            )
+        store.put_generations(
+            [
+                (c.node, c.site, c.generation, c.doc_hash, encode(c.document).decode())
+                for c in result.documents
+            ]
+        )
         for name, manifest in sorted(result.rescaled.items()):
             store.put_app(name, manifest.model_dump_json(exclude_none=True))
         if tuple(result.control.retiring) != tuple(retiring_before):

@@ -51,6 +51,7 @@ from edgefleet_orchestrator.store.base import (
     StoreError,
     StoreSnapshot,
 )
+from edgefleet_orchestrator.store.generations import GenerationRow, write_generations
 from edgefleet_orchestrator.store.history import HistoryWrites
 from edgefleet_orchestrator.store.schema import (
     APPLICATION_ID,
@@ -204,32 +205,15 @@ class SqliteStore(HistoryWrites, AuditWrites):
     def put_generation(
         self, node: str, site: str, generation: int, doc_hash: str, doc_json: str
     ) -> None:
-        if generation < 0:
-            raise ValueError(f"generation for node {node!r} must be >= 0, got {generation}")
-        _require_json("doc_json", doc_json)
-        with self._write("put_generation") as conn:
-            row = conn.execute(
-                "SELECT generation, doc_hash FROM generations WHERE node = ?", (node,)
-            ).fetchone()
-            if row is not None:
-                stored, stored_hash = int(row[0]), str(row[1])
-                if generation < stored:
-                    raise StoreError(
-                        f"generation for node {node!r} would go backwards ({generation} <"
-                        f" {stored}); the agent would ignore that document"
-                    )
-                if generation == stored and doc_hash != stored_hash:
-                    raise StoreError(
-                        f"generation {generation} for node {node!r} is already stored with"
-                        " another document; a changed document needs a higher generation"
-                    )
-            conn.execute(
-                "INSERT INTO generations (node, site, generation, doc_hash, doc_json)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(node) DO UPDATE SET site = excluded.site,"
-                " generation = excluded.generation, doc_hash = excluded.doc_hash,"
-                " doc_json = excluded.doc_json",
-                (node, site, generation, doc_hash, doc_json),
-            )
+        self.put_generations([(node, site, generation, doc_hash, doc_json)])
+
+    def put_generations(self, rows: Sequence[GenerationRow]) -> None:
+        for node, _, generation, _, doc_json in rows:
+            if generation < 0:
+                raise ValueError(f"generation for node {node!r} must be >= 0, got {generation}")
+            _require_json("doc_json", doc_json)
+        with self._write("put_generations") as conn:
+            write_generations(conn, rows)
 
     def remember_reply(self, request_id: str, verb: str, reply_json: str, *, operator: str) -> str:
         _require_json("reply_json", reply_json)
