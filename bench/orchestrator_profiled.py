@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from edgefleet_orchestrator.service import collector
 from edgefleet_orchestrator.service.config import OrchestratorConfig
 from edgefleet_orchestrator.service.orchestrator import Orchestrator
 from edgefleet_protocol.broker import BrokerSettings
@@ -143,7 +144,9 @@ async def _serve(config: OrchestratorConfig, window: ProfileWindow) -> None:
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, window.start)
     loop.add_signal_handler(signal.SIGUSR2, window.stop)
-    await Orchestrator(config).run(stop)
+    orchestrator = Orchestrator(config)
+    collector.tune()  # as `edgefleet orchestrator run` does
+    await orchestrator.run(stop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edgefleet_orchestrator.exporters.homeassistant import HomeAssistantExporter
 from edgefleet_orchestrator.exporters.metrics import registry_for
+from edgefleet_orchestrator.service import collector
 from edgefleet_orchestrator.service.config import OrchestratorConfig
 from edgefleet_orchestrator.service.orchestrator import Orchestrator
 
@@ -39,6 +40,7 @@ async def run_until_signalled(config: OrchestratorConfig, options: ExporterOptio
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     orchestrator = Orchestrator(config)
+    collector.tune()  # after the store is loaded: what it holds is frozen with the rest
     server: MetricsServer | None = None
     if options.metrics is not None:
         registry = registry_for(orchestrator, per_node_limit=options.per_node_limit)
