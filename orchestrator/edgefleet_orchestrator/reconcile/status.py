@@ -73,20 +73,10 @@ def listed_rows(rows: list[ReplicaStatus]) -> tuple[list[ReplicaStatus], int]:
     return listed, len(rows) - len(listed)
 
 
-def _row(*, name: str, node: str, site: str, state: str, message: str) -> ReplicaStatus:
-    """A row from values already validated (an assignment's identifiers, an agent's
-    report, or the sentences below), so not validated again: an app status is recomputed
-    after every batch of reports, and validating 10,000 rows (identifiers by pattern) each
-    time was most of the cost of a 10,000-node daemon app's status."""
-    return ReplicaStatus.model_construct(
-        name=name, node=node, site=site, state=state, message=message
-    )
-
-
 def replica_status(a: Assignment, want_hash: str, nodes: Mapping[str, NodeRecord]) -> ReplicaStatus:
     record = nodes.get(a.node)
     if record is None or record.state in ("offline", "unknown"):
-        return _row(
+        return ReplicaStatus(
             name=a.replica,
             node=a.node,
             site=a.site,
@@ -94,7 +84,7 @@ def replica_status(a: Assignment, want_hash: str, nodes: Mapping[str, NodeRecord
             message=f"node {a.node} is offline; waiting for it or for the disconnect grace",
         )
     if record.state == "stale":
-        return _row(
+        return ReplicaStatus(
             name=a.replica,
             node=a.node,
             site=a.site,
@@ -103,7 +93,7 @@ def replica_status(a: Assignment, want_hash: str, nodes: Mapping[str, NodeRecord
         )
     reported = record.reported.workloads.get(a.replica) if record.reported else None
     if reported is None:
-        return _row(
+        return ReplicaStatus(
             name=a.replica,
             node=a.node,
             site=a.site,
@@ -111,14 +101,14 @@ def replica_status(a: Assignment, want_hash: str, nodes: Mapping[str, NodeRecord
             message="not reported by the node yet",
         )
     if reported.spec_hash != want_hash:
-        return _row(
+        return ReplicaStatus(
             name=a.replica,
             node=a.node,
             site=a.site,
             state="updating",
             message=f"node runs {reported.spec_hash}, desired {want_hash}",
         )
-    return _row(
+    return ReplicaStatus(
         name=a.replica,
         node=a.node,
         site=a.site,
