@@ -102,8 +102,10 @@ def start_retiring(
 ) -> list[Retiring]:
     """Old copies to keep for the replicas this pass moved because they were asked to
     leave (``causes``: app -> replica -> why), where the old copy was running."""
-    was = {(a.app, a.replica): a for a in before}
     started: list[Retiring] = []
+    if not any(placements[app].moves for app in causes if app in placements):
+        return started  # nothing was asked to leave and moved: no map of every assignment
+    was = {(a.app, a.replica): a for a in before}
     for app, placement in sorted(placements.items()):
         asked = causes.get(app, {})
         for replica, (old_node, new_node) in sorted(placement.moves.items()):
