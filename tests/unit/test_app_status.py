@@ -14,6 +14,7 @@ from edgefleet_orchestrator.fleet.replicas import replica_spec
 from edgefleet_orchestrator.placement.model import AppPlacement, Assignment
 from edgefleet_orchestrator.reconcile.fleet_pass import Control
 from edgefleet_orchestrator.reconcile.status import (
+    RowMemo,
     app_status,
     app_statuses,
     fleet_summary,
@@ -289,3 +290,22 @@ def test_a_status_that_fits_lists_every_row_in_name_order() -> None:
     status = app_status(app(), [placed("web-1", "n2"), placed("web-0", "n1")], [], nodes, now=NOW)
     assert [r.name for r in status.replicas] == ["web-0", "web-1"]
     assert status.replicas_omitted == 0
+
+
+def test_the_row_memo_reuses_a_row_until_its_assignment_hash_or_node_record_changes() -> None:
+    memo = RowMemo()
+    a = placed("web-0", "n1")
+    nodes = {"n1": node("n1")}
+    memo.new_round()
+    first = memo.row(a, WANT, nodes)
+    assert first == replica_status(a, WANT, nodes)
+    memo.new_round()
+    assert memo.row(a, WANT, nodes) is first  # nothing changed: the same object
+    nodes["n1"] = node("n1", **{"web-0": (WANT, "running")})  # a report replaced the record
+    memo.new_round()
+    assert memo.row(a, WANT, nodes).state == "running"
+    assert memo.row(a, "sha256:other", nodes).state == "updating"
+    assert memo.row(placed("web-0", "n1", cpu=0.5), "sha256:other", nodes).state == "updating"
+    memo.new_round()
+    memo.new_round()  # a round without web-0 forgets it
+    assert memo.row(a, WANT, {"n1": node("n1", "stale")}).state == "node-stale"

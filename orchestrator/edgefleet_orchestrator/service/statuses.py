@@ -17,7 +17,12 @@ from edgefleet_protocol.session import Publication
 from edgefleet_orchestrator.placement.model import AppPlacement
 from edgefleet_orchestrator.reconcile.compliance import noncompliance
 from edgefleet_orchestrator.reconcile.fleet_pass import PassResult
-from edgefleet_orchestrator.reconcile.status import app_statuses, fleet_summary, same_status
+from edgefleet_orchestrator.reconcile.status import (
+    RowMemo,
+    app_statuses,
+    fleet_summary,
+    same_status,
+)
 from edgefleet_orchestrator.service.config import ServiceStats
 from edgefleet_orchestrator.service.rollouts import RolloutBoard
 from edgefleet_orchestrator.service.state import ControlState
@@ -28,6 +33,7 @@ class StatusBoard:
         self._topics = topics
         self._summary: FleetSummary | None = None
         self._rollouts = RolloutBoard(topics)
+        self._rows = RowMemo()
 
     def publications(
         self,
@@ -49,6 +55,7 @@ class StatusBoard:
             control=state.control,
             now=now,
             rollouts=state.rollouts,
+            rows=self._rows,
         )
         pubs = []
         for name, status in statuses.items():
