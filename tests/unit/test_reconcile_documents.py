@@ -11,6 +11,8 @@ import re
 import pytest
 from edgefleet_orchestrator.reconcile.documents import (
     DocumentChange,
+    DocumentMemo,
+    DocumentsKey,
     PlacedWorkload,
     Published,
     plan_documents,
@@ -73,3 +75,21 @@ def test_document_values_are_immutable(value: str) -> None:
     field = dataclasses.fields(target)[0].name
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(target, field, "x")
+
+
+def key(*assignments: str) -> DocumentsKey:
+    """A fresh key object each call: the memo compares keys by value."""
+    return DocumentsKey(assignments=assignments, copies=(), apps=(), rollouts={}, published={})
+
+
+def test_the_document_memo_answers_only_after_a_pass_with_nothing_to_publish() -> None:
+    memo = DocumentMemo()
+    assert (memo.nothing_to_publish(key()), memo.hits) == (False, 0)  # nothing remembered yet
+    changes = plan_documents([placed("web-0", "gw-1")], {}, now=5.0)
+    memo.remember(key("a"), changes)
+    assert memo.nothing_to_publish(key("a")) is False  # that pass published something
+    memo.remember(key("a"), [])
+    assert memo.nothing_to_publish(key("b")) is False  # other inputs
+    for hits in (1, 2, 3):  # each hit keeps answering for equal inputs
+        assert memo.nothing_to_publish(key("a")) is True
+        assert memo.hits == hits
