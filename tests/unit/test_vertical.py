@@ -240,3 +240,18 @@ def test_a_resize_reaches_the_replicas_desired_spec_and_the_audit_trail() -> Non
     assert result.control.resized_at == {key("w", "w-0"): sim.now}
     sim.usage("w-0", cpu_pct=36.0)
     assert "w" not in {n.app for n in sim.step().notes}, "inside the cooldown"
+
+
+def test_a_resize_of_a_replica_scaled_away_in_the_same_pass_is_not_reported() -> None:
+    # Both replicas are sized up, but the same pass scales the app to one: only the resize
+    # placement applied is a note and a cooldown entry (the fleet pass's _applied).
+    sim = Sim(apps={"w": app().model_copy(update={"replicas": 2})})
+    sim.join("n1", cores=4)
+    sim.settle()
+    for replica in ("w-0", "w-1"):
+        sim.usage(replica, cpu_pct=25.0)
+    sim.apps["w"] = app()
+    result = sim.step()
+    assert [(a.replica, a.cpu) for a in result.assignments] == [("w-0", 0.36)]
+    assert [n.details["replica"] for n in result.notes if n.kind == "resources"] == ["w-0"]
+    assert result.control.resized_at == {key("w", "w-0"): sim.now}
