@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
 from typing import Any, Literal
 
 import aiomqtt
@@ -54,10 +53,10 @@ def make_client(
     client_id: str,
     will_pub: Publication | None,
     protocol: ProtocolVersion,
-    on_refused: Callable[[str, str], None] | None = None,
 ) -> aiomqtt.Client:
-    """One aiomqtt client for one connection attempt. ``on_refused(topic, reason)`` hears
-    of every QoS 1 publish the broker acknowledged with a failure reason (MQTT 5 only)."""
+    """One aiomqtt client for one connection attempt. It never publishes: the session's
+    publishes go through :mod:`.mqtt_outbound`, which also reads the PUBACK's reason code
+    (aiomqtt 2.x drops it and reports an ACL refusal as success)."""
     will = None
     if will_pub is not None:
         will = aiomqtt.Will(will_pub.topic, will_pub.payload, will_pub.qos, will_pub.retain)
@@ -88,8 +87,6 @@ def make_client(
         properties=_connect_properties() if v5 else None,
     )
     _fail_connect_on_close(client)
-    if on_refused is not None:
-        _report_refused_publishes(client, on_refused)
     return client
 
 
@@ -97,42 +94,6 @@ def _connect_properties() -> Properties:
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.ReceiveMaximum = RECEIVE_MAXIMUM
     return props
-
-
-def _report_refused_publishes(
-    client: aiomqtt.Client, on_refused: Callable[[str, str], None]
-) -> None:
-    """Tell ``on_refused`` of a PUBACK with a failure reason code.
-
-    Over MQTT 5, mosquitto answers a publish its ACL forbids with PUBACK reason 135 (Not
-    authorized); aiomqtt (2.x) drops the reason and reports success, so a viewer's command
-    looked sent and then went unanswered. paho's ``publish`` and ``on_publish`` are wrapped
-    (aiomqtt's own handling still runs) to map the acknowledged message id back to its
-    topic. Over 3.1.1 a forbidden publish is acknowledged as if it were delivered: nothing
-    can be told there.
-    """
-    paho = client._client
-    inner_publish = paho.publish
-    inner_on_publish: Any = paho.on_publish
-    topics: dict[int, str] = {}
-
-    def publish(topic: str, *args: Any, **kwargs: Any) -> Any:
-        info = inner_publish(topic, *args, **kwargs)
-        # is_published() raises when the publish was not queued (no connection): leave that
-        # to aiomqtt, which turns a failed rc into the MqttError the session handles.
-        if info.rc == 0 and not info.is_published():
-            topics[info.mid] = topic
-        return info
-
-    def on_publish(c: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
-        topic = topics.pop(mid, None)
-        if topic is not None and getattr(rc, "is_failure", False):
-            on_refused(topic, str(rc))
-        if inner_on_publish is not None:
-            inner_on_publish(c, userdata, mid, rc, props)
-
-    paho.publish = publish  # type: ignore[method-assign]
-    paho.on_publish = on_publish
 
 
 def _fail_connect_on_close(client: aiomqtt.Client) -> None:
@@ -173,21 +134,6 @@ def forget(client: aiomqtt.Client) -> None:
     gone = client._disconnected
     if gone.done() and not gone.cancelled():
         gone.exception()
-
-
-def publish_properties(protocol: ProtocolVersion | None, pub: Publication) -> Properties | None:
-    """MQTT 5 properties of a publish (none on 3.1.1)."""
-    if protocol != "5":
-        return None
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    if pub.payload:
-        props.ContentType = "application/json"
-        props.PayloadFormatIndicator = 1
-    if pub.expiry_s is not None:
-        props.MessageExpiryInterval = pub.expiry_s
-    if pub.correlation_data is not None:
-        props.CorrelationData = pub.correlation_data
-    return props
 
 
 def raise_if_cancelled() -> None:

@@ -1,11 +1,14 @@
-"""The outbound hot path: many QoS 1 publishes (desired documents) in one go.
+"""The outbound hot path: every publish of a :class:`~edgefleet_protocol.session.Session`.
 
 Who calls it: :meth:`Session.publish_many <edgefleet_protocol.session.Session.publish_many>`
-(the orchestrator's fan-out of desired documents and statuses). Why: through aiomqtt each
+(the orchestrator's fan-out of desired documents and statuses) and :meth:`Session.publish
+<edgefleet_protocol.session.Session.publish>` (one message with a timeout: every agent
+report, event, telemetry and compliance message, every CLI command). Why: through aiomqtt each
 publish costs a coroutine, a future, a paho ``MQTTMessageInfo`` (with a
 ``threading.Condition``), a ``Properties`` object, a packet built byte by byte and a write
 wake-up of its own; 10,000 desired documents took 10-20 x what the broker needs to take
-and deliver them (bench/outbound.py).
+and deliver them (bench/outbound.py), and a real agent spent about half of its CPU time in
+those publishes (``bench.fleet_profiled``, 2026-12-06b-vm-fleet-size-agents.md).
 
 Here packets are encoded directly (the MQTT 5 properties :func:`~.mqtt_client.publish_properties`
 would set), up to a window of them are queued on paho's own output queue as one write (so
@@ -15,8 +18,10 @@ they stay in order with everything else paho sends), and the reader
 Invariants:
 
 * Packet ids come from paho's own generator, so they never collide with paho's publishes.
-* At most ``window`` of our QoS 1 publishes await their PUBACK at once (the broker's
-  receive maximum; :data:`~.mqtt_client.MAX_INFLIGHT`).
+* At most ``window`` of one batch's QoS 1 publishes await their PUBACK at once (the
+  broker's receive maximum; :data:`~.mqtt_client.MAX_INFLIGHT`); a single publish waits
+  while ``window`` of any kind await theirs.
+* A single publish that times out stops waiting: its PUBACK, if it comes, is ignored.
 * A lost connection fails every publish still waiting (:meth:`Outbound.lost`); nothing is
   resent on the next connection (callers are level-triggered and publish again).
 * Relies on paho-mqtt 2.x internals (``_mid_generate``, ``_packet_queue``), pinned ``<3``.
@@ -80,12 +85,13 @@ class _Batch:
 
 
 class Outbound:
-    """Batch publishing on one connection (see the module docstring)."""
+    """Publishing on one connection (see the module docstring)."""
 
     def __init__(self, client: aiomqtt.Client, *, v5: bool) -> None:
         self._paho = client._client
         self._v5 = v5
-        self._waiting: dict[int, tuple[_Batch, int]] = {}
+        self._waiting: dict[int, tuple[_Batch, int] | asyncio.Future[int]] = {}
+        self._room: asyncio.Future[None] | None = None  # single publishes waiting for room
         self._lost = False
 
     def acked(self, body: bytes) -> bool:
@@ -94,21 +100,64 @@ class Outbound:
         entry = self._waiting.pop(mid, None)
         if entry is None:
             return False
-        batch, index = entry
         reason = body[2] if self._v5 and len(body) > 2 else 0
-        batch.results[index] = reason if reason >= 0x80 else 0  # 0x10: no subscribers, taken
-        batch.waiting -= 1
-        batch.woken.set()
+        code = reason if reason >= 0x80 else 0  # 0x10: no subscribers, taken
+        if isinstance(entry, asyncio.Future):
+            if not entry.done():
+                entry.set_result(code)
+        else:
+            batch, index = entry
+            batch.results[index] = code
+            batch.waiting -= 1
+            batch.woken.set()
+        self._make_room()
         return True
 
     def lost(self) -> None:
         """The connection ended: every publish still waiting failed."""
         self._lost = True
-        batches = {batch for batch, _ in self._waiting.values()}
+        entries = list(self._waiting.values())
         self._waiting.clear()
-        for batch in batches:
-            batch.waiting = 0
-            batch.woken.set()
+        for entry in entries:
+            if isinstance(entry, asyncio.Future):
+                if not entry.done():
+                    entry.set_result(NOT_SENT)
+            else:
+                entry[0].waiting = 0
+                entry[0].woken.set()
+        self._make_room()
+
+    def _make_room(self) -> None:
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
+
+    async def publish_one(self, pub: Publication, *, timeout_s: float, window: int) -> int:
+        """Publish one message; its result as :meth:`publish`'s, :data:`NOT_SENT` also when
+        no PUBACK came within ``timeout_s`` (or no room under ``window`` within it)."""
+        paho = self._paho
+        try:
+            async with asyncio.timeout(timeout_s):
+                while len(self._waiting) >= window and not self._lost:
+                    if self._room is None:
+                        self._room = asyncio.get_running_loop().create_future()
+                    await asyncio.shield(self._room)
+                if self._lost or paho._sock is None:
+                    return NOT_SENT
+                if not pub.qos:
+                    paho._packet_queue(0, encode_publish(pub, 0, self._v5), 0, 0)
+                    return 0
+                mid = paho._mid_generate()
+                acked: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                self._waiting[mid] = acked
+                paho._packet_queue(0, encode_publish(pub, mid, self._v5), 0, 0)
+                try:
+                    return await acked
+                finally:
+                    if self._waiting.get(mid) is acked:
+                        del self._waiting[mid]  # timed out or cancelled: stop waiting
+        except TimeoutError:
+            return NOT_SENT
 
     async def publish(self, pubs: Sequence[Publication], window: int) -> list[int]:
         """Publish ``pubs`` in order; each result is 0 (taken; for QoS 0: queued), the

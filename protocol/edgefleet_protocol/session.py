@@ -36,6 +36,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel
 
 from edgefleet_protocol import mqtt_inbound
@@ -49,11 +51,10 @@ from edgefleet_protocol.mqtt_client import (
     connack_code,
     forget,
     make_client,
-    publish_properties,
     raise_if_cancelled,
 )
 from edgefleet_protocol.mqtt_inbound import acknowledge
-from edgefleet_protocol.mqtt_outbound import Outbound
+from edgefleet_protocol.mqtt_outbound import NOT_SENT, Outbound
 from edgefleet_protocol.session_stats import SessionStats
 from edgefleet_protocol.topics import REPLY_RULE, TopicKind
 from edgefleet_protocol.wire import Backoff, InboundMessage, Publication, ReconnectSchedule
@@ -110,7 +111,6 @@ class Session:
         self._closing = asyncio.Event()
         self.connected = asyncio.Event()
         self.stats = SessionStats()
-        self.refusals: dict[str, str] = {}  # topic -> PUBACK failure, until its publish returns
         self.last_refusal: tuple[str, str] | None = None  # (topic, reason), MQTT 5 only
         self.on_published: Callable[[Publication], None] | None = None
         """Told of every message the broker took (a metrics counter); must not raise."""
@@ -142,7 +142,7 @@ class Session:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 async with asyncio.timeout(timeout_s):
                     for pub in final:
-                        await self._publish_on(client, pub)
+                        await self._publish_on(pub)
         self._closing.set()
         if self._hook is not None:
             self._hook.cancel()
@@ -199,9 +199,6 @@ class Session:
         return self.stats.protocol if self.connected.is_set() else None
 
     def _publish_refused(self, topic: str, reason: str) -> None:
-        if len(self.refusals) >= 1000:
-            self.refusals.clear()  # never read (a publish that timed out): do not grow
-        self.refusals[topic] = reason
         self.last_refusal = (topic, reason)
         self.stats.publishes_refused += 1
 
@@ -211,7 +208,7 @@ class Session:
         if client is None or not self.connected.is_set():
             return False
         try:
-            await self._publish_on(client, pub)
+            await self._publish_on(pub)
         except (aiomqtt.MqttError, RuntimeError) as exc:
             # RuntimeError: paho's "Message publish failed: The client is not currently
             # connected" when the connection drops between our check and the send (the
@@ -257,21 +254,19 @@ class Session:
         """Delete a retained message (an empty retained payload)."""
         return await self.publish(Publication(topic=topic, payload=b"", qos=1, retain=True))
 
-    async def _publish_on(self, client: aiomqtt.Client, pub: Publication) -> None:
+    async def _publish_on(self, pub: Publication) -> None:
         started = time.perf_counter()  # not loop.time(): uvloop's ticks in whole milliseconds
-        await client.publish(
-            pub.topic,
-            pub.payload,
-            qos=pub.qos,
-            retain=pub.retain,
-            properties=publish_properties(self.stats.protocol, pub),
-            timeout=10,
-        )
+        outbound = self._outbound  # no aiomqtt/paho publish: see mqtt_outbound's docstring
+        code = NOT_SENT
+        if outbound is not None:
+            code = await outbound.publish_one(pub, timeout_s=10, window=MAX_INFLIGHT)
+        if code == NOT_SENT:
+            raise aiomqtt.MqttError(f"the publish to {pub.topic} was not acknowledged")
+        if code:
+            self._publish_refused(pub.topic, str(ReasonCode(PacketTypes.PUBACK, identifier=code)))
+            raise aiomqtt.MqttError(f"the broker refused the publish to {pub.topic}")
         if pub.qos >= 1:
             self.stats.rtt_ms = round((time.perf_counter() - started) * 1000, 3)
-            refused = self.refusals.pop(pub.topic, None)
-            if refused is not None:
-                raise aiomqtt.MqttError(f"the broker refused the publish to {pub.topic}: {refused}")
         self.stats.published += 1
         if self.on_published is not None:
             self.on_published(pub)
@@ -289,9 +284,7 @@ class Session:
         loop = asyncio.get_running_loop()
         while not self._closing.is_set():
             protocol = self._next_protocol()
-            client = make_client(
-                self.settings, self.client_id, self.will, protocol, self._publish_refused
-            )
+            client = make_client(self.settings, self.client_id, self.will, protocol)
             outbound = Outbound(client, v5=protocol == "5")
             mqtt_inbound.install(client, self._sink(client), v5=protocol == "5", outbound=outbound)
             try:

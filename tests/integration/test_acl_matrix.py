@@ -230,6 +230,20 @@ async def test_a_refused_publish_in_a_batch_is_counted_and_the_rest_taken(
         assert "authori" in agent.last_refusal[1].lower()
 
 
+async def test_a_refused_single_publish_returns_false_and_names_the_refusal(
+    fleet: GeneratedSet,
+) -> None:
+    """Session.publish (every agent and CLI message) reads the MQTT 5 PUBACK reason too."""
+    async with connected(fleet.settings("s1.n1", protocol="5"), "agent") as agent:
+        assert not await agent.publish(Publication(node("s1", "n2", "status"), b"{}", qos=1))
+        assert (agent.stats.publishes_refused, agent.stats.publish_failures) == (1, 1)
+        assert agent.last_refusal is not None
+        assert agent.last_refusal[0] == node("s1", "n2", "status")
+        assert "authori" in agent.last_refusal[1].lower()
+        assert await agent.publish(Publication(node("s1", "n1", "status"), b"{}", qos=1))
+        assert agent.stats.published == 1
+
+
 async def test_an_agent_reads_its_own_desired_document_and_not_another_nodes(
     fleet: GeneratedSet,
 ) -> None:

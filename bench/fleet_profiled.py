@@ -1,0 +1,112 @@
+"""The real simulated fleet under pyinstrument: where the agents' own time goes (issue #17
+item 4), sampled from the deploy command to convergence.
+
+Two roles in one module:
+
+* ``python -m bench.fleet_profiled fleet --out prof.txt -- <simulate arguments>`` runs
+  ``edgefleet-agent simulate`` exactly as the CLI does, with pyinstrument sampling between
+  SIGUSR1 and SIGUSR2 (:class:`~bench.orchestrator_profiled.ProfileWindow`), and writes
+  the text profile on SIGUSR2 or exit;
+* ``python -m bench.fleet_profiled --nodes 1000 --out prof.txt`` runs one daemon
+  convergence (:func:`bench.convergence.converge_fleet`: mosquitto, the unprofiled
+  orchestrator, the watcher) with the fleet started in the first role, and prints the
+  run's figures. The figures of a profiled run explain, they do not measure: sampling
+  slows the fleet; the curve comes from ``bench.convergence --fleet-size``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import convergence, fleets
+from bench.cpu import describe
+from bench.fleet_procs import start_mosquitto
+from bench.lite_fleet import raise_fd_limit
+from bench.orchestrator_profiled import ProfileWindow
+
+
+def _run_fleet(out: Path, simulate_args: list[str]) -> int:
+    from edgefleet_agent.cli import main as agent_main
+
+    window = ProfileWindow(out)
+    signal.signal(signal.SIGUSR1, lambda *_: window.start())
+    signal.signal(signal.SIGUSR2, lambda *_: window.stop())
+    try:
+        return agent_main(["simulate", *simulate_args])
+    finally:
+        window.stop()
+
+
+def _profiled_start(out: Path) -> Any:
+    """``bench.fleets.start_fleet`` with the simulator started in the first role."""
+    real_popen = subprocess.Popen
+
+    def start(*args: Any, **kwargs: Any) -> Any:
+        def popen(argv: list[str], **kw: Any) -> Any:
+            if len(argv) > 1 and argv[1] == "simulate":
+                argv = [sys.executable, "-m", "bench.fleet_profiled", "fleet", "--out",
+                        str(out), "--", *argv[2:]]  # fmt: skip
+            return real_popen(argv, **kw)
+
+        subprocess.Popen = popen  # type: ignore[misc,assignment]
+        try:
+            return fleets.start_fleet(*args, **kwargs)
+        finally:
+            subprocess.Popen = real_popen  # type: ignore[misc]
+
+    return start
+
+
+async def _converge(nodes: int, out: Path) -> dict[str, Any]:
+    raise_fd_limit(nodes * 2 + 1024)
+    setattr(convergence, "start_fleet", _profiled_start(out))  # noqa: B010
+
+    def profile(self: Any, signum: int) -> None:  # the fleet, not the orchestrator
+        self.fleet.process.send_signal(signum)
+
+    convergence._Alive.profile = profile  # type: ignore[method-assign]
+    with tempfile.TemporaryDirectory(prefix="edgefleet-fleetprof-") as tmp:
+        broker = start_mosquitto(Path(tmp) / "broker")
+        try:
+            workdir = Path(tmp) / "run"
+            workdir.mkdir()
+            return await convergence.converge_fleet(
+                broker.url, workdir, nodes, "simulator", ("daemon",),
+                broker_pid=broker.process.pid,
+            )  # fmt: skip
+        finally:
+            broker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fleet"]:
+        parser = argparse.ArgumentParser(prog="bench.fleet_profiled fleet")
+        parser.add_argument("--out", required=True, type=Path)
+        parser.add_argument("rest", nargs=argparse.REMAINDER)
+        args = parser.parse_args(argv[1:])
+        rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+        return _run_fleet(args.out, rest)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    run = asyncio.run(_converge(args.nodes, args.out.resolve()))
+    case = run["cases"][0]
+    case.pop("cdf_s", None)
+    print(json.dumps(run, indent=2))
+    if "cpu_s" in case:
+        print(describe(case["cpu_s"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
