@@ -33,9 +33,11 @@ from bench.lite_fleet import raise_fd_limit
 from bench.orchestrator_profiled import ProfileWindow
 
 
-def _run_fleet(out: Path, simulate_args: list[str]) -> int:
+def _run_fleet(out: Path | None, simulate_args: list[str]) -> int:
     from edgefleet_agent.cli import main as agent_main
 
+    if out is None:  # unprofiled: only the extra simulate arguments
+        return agent_main(["simulate", *simulate_args])
     window = ProfileWindow(out)
     signal.signal(signal.SIGUSR1, lambda *_: window.start())
     signal.signal(signal.SIGUSR2, lambda *_: window.stop())
@@ -45,15 +47,16 @@ def _run_fleet(out: Path, simulate_args: list[str]) -> int:
         window.stop()
 
 
-def _profiled_start(out: Path) -> Any:
+def _profiled_start(out: Path | None, extra: list[str]) -> Any:
     """``bench.fleets.start_fleet`` with the simulator started in the first role."""
     real_popen = subprocess.Popen
 
     def start(*args: Any, **kwargs: Any) -> Any:
         def popen(argv: list[str], **kw: Any) -> Any:
             if len(argv) > 1 and argv[1] == "simulate":
-                argv = [sys.executable, "-m", "bench.fleet_profiled", "fleet", "--out",
-                        str(out), "--", *argv[2:]]  # fmt: skip
+                where = ["--out", str(out)] if out is not None else []
+                argv = [sys.executable, "-m", "bench.fleet_profiled", "fleet", *where,
+                        "--", *argv[2:], *extra]  # fmt: skip
             return real_popen(argv, **kw)
 
         subprocess.Popen = popen  # type: ignore[misc,assignment]
@@ -65,12 +68,13 @@ def _profiled_start(out: Path) -> Any:
     return start
 
 
-async def _converge(nodes: int, out: Path) -> dict[str, Any]:
+async def _converge(nodes: int, out: Path | None, extra: list[str]) -> dict[str, Any]:
     raise_fd_limit(nodes * 2 + 1024)
-    setattr(convergence, "start_fleet", _profiled_start(out))  # noqa: B010
+    setattr(convergence, "start_fleet", _profiled_start(out, extra))  # noqa: B010
 
     def profile(self: Any, signum: int) -> None:  # the fleet, not the orchestrator
-        self.fleet.process.send_signal(signum)
+        if out is not None:
+            self.fleet.process.send_signal(signum)
 
     convergence._Alive.profile = profile  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="edgefleet-fleetprof-") as tmp:
@@ -90,16 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["fleet"]:
         parser = argparse.ArgumentParser(prog="bench.fleet_profiled fleet")
-        parser.add_argument("--out", required=True, type=Path)
+        parser.add_argument("--out", type=Path)
         parser.add_argument("rest", nargs=argparse.REMAINDER)
         args = parser.parse_args(argv[1:])
         rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
         return _run_fleet(args.out, rest)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--nodes", type=int, default=1000)
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", type=Path, help="the profile (none: an unprofiled run)")
+    parser.add_argument("--simulate-arg", action="append", default=[],
+                        help="one more edgefleet-agent simulate argument (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
-    run = asyncio.run(_converge(args.nodes, args.out.resolve()))
+    out = args.out.resolve() if args.out is not None else None
+    run = asyncio.run(_converge(args.nodes, out, args.simulate_arg))
     case = run["cases"][0]
     case.pop("cdf_s", None)
     print(json.dumps(run, indent=2))

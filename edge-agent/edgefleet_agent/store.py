@@ -74,13 +74,20 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 class AtomicJSONStorage(Storage):
-    """A tinydb storage that rewrites its file atomically on every write."""
+    """A tinydb storage that rewrites its file atomically on every write.
+
+    It keeps what it last read or wrote, and reads that instead of the file: the agent is
+    the file's only writer while it runs (each change read and parsed the whole store
+    again; in the fleet simulator a fifth of adopting a desired document). A write that
+    fails, or a batch that is dropped, forgets it, so the next read is the file's again.
+    """
 
     def __init__(self, path: str) -> None:
         super().__init__()
         self._path = Path(path)
         self._batching = False
         self._held: dict[str, dict[str, Any]] | None = None  # a batch's unwritten content
+        self._known: dict[str, dict[str, Any]] | None = None  # the file's content
 
     def begin(self) -> None:
         """From now on, writes are held in memory (and reads see them) until :meth:`end`."""
@@ -89,12 +96,16 @@ class AtomicJSONStorage(Storage):
     def end(self, *, keep: bool = True) -> None:
         """Write what the batch changed, once (``keep``), or forget it."""
         held, self._batching, self._held = self._held, False, None
-        if keep and held is not None:
+        if not keep:
+            self._known = None  # tinydb changed what it read in place
+        elif held is not None:
             self.write(held)
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         if self._held is not None:
             return self._held
+        if self._known is not None:
+            return self._known
         try:
             raw = self._path.read_bytes()
         except FileNotFoundError:
@@ -107,13 +118,16 @@ class AtomicJSONStorage(Storage):
             raise StoreCorrupt(f"{self._path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise StoreCorrupt(f"{self._path} does not hold a database object")
+        self._known = data
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         if self._batching:
             self._held = data
             return
+        self._known = None  # until the file holds it
         write_atomically(self._path, json.dumps(data, separators=(",", ":")).encode())
+        self._known = data
 
     def close(self) -> None:
         pass

@@ -10,9 +10,10 @@ wake-up of its own; 10,000 desired documents took 10-20 x what the broker needs 
 and deliver them (bench/outbound.py), and a real agent spent about half of its CPU time in
 those publishes (``bench.fleet_profiled``, 2026-12-06b-vm-fleet-size-agents.md).
 
-Here packets are encoded directly (the MQTT 5 properties :func:`~.mqtt_client.publish_properties`
-would set), up to a window of them are queued on paho's own output queue as one write (so
-they stay in order with everything else paho sends), and the reader
+Here packets are encoded directly (the MQTT 5 properties paho's ``Properties`` would carry),
+every packet queued in one turn of the event loop goes out in one ``send`` straight to the
+socket when paho has nothing queued ahead of it (else behind paho's own output queue, so
+nothing overtakes what paho sends; a partial send's rest is queued there too), and the reader
 (:mod:`.mqtt_inbound`) hands each PUBACK whose packet id is ours to :meth:`Outbound.acked`.
 
 Invariants:
@@ -21,25 +22,33 @@ Invariants:
 * At most ``window`` of one batch's QoS 1 publishes await their PUBACK at once (the
   broker's receive maximum; :data:`~.mqtt_client.MAX_INFLIGHT`); a single publish waits
   while ``window`` of any kind await theirs.
-* A single publish that times out stops waiting: its PUBACK, if it comes, is ignored.
+* A single publish that gets no PUBACK within ``timeout_s`` (at the earliest; at the
+  latest when the publishes queued before it have timed out) fails; its PUBACK, if it
+  comes later, is ignored.
 * A lost connection fails every publish still waiting (:meth:`Outbound.lost`); nothing is
   resent on the next connection (callers are level-triggered and publish again).
-* Relies on paho-mqtt 2.x internals (``_mid_generate``, ``_packet_queue``), pinned ``<3``.
+* Relies on paho-mqtt 2.x internals (``_mid_generate``, ``_packet_queue``, ``_out_packet``,
+  ``_sock_send``, ``_last_msg_out``), pinned ``<3``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 
 import aiomqtt
+import paho.mqtt.client as paho_client
 
 from edgefleet_protocol.wire import Publication
 
-__all__ = ["NOT_SENT", "Outbound", "encode_publish"]
+__all__ = ["NOT_SENT", "PUBLISH_TIMEOUT_S", "Outbound", "encode_publish"]
 
 NOT_SENT = -1
-"""The result of a publish the connection was lost before acknowledging."""
+"""The result of a publish the connection was lost (or timed out) before acknowledging."""
+
+PUBLISH_TIMEOUT_S = 10.0
+"""A single publish's wait for its PUBACK, as aiomqtt's ``publish(timeout=10)`` was."""
 
 _JSON = b"application/json"
 
@@ -93,6 +102,35 @@ class Outbound:
         self._waiting: dict[int, tuple[_Batch, int] | asyncio.Future[int]] = {}
         self._room: asyncio.Future[None] | None = None  # single publishes waiting for room
         self._lost = False
+        self._loop = client._loop
+        self._unsent: list[bytes] = []
+        self.timeout_s = PUBLISH_TIMEOUT_S
+        """How long a single publish waits for its PUBACK (and for room under its window)."""
+        self._expiry: deque[tuple[float, int, asyncio.Future[int]]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def _write(self, packet: bytes) -> None:
+        """Queue ``packet``: all queued in this turn of the loop go out in one send."""
+        self._unsent.append(packet)
+        if len(self._unsent) == 1:
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        data = b"".join(self._unsent)
+        self._unsent.clear()
+        paho = self._paho
+        if paho._sock is None:
+            return  # the connection is gone: lost() fails what waits
+        sent = 0
+        if not paho._out_packet:  # nothing of paho's ahead: straight to the socket
+            try:
+                sent = paho._sock_send(data)
+            except OSError:  # would block (BlockingIOError), or broken: paho's writer decides
+                sent = 0
+            with paho._msgtime_mutex:
+                paho._last_msg_out = paho_client.time_func()  # keepalive: we just wrote
+        if sent < len(data):
+            paho._packet_queue(0, data[sent:], 0, 0)  # command 0: no paho callbacks
 
     def acked(self, body: bytes) -> bool:
         """A PUBACK (``body`` after the fixed header): ``True`` if it was one of ours."""
@@ -116,6 +154,10 @@ class Outbound:
     def lost(self) -> None:
         """The connection ended: every publish still waiting failed."""
         self._lost = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._expiry.clear()
         entries = list(self._waiting.values())
         self._waiting.clear()
         for entry in entries:
@@ -132,32 +174,57 @@ class Outbound:
         if room is not None and not room.done():
             room.set_result(None)
 
-    async def publish_one(self, pub: Publication, *, timeout_s: float, window: int) -> int:
+    async def publish_one(self, pub: Publication, *, window: int) -> int:
         """Publish one message; its result as :meth:`publish`'s, :data:`NOT_SENT` also when
-        no PUBACK came within ``timeout_s`` (or no room under ``window`` within it)."""
+        no PUBACK came within :attr:`timeout_s` (or no room under ``window`` within it)."""
         paho = self._paho
+        if len(self._waiting) >= window and not await self._room_under(window):
+            return NOT_SENT
+        if self._lost or paho._sock is None:
+            return NOT_SENT
+        if not pub.qos:
+            self._write(encode_publish(pub, 0, self._v5))
+            return 0
+        mid = paho._mid_generate()
+        acked: asyncio.Future[int] = self._loop.create_future()
+        self._waiting[mid] = acked
+        self._expiry.append((self._loop.time() + self.timeout_s, mid, acked))
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_at(self._expiry[0][0], self._sweep)
+        self._write(encode_publish(pub, mid, self._v5))
         try:
-            async with asyncio.timeout(timeout_s):
+            return await acked
+        finally:
+            if self._waiting.get(mid) is acked:
+                del self._waiting[mid]  # cancelled: stop waiting
+
+    async def _room_under(self, window: int) -> bool:
+        try:
+            async with asyncio.timeout(self.timeout_s):
                 while len(self._waiting) >= window and not self._lost:
                     if self._room is None:
-                        self._room = asyncio.get_running_loop().create_future()
+                        self._room = self._loop.create_future()
                     await asyncio.shield(self._room)
-                if self._lost or paho._sock is None:
-                    return NOT_SENT
-                if not pub.qos:
-                    paho._packet_queue(0, encode_publish(pub, 0, self._v5), 0, 0)
-                    return 0
-                mid = paho._mid_generate()
-                acked: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-                self._waiting[mid] = acked
-                paho._packet_queue(0, encode_publish(pub, mid, self._v5), 0, 0)
-                try:
-                    return await acked
-                finally:
-                    if self._waiting.get(mid) is acked:
-                        del self._waiting[mid]  # timed out or cancelled: stop waiting
         except TimeoutError:
-            return NOT_SENT
+            return False
+        return True
+
+    def _sweep(self) -> None:
+        """Fail the single publishes past their deadline. One timer per connection, armed
+        at the oldest deadline, instead of one per publish (``asyncio.timeout``: a timer
+        handle in the loop's heap per message, a tenth of an agent's publishing cost)."""
+        self._sweeper = None
+        now = self._loop.time()
+        expiry = self._expiry
+        while expiry and (expiry[0][2].done() or expiry[0][0] <= now):
+            _, mid, acked = expiry.popleft()
+            if not acked.done():
+                acked.set_result(NOT_SENT)
+                if self._waiting.get(mid) is acked:
+                    del self._waiting[mid]
+                self._make_room()
+        if expiry:
+            self._sweeper = self._loop.call_at(expiry[0][0], self._sweep)
 
     async def publish(self, pubs: Sequence[Publication], window: int) -> list[int]:
         """Publish ``pubs`` in order; each result is 0 (taken; for QoS 0: queued), the
@@ -178,7 +245,7 @@ class Outbound:
                     batch.results[sent] = 0
                 sent += 1
             if chunk:
-                paho._packet_queue(0, b"".join(chunk), 0, 0)  # command 0: no paho callbacks
+                self._write(b"".join(chunk))
             if batch.waiting == 0 and sent == len(pubs):
                 break
             batch.woken.clear()

@@ -259,7 +259,7 @@ class Session:
         outbound = self._outbound  # no aiomqtt/paho publish: see mqtt_outbound's docstring
         code = NOT_SENT
         if outbound is not None:
-            code = await outbound.publish_one(pub, timeout_s=10, window=MAX_INFLIGHT)
+            code = await outbound.publish_one(pub, window=MAX_INFLIGHT)
         if code == NOT_SENT:
             raise aiomqtt.MqttError(f"the publish to {pub.topic} was not acknowledged")
         if code:

@@ -68,7 +68,8 @@ async def test_a_single_publish_gives_up_at_its_timeout_and_a_late_puback_is_har
         outbound = outbound_of(writer)
         with paused(broker):
             late = Publication(topic=topic, payload=b"late", qos=1)
-            assert await outbound.publish_one(late, timeout_s=0.3, window=10) == NOT_SENT
+            outbound.timeout_s = 0.3
+            assert await outbound.publish_one(late, window=10) == NOT_SENT
             assert outbound._waiting == {}  # nothing left waiting for that PUBACK
         # The broker took it once running again (at least once); its PUBACK finds nobody.
         assert await payloads(reader, 1) == [b"late"]
@@ -90,9 +91,7 @@ async def test_single_publishes_wait_for_room_under_the_window_and_keep_their_or
         outbound = outbound_of(writer)
         pubs = [Publication(topic=topic, payload=b"%d" % n, qos=1) for n in range(3)]
         with paused(broker):
-            tasks = [
-                asyncio.create_task(outbound.publish_one(p, timeout_s=15, window=2)) for p in pubs
-            ]
+            tasks = [asyncio.create_task(outbound.publish_one(p, window=2)) for p in pubs]
             for _ in range(20):  # every task runs until it waits (the broker is stopped)
                 await asyncio.sleep(0)
             assert len(outbound._waiting) == 2  # the third waits for room, unsent

@@ -55,6 +55,32 @@ def test_a_crash_during_a_write_leaves_the_old_content_intact(
     reloaded = LocalStore(tmp_path).load_desired()
     assert reloaded is not None
     assert reloaded.desired.generation == 1
+    same = store.load_desired()  # the store that failed reads the file again, not its memory
+    assert same is not None and same.desired.generation == 1
+
+
+def test_reads_after_a_write_do_not_read_the_file_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path)
+    store.save_desired(desired(1), accepted_at=1.0)
+    reads: list[Path] = []
+    real = Path.read_bytes
+
+    def counted(path: Path) -> bytes:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    with store.batch():
+        store.save_desired(desired(2, "new"), accepted_at=2.0)
+        store.forget_specs_except({w.spec_hash for w in desired(2, "new").workloads})
+    stored = store.load_desired()
+    assert stored is not None and stored.desired == desired(2, "new")
+    assert reads == []
+    monkeypatch.undo()
+    fresh = LocalStore(tmp_path).load_desired()
+    assert fresh is not None and fresh.desired == desired(2, "new")
 
 
 def test_a_torn_temp_file_from_a_crash_is_ignored(tmp_path: Path) -> None:

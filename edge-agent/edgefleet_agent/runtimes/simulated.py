@@ -25,7 +25,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from edgefleet_protocol import Resources, WorkloadUsage
@@ -63,6 +63,9 @@ class SimWorkload:
     restarts: int = 0
     exit_code: int | None = None
     message: str = ""
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(SimWorkload))
 
 
 class SimulatedRuntime:
@@ -104,7 +107,9 @@ class SimulatedRuntime:
     def _save(self) -> None:
         if self.state_file is None:
             return
-        rows = [asdict(row) for row in self._table.values()]
+        # Not dataclasses.asdict: its deep copy of these flat rows was half of a start's
+        # cost in a fleet of simulated agents (bench.fleet_profiled).
+        rows = [{name: getattr(row, name) for name in _ROW_FIELDS} for row in self._table.values()]
         write_atomically(self.state_file, json.dumps(rows, separators=(",", ":")).encode())
 
     # -- the seam -------------------------------------------------------------------------
