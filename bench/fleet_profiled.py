@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -47,8 +48,9 @@ def _run_fleet(out: Path | None, simulate_args: list[str]) -> int:
         window.stop()
 
 
-def _profiled_start(out: Path | None, extra: list[str]) -> Any:
-    """``bench.fleets.start_fleet`` with the simulator started in the first role."""
+def _profiled_start(out: Path | None, extra: list[str], source: Path | None) -> Any:
+    """``bench.fleets.start_fleet`` with the simulator started in the first role (with
+    ``source``: the agent and protocol packages of that checkout, a baseline's)."""
     real_popen = subprocess.Popen
 
     def start(*args: Any, **kwargs: Any) -> Any:
@@ -57,6 +59,10 @@ def _profiled_start(out: Path | None, extra: list[str]) -> Any:
                 where = ["--out", str(out)] if out is not None else []
                 argv = [sys.executable, "-m", "bench.fleet_profiled", "fleet", *where,
                         "--", *argv[2:], *extra]  # fmt: skip
+                if source is not None:
+                    env = dict(kw["env"])
+                    paths = [source / "edge-agent", source / "protocol", env["PYTHONPATH"]]
+                    kw["env"] = {**env, "PYTHONPATH": os.pathsep.join(map(str, paths))}
             return real_popen(argv, **kw)
 
         subprocess.Popen = popen  # type: ignore[misc,assignment]
@@ -68,9 +74,11 @@ def _profiled_start(out: Path | None, extra: list[str]) -> Any:
     return start
 
 
-async def _converge(nodes: int, out: Path | None, extra: list[str]) -> dict[str, Any]:
+async def _converge(
+    nodes: int, out: Path | None, extra: list[str], source: Path | None
+) -> dict[str, Any]:
     raise_fd_limit(nodes * 2 + 1024)
-    setattr(convergence, "start_fleet", _profiled_start(out, extra))  # noqa: B010
+    setattr(convergence, "start_fleet", _profiled_start(out, extra, source))  # noqa: B010
 
     def profile(self: Any, signum: int) -> None:  # the fleet, not the orchestrator
         if out is not None:
@@ -104,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="the profile (none: an unprofiled run)")
     parser.add_argument("--simulate-arg", action="append", default=[],
                         help="one more edgefleet-agent simulate argument (repeatable)")  # fmt: skip
+    parser.add_argument("--fleet-source", type=Path,
+                        help="run the fleet from this checkout's sources (a baseline)")  # fmt: skip
     args = parser.parse_args(argv)
     out = args.out.resolve() if args.out is not None else None
-    run = asyncio.run(_converge(args.nodes, out, args.simulate_arg))
+    source = args.fleet_source.resolve() if args.fleet_source is not None else None
+    run = asyncio.run(_converge(args.nodes, out, args.simulate_arg, source))
     case = run["cases"][0]
     case.pop("cdf_s", None)
     print(json.dumps(run, indent=2))

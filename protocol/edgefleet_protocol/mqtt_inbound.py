@@ -298,7 +298,10 @@ class _Reader:
             if parsed is not None:
                 message, mid = parsed
                 if self._sink(message, mid) and mid:
-                    paho._send_puback(mid)
+                    if self._outbound is not None:
+                        self._outbound.puback(mid)  # in the same send as our publishes
+                    else:
+                        paho._send_puback(mid)
                 return paho._sock is not None
         paho._in_packet = {
             "command": header,

@@ -109,6 +109,10 @@ class Outbound:
         self._expiry: deque[tuple[float, int, asyncio.Future[int]]] = deque()
         self._sweeper: asyncio.TimerHandle | None = None
 
+    def puback(self, mid: int) -> None:
+        """Acknowledge an inbound QoS 1 message (the bytes paho's ``_send_puback`` sends)."""
+        self._write(b"\x40\x02" + mid.to_bytes(2, "big"))
+
     def _write(self, packet: bytes) -> None:
         """Queue ``packet``: all queued in this turn of the loop go out in one send."""
         self._unsent.append(packet)
