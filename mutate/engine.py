@@ -163,7 +163,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             status = _try(source, m, chosen, deadline_s=30.0 + 10 * cost)
             if status == "survived":
                 status = "slow"  # confirmed (or not) the faithful way before it counts
-        results.append({**m.__dict__, "status": status, "tests": len(chosen)})
+        found = {**m.__dict__, "status": status, "tests": len(chosen)}
+        if status == "slow":  # the fresh-import runner tries these tests first
+            found["reach"] = [i.nodeid for i in chosen]
+        results.append(found)
     Path(os.environ["MUTATE_OUT"]).write_text(json.dumps(results), encoding="utf-8")
     return True
 

@@ -20,8 +20,8 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,15 +29,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mutate import hook
+from mutate import slow as slow_runner
 from mutate.targets import TARGETS
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "mutate" / "results"
 
-WARM_ARGS = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
-"""The plugins imported before the fork (see ``main``) cannot have their asserts rewritten."""
+WARM_ARGS = slow_runner.WARM_ARGS
 
 
 @dataclass
@@ -53,8 +54,17 @@ class Outcome:
     fast: int = 0
     """Mutants decided in the forked in-process runner (the rest in a fresh import)."""
     seconds: float = 0.0
+    slow_seconds: float = 0.0
+    """Wall seconds per mutant tried in a fresh import (baselines included)."""
+    slow_cpu_seconds: float = 0.0
+    """CPU seconds (user + system) per such mutant, baselines left out: the cost to a
+    shared machine, which wall time under load hides."""
+    baseline_cpu_seconds: float = 0.0
+    """CPU seconds of the unmutated runs before them (one cold; a warm start runs two)."""
     survivors: list[str] = field(default_factory=list)
     error: str = ""
+    only: str = ""
+    """``MUTATE_ONLY``: the mutant numbers tried, when not all were."""
 
     @property
     def ratio(self) -> float:
@@ -111,19 +121,80 @@ def _slow_one(
             os._exit(int(code))
         except BaseException:
             os._exit(70)
-    end = time.monotonic() + deadline_s
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
-            if code == 0:
-                return "survived"
-            return "killed" if code in (1, 2, 3) else f"error {code}"
-        if time.monotonic() > end:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "timeout"
-        time.sleep(0.02)
+    return slow_runner.wait(pid, deadline_s)
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _cold(
+    work: Path, module: str, slow: list[dict[str, Any]], tests: list[str], spent: list[float]
+) -> str:
+    """Every mutant in ``slow`` in a cold child (no warm start): '' when done, else why not.
+    The CPU seconds of the baseline run are added to ``spent``."""
+    t0, cpu0 = time.monotonic(), _children_cpu()
+    base = _slow_one(work, module, None, tests, deadline_s=600.0)
+    spent.append(_children_cpu() - cpu0)
+    if base != "survived":
+        return f"the unmutated tests do not pass in a fresh import ({base})"
+    deadline = 60.0 + 5 * (time.monotonic() - t0)
+    for n, m in enumerate(slow, 1):
+        m["status"] = _slow_one(work, module, m["index"], tests, deadline)
+        m["slow"] = True
+        if n % 25 == 0:
+            print(f"  {n}/{len(slow)} afresh", flush=True)
+    return ""
+
+
+def _warm(
+    work: Path, module: str, slow: list[dict[str, Any]], tests: list[str], spent: list[float]
+) -> str:
+    """Every mutant in ``slow`` from a warm zygote (mutate/slow.py), forked from here so
+    nothing it imports stays: '' when done, else why the cold way must be taken."""
+    out = Path(tempfile.mkdtemp(prefix="edgefleet-mutate-")) / "slow.json"
+    pid = os.fork()
+    if pid == 0:  # the zygote: never returns
+        code = 70
+        try:
+            code = _zygote(work, module, slow, tests, out)
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)
+    found = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    shutil.rmtree(out.parent, ignore_errors=True)
+    if "statuses" not in found:
+        return str(found.get("why", "the warm zygote died"))
+    spent.append(float(found["baseline_cpu"]))
+    for m in slow:
+        m["status"], m["slow"] = found["statuses"][str(m["index"])], True
+    return ""
+
+
+def _zygote(
+    work: Path, module: str, slow: list[dict[str, Any]], tests: list[str], out: Path
+) -> int:
+    zygote = slow_runner.Zygote(work, [work / r for r in ROLES], module, tests)
+    t0, cpu0 = time.monotonic(), _children_cpu()
+    base = zygote.cold_baseline()
+    deadline = 60.0 + 5 * (time.monotonic() - t0)
+    why = f"the unmutated tests do not pass cold ({base})" if base != "survived" else ""
+    why = why or zygote.warm_up()
+    if not why and (base := zygote.run(None, [], 600.0)) != "survived":
+        why = f"the unmutated tests do not pass warm ({base})"
+    if why:
+        out.write_text(json.dumps({"why": why}), encoding="utf-8")
+        return 0
+    baseline_cpu = _children_cpu() - cpu0
+    statuses: dict[int, str] = {}
+    for n, m in enumerate(slow, 1):
+        statuses[m["index"]] = zygote.run(m["index"], m.get("reach", []), deadline)
+        if n % 25 == 0:
+            print(f"  {n}/{len(slow)} afresh", flush=True)
+    out.write_text(json.dumps({"statuses": statuses, "baseline_cpu": baseline_cpu}), "utf-8")
+    zygote.scratch.unlink(missing_ok=True)
+    return 0
 
 
 def run_target(work: Path, module: str, tests: list[str]) -> Outcome:
@@ -144,6 +215,10 @@ def run_target(work: Path, module: str, tests: list[str]) -> Outcome:
             outcome.error = tail[-1][:300] if tail else f"pytest exited {ran.returncode}"
             return outcome
         mutants = json.loads(out.read_text(encoding="utf-8"))
+    if only := os.environ.get("MUTATE_ONLY", ""):
+        # A check of some mutants (e.g. survivors after a new test), never a module's figure.
+        mutants = [m for m in mutants if str(m["index"]) in only.split(",")]
+        outcome.only = only
     slow = [m for m in mutants if m["status"] == "slow"]
     if os.environ.get("MUTATE_VERIFY"):
         # Check the in-process runner against the faithful one: every mutant it decided is
@@ -155,17 +230,20 @@ def run_target(work: Path, module: str, tests: list[str]) -> Outcome:
     print(f"  {len(mutants)} mutants, {len(mutants) - len(slow)} decided in-process;"
           f" {len(slow)} to import afresh", flush=True)  # fmt: skip
     if slow:
-        t0 = time.monotonic()
-        base = _slow_one(work, module, None, tests, deadline_s=600.0)
-        if base != "survived":
-            outcome.error = f"the unmutated tests do not pass in a fresh import ({base})"
+        t0, cpu0 = time.monotonic(), _children_cpu()
+        cold = os.environ.get("MUTATE_COLD")
+        spent: list[float] = []
+        why = "MUTATE_COLD is set" if cold else _warm(work, module, slow, tests, spent)
+        if why:
+            print(f"  cold children: {why}", flush=True)
+            why = _cold(work, module, slow, tests, spent)
+        if why:
+            outcome.error = why
             return outcome
-        deadline = 60.0 + 5 * (time.monotonic() - t0)
-        for n, m in enumerate(slow, 1):
-            m["status"] = _slow_one(work, module, m["index"], tests, deadline)
-            m["slow"] = True
-            if n % 25 == 0:
-                print(f"  {n}/{len(slow)} afresh", flush=True)
+        outcome.slow_seconds = round((time.monotonic() - t0) / len(slow), 2)
+        outcome.baseline_cpu_seconds = round(sum(spent), 1)
+        mutants_cpu = _children_cpu() - cpu0 - sum(spent)
+        outcome.slow_cpu_seconds = round(mutants_cpu / len(slow), 2)
     source_lines = (work / module).read_text(encoding="utf-8").splitlines()
     for m in mutants:
         outcome.total += 1
@@ -179,7 +257,7 @@ def run_target(work: Path, module: str, tests: list[str]) -> Outcome:
             tag = " (no test reaches it)" if status == "uncovered" else ""
             outcome.survivors.append(
                 f"line {m['line']} col {m['col']}{tag}: `{m['before']}` → `{m['after']}`"
-                f" (in `{where[:100]}`)"
+                f" (in `{where[:100]}`) [#{m['index']}]"
             )
         else:
             outcome.error = f"mutant {m['index']}: {status}"
@@ -209,8 +287,9 @@ def report(outcomes: list[Outcome], when: str) -> str:
         if o.error:
             lines.append(f"| `{o.module}` | not mutated: {o.error} | | | | | |")
             continue
+        only = f" (only mutants {o.only})" if o.only else ""
         lines.append(
-            f"| `{o.module}` | {o.total} | {o.killed + o.timeout} | "
+            f"| `{o.module}`{only} | {o.total} | {o.killed + o.timeout} | "
             f"{o.survived} ({o.uncovered}) | {o.ratio:.1%} | "
             f"{', '.join(Path(t).name for t in o.tests)} | "
             f"{o.seconds:.0f} |"
@@ -248,7 +327,10 @@ def main(argv: list[str]) -> int:
         outcome = run_target(work, module, tests)
         print(
             f"  {outcome.total} mutants, {outcome.survived} survived,"
-            f" kill ratio {outcome.ratio:.0%} ({outcome.seconds:.0f} s) {outcome.error}",
+            f" kill ratio {outcome.ratio:.0%} ({outcome.seconds:.0f} s,"
+            f" {outcome.slow_seconds} s, {outcome.slow_cpu_seconds} s CPU per fresh import"
+            f" + {outcome.baseline_cpu_seconds} s CPU of baselines)"
+            f" {outcome.error}",
             flush=True,
         )
         outcomes.append(outcome)
