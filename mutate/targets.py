@@ -23,6 +23,8 @@ MANIFEST_TESTS = [
 TARGETS: dict[str, list[str]] = {
     "protocol/edgefleet_protocol/__init__.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_package_versions.py",
+        "tests/unit/test_protocol_field_tables.py",
         "tests/unit/test_codec_models.py",
     ],
     "protocol/edgefleet_protocol/base.py": [
@@ -65,6 +67,8 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/control_messages.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_protocol_field_tables.py",
+        "tests/unit/test_protocol_doc.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_agent_admission.py",
         "tests/unit/test_compliance.py",
@@ -97,6 +101,8 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/node_messages.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_protocol_field_tables.py",
+        "tests/unit/test_bounds.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_ids_topics.py",
         "tests/unit/test_reconcile.py",
@@ -150,6 +156,8 @@ TARGETS: dict[str, list[str]] = {
     ],
     "protocol/edgefleet_protocol/workload.py": [
         "tests/unit/test_protocol_words.py",
+        "tests/unit/test_workload_spec_contract.py",
+        "tests/unit/test_protocol_doc.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_manifest.py",
         "tests/unit/test_manifest_scaling.py",
