@@ -3,12 +3,19 @@ accepted (issue #12 defect 2)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+from edgefleet_orchestrator.reconcile import sizes
 from edgefleet_orchestrator.reconcile.fleet_pass import FleetView
+from edgefleet_orchestrator.reconcile.isolation import reconcile_isolating
 from edgefleet_orchestrator.reconcile.sizes import (
     DOCUMENT_LIMIT_BYTES,
     HEADROOM_BYTES,
     Oversize,
+    document_bytes,
     oversized_for,
+    size_bound,
     too_large,
 )
 from edgefleet_protocol.manifest import AppManifest
@@ -110,3 +117,41 @@ def test_the_largest_document_comes_first_then_by_node() -> None:
     assert [o.replicas for o in found] == [2, 2, 1]
     ties = [o.node for o in found if o.replicas == 2]
     assert ties == sorted(ties)
+
+
+def bounded_fleet() -> tuple[dict[str, AppManifest], FleetView]:
+    fleet = Fleet()
+    for n in ("a", "b", "c"):
+        fleet.join(n)
+    env = {"K": "v" * 300}
+    sized = {"runtime": "simulated", "resources": {"cpu": 0.01, "memory_mb": 1}, "env": env}
+    apps = {
+        "d": app("d", mode="daemon"),
+        "r": app("r", replicas=7, workload=sized),  # all seven may land on one node
+        "s": app("s", replicas=1, autoscale={"metric": "cpu_pct", "target": 50, "max": 4}),
+    }
+    return apps, replace(view_of(fleet), apps=apps, published={})
+
+
+def test_the_size_bound_is_above_every_document_a_trial_pass_makes() -> None:
+    apps, view = bounded_fleet()
+    result, _ = reconcile_isolating(view, {})
+    bound = size_bound(apps, view)
+    assert result.documents and bound is not None
+    assert max(document_bytes(c.document) for c in result.documents) <= bound
+    one_node = replace(view, nodes={"a": view.nodes["a"]})  # every replica on one node
+    result, _ = reconcile_isolating(one_node, {})
+    assert max(document_bytes(c.document) for c in result.documents) <= bound
+
+
+def test_a_deploy_far_below_the_limit_needs_no_trial_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    apps, view = bounded_fleet()
+    trials: list[object] = []
+    monkeypatch.setattr(sizes, "reconcile_isolating", lambda *a: trials.append(a))
+    assert oversized_for("d", apps, view) == [] and trials == []
+    # While a drain is under way copies are not bounded: the trial pass decides.
+    draining = replace(view, control=replace(view.control, drains={"a": object()}))  # type: ignore[dict-item]
+    assert size_bound(apps, draining) is None
+    with pytest.raises(TypeError):  # the stand-in trial returns nothing to unpack
+        oversized_for("d", apps, draining)
+    assert len(trials) == 1
