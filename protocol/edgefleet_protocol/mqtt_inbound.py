@@ -24,7 +24,8 @@ Invariants:
 * ``sink(message, mid)`` returns whether a QoS 1 message may be acknowledged now; when it
   says no, the PUBACK waits for :func:`acknowledge` (the broker's in-flight window then
   holds back further QoS 1 deliveries: bounded memory under a flood).
-* One wake-up reads at most :data:`MAX_READ_BYTES`, then yields to the loop.
+* One wake-up stops reading once it has read :data:`MAX_READ_BYTES` (it may end inside
+  its last 64 KiB chunk, so at most one chunk more), then yields to the loop.
 * Relies on paho-mqtt 2.x internals (``_in_packet``, ``_packet_handle``,
   ``_loop_rc_handle``, ``_send_puback``), pinned ``<3`` in pyproject.toml; the session
   tests exercise every one of them against a real broker.

@@ -1,7 +1,7 @@
 """The inbound reader between the socket and the session (``mqtt_inbound``'s invariants):
 packets framed across any split of the byte stream, each PUBLISH delivered exactly once and
 in order, a QoS 1 acknowledgement sent when the sink says so and not before, at most
-``MAX_READ_BYTES`` read per wake-up, every other packet left to paho, and a closed or
+about ``MAX_READ_BYTES`` read per wake-up, every other packet left to paho, and a closed or
 broken connection reported. A real paho client (aiomqtt's) reads from a socket whose
 bytes the test hands over piece by piece; what paho sends back is kept and decoded. No
 broker: the live path is tests/integration/test_session*.py.
@@ -232,6 +232,22 @@ async def test_a_packet_paho_finds_malformed_ends_the_connection() -> None:
     assert peer.topics == [] and not peer.connected
 
 
+async def test_a_publish_paho_cannot_decode_ends_the_connection_as_a_protocol_error() -> None:
+    peer = Peer()
+    unknown_property = b"\x02\x17\x01"  # QoS 2 is paho's; its decoder raises on this
+    peer.feed(publish("ef/q2", qos=2, mid=3, props=unknown_property) + publish("ef/after"))
+    assert peer.topics == [] and not peer.connected
+    assert not peer.client._disconnected.done(), "paho's own disconnect, not a reader crash"
+    assert len(peer.disconnects) == 1
+
+
+async def test_a_disconnect_from_the_broker_alone_in_a_read_ends_the_connection_at_once() -> None:
+    peer = Peer()
+    peer.feed(publish("ef/before"), packet(0xE0, b""))  # 2 bytes, the last of the read
+    assert peer.topics == ["ef/before"]
+    assert not peer.connected and len(peer.disconnects) == 1
+
+
 async def test_a_qos2_publish_is_paho_s_and_reaches_the_sink_once_released() -> None:
     peer = Peer(v5=True)
     mine = props(ResponseTopic="ef/replies/u/2", CorrelationData=b"c2")
@@ -272,14 +288,14 @@ async def test_pubacks_of_the_session_s_own_publishes_go_to_it_the_rest_to_paho(
     assert peer.topics == ["ef/x"] and peer.connected
 
 
-async def test_one_wake_up_reads_at_most_a_mebibyte_and_the_rest_after_other_tasks() -> None:
+async def test_one_wake_up_reads_about_a_mebibyte_and_the_rest_after_other_tasks() -> None:
     peer = Peer()
     one = publish("ef/t", b"p" * 1000)
     count = (3 * MIB) // len(one) + 1
     peer.wire.incoming.append(one * count)
     peer.reader.readable()
     first = peer.wire.received
-    assert 0 < first <= MIB
+    assert MIB <= first < MIB + 65536, "a mebibyte, and at most the rest of its last chunk"
     assert len(peer.delivered) == first // len(one)
     for _ in range(10):
         await asyncio.sleep(0)
@@ -381,6 +397,33 @@ async def test_install_reads_the_socket_once_paho_opens_it_and_acks_later_throug
         loop = asyncio.get_running_loop()
         loop.remove_reader(ours.fileno())
         loop.remove_writer(ours.fileno())
+        paho._sock = None
+        ours.close()
+        broker.close()
+
+
+async def test_a_write_that_fails_ends_the_connection_with_its_error() -> None:
+    client = aiomqtt.Client("127.0.0.1", 1883, identifier="failing-write")
+    paho = client._client
+    paho.on_socket_open = None
+    install(client, lambda m, mid: False, v5=True)
+    ours, broker = socket.socketpair()
+    ours.setblocking(False)
+
+    def broken_write(*_args: object) -> object:
+        raise OSError(32, "broken pipe")
+
+    paho.loop_write = broken_write  # the failure a write can meet, raised where paho writes
+    try:
+        paho._sock = ours
+        acknowledge(client, 5)  # queues the PUBACK: the loop writes it, and fails
+        for _ in range(10_000):
+            if client._disconnected.done():
+                break
+            await asyncio.sleep(0)
+        assert isinstance(client._disconnected.exception(), OSError)
+    finally:
+        asyncio.get_running_loop().remove_writer(ours.fileno())
         paho._sock = None
         ours.close()
         broker.close()
