@@ -68,6 +68,9 @@ TARGETS: dict[str, list[str]] = {
     "protocol/edgefleet_protocol/control_messages.py": [
         "tests/unit/test_protocol_words.py",
         "tests/unit/test_protocol_field_tables.py",
+        "tests/unit/test_control_message_rules.py",
+        "tests/unit/test_command_reply_rules.py",
+        "tests/unit/test_command_contract_rules.py",
         "tests/unit/test_protocol_doc.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_agent_admission.py",

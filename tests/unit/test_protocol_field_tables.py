@@ -87,27 +87,20 @@ def model_named(name: str) -> type[BaseModel]:
     return model
 
 
-def where(doc: dict[str, Any], path: str) -> list[str | int] | None:
-    """The concrete keys of ``path`` (``a[].b``: the first element; ``a.*.b``: the first
-    value) in ``doc``, or None when the example does not hold that field."""
-    keys: list[str | int] = []
-    node: Any = doc
-    for part in path.split("."):
-        name = part.removesuffix("[]")
-        if not isinstance(node, dict) or not node:
-            return None
-        if name == "*":
-            name = next(iter(node))
-        if name not in node:
-            return None
-        keys.append(name)
-        node = node[name]
-        if part.endswith("[]"):
-            if not isinstance(node, list) or not node:
-                return None
-            keys.append(0)
-            node = node[0]
-    return keys
+def where(doc: Any, path: str) -> list[str | int] | None:
+    """The concrete keys of ``path`` in ``doc`` (``a[].b``, ``a.*.b``: the first element or
+    value that holds ``b``), or None when the example does not hold the field."""
+    part, _, rest = path.partition(".")
+    name = part.removesuffix("[]")
+    if not isinstance(doc, dict):
+        return None
+    for key in doc if name == "*" else [name] if name in doc else []:
+        listed = doc[key] if part.endswith("[]") else [doc[key]]
+        for n, node in enumerate(listed if isinstance(listed, list) else []):
+            below = where(node, rest) if rest else []
+            if below is not None:
+                return [key, n, *below] if part.endswith("[]") else [key, *below]
+    return None
 
 
 ROWS = list(rows())
@@ -139,22 +132,26 @@ def accepted(row: Row, value: Any, *, drop: bool = False) -> Any:
     return read(decode(model_named(row.model), json.dumps(doc)), keys)
 
 
-def refused(row: Row, value: Any, *, drop: bool = False) -> None:
+def refused(row: Row, value: Any, *, drop: bool = False, inside: str = "") -> None:
     doc, keys = changed(row, value, drop=drop)
     with pytest.raises(ProtocolError) as caught:
         decode(model_named(row.model), json.dumps(doc))
-    assert caught.value.field == ".".join(str(k) for k in keys), caught.value
+    assert caught.value.field == ".".join(str(k) for k in keys) + inside, caught.value
 
 
 def cases(test: str) -> list[Row]:
     return [r for r in ROWS if r.example and applies(r, test)]
 
 
+SAFE_INT = "2\N{SUPERSCRIPT FIVE}\N{SUPERSCRIPT THREE} \N{MINUS SIGN} 1"  # as the doc writes it
 DASH = "\N{EN DASH}"  # the doc writes ranges with it
 LENGTH = re.compile(rf"^string (?:≤ (\d+)|(\d+){DASH}(\d+))$")
 WORDS = re.compile(r'^`"?[a-z][a-z-]*"?`( \\\| `"?[a-z][a-z-]*"?`)*$')
-AT_LEAST = re.compile(r"^(integer|number) (≥|>) (\d+)$")
-RANGE = re.compile(rf"^(\d+){DASH}(\d+)$")
+NUMBERS = re.compile(
+    rf"^(?:(?P<kind>integer|number) )?(?:(?P<op>≥|>) (?P<min>\d+)(?:, ≤ (?P<max>\d+))?"
+    rf"|(?P<low>\d+) ?(?:…|{DASH}) ?(?P<high>\d+))$"
+)
+LIST_OF_WORDS = re.compile(r'^list of `"?[a-z][a-z-]*"?`( \\\| `"?[a-z][a-z-]*"?`)*(, ≥ 1)?$')
 
 
 def applies(row: Row, test: str) -> bool:
@@ -164,7 +161,10 @@ def applies(row: Row, test: str) -> bool:
         return row.required.startswith("no (")
     if test == "optional":
         return row.required.startswith("no")
-    pattern = {"length": LENGTH, "words": WORDS, "at_least": AT_LEAST, "range": RANGE}[test]
+    if test == "numbers":
+        thousands = re.sub(r"(\d) (?=\d{3}(?!\d))", r"\1", row.kind.replace(SAFE_INT, "1"))
+        return bool(NUMBERS.match(thousands))
+    pattern = {"length": LENGTH, "words": WORDS, "list_of_words": LIST_OF_WORDS}[test]
     return bool(pattern.match(row.kind))
 
 
@@ -178,8 +178,8 @@ def test_the_tables_are_read() -> None:
     # A row no example shows is checked by nothing here: only these, each pinned elsewhere
     # (rolled_back: tests/unit/test_agent_revert.py).
     assert {str(r) for r in ROWS if not r.example} == {"Reported.workloads.*.rolled_back"}
-    for test in ("required", "default", "length", "words", "at_least", "range"):
-        assert len(cases(test)) >= 3, test
+    for test in ("required", "default", "length", "words", "numbers", "list_of_words"):
+        assert len(cases(test)) >= (1 if test == "list_of_words" else 3), test
 
 
 @pytest.mark.parametrize("row", cases("required"), ids=str)
@@ -224,28 +224,42 @@ def test_a_field_of_words_takes_each_word_and_no_other(row: Row) -> None:
     refused(row, words[0].upper())
 
 
-@pytest.mark.parametrize("row", cases("at_least"), ids=str)
-def test_a_number_takes_its_documented_least_value_and_nothing_below(row: Row) -> None:
-    found = AT_LEAST.match(row.kind)
-    assert found is not None
-    kind, strict, bound = found[1], found[2] == ">", int(found[3])
-    step = 1 if kind == "integer" else 0.5
-    assert accepted(row, bound + step) == bound + step
+def bounds(kind: str) -> tuple[bool, float, bool, float | None]:
+    """``integer > 0, ≤ 4 194 304`` -> (integer, 0, strict, 4194304); a range with an
+    ellipsis or an en dash, ``integer ≥ 0`` and the largest safe integer alike."""
+    text = re.sub(r"(\d) (?=\d{3}(?!\d))", r"\1", kind.replace(SAFE_INT, str(2**53 - 1)))
+    found = NUMBERS.match(text)
+    assert found is not None, kind
+    integer = found["kind"] == "integer"
+    if found["op"]:
+        high = float(found["max"]) if found["max"] else None
+        return integer, float(found["min"]), found["op"] == ">", high
+    return integer, float(found["low"]), False, float(found["high"])
+
+
+@pytest.mark.parametrize("row", cases("numbers"), ids=str)
+def test_a_number_takes_the_ends_of_its_documented_range_and_nothing_beyond(row: Row) -> None:
+    integer, low, strict, high = bounds(row.kind)
     if strict:
-        refused(row, bound)
+        refused(row, low)
+        above = low + (1 if integer else 0.5)
+        assert accepted(row, above) == above
     else:
-        assert accepted(row, bound) == bound
-        refused(row, bound - step)
-    if kind == "integer":
-        refused(row, bound + 1.5)
+        assert accepted(row, low) == low
+        refused(row, low - (1 if integer else 0.5))
+    if high is not None:
+        assert accepted(row, high) == high
+        refused(row, high + 1)
+    if integer:
+        refused(row, low + 1.5)
 
 
-@pytest.mark.parametrize("row", cases("range"), ids=str)
-def test_a_number_takes_both_ends_of_its_documented_range_and_nothing_beyond(row: Row) -> None:
-    found = RANGE.match(row.kind)
-    assert found is not None
-    low, high = int(found[1]), int(found[2])
-    assert accepted(row, low) == low
-    assert accepted(row, high) == high
-    refused(row, low - 1)
-    refused(row, high + 1)
+@pytest.mark.parametrize("row", cases("list_of_words"), ids=str)
+def test_a_list_of_words_takes_each_word_and_no_other(row: Row) -> None:
+    words = [w.strip('"') for w in TICKED.findall(row.kind)]
+    for word in words:
+        assert accepted(row, [word]) == [word]
+    assert accepted(row, words) == words
+    refused(row, [words[0], "-".join(words)], inside=".1")
+    if row.kind.endswith(", ≥ 1"):
+        refused(row, [])
