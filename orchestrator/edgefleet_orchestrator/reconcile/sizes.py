@@ -85,8 +85,8 @@ def size_bound(apps: Mapping[str, AppManifest], view: FleetView) -> int | None:
     move, drain or rollout is under way: copies and rollout guards are not bounded here).
 
     Why: the trial pass of :func:`oversized_for` builds every node's document, a second
-    full pass over the fleet before a deploy is accepted (2.2 of 4.7 profiled CPU s of a
-    10,000-node deploy). A node holds at most one replica of a daemon app and at most all
+    full pass over the fleet before a deploy is accepted (2.2 s of a profiled 15 s window
+    of a 10,000-node deploy). A node holds at most one replica of a daemon app and at most all
     replicas of any other (the autoscaler's ``max`` for an autoscaled one), each an entry
     no larger than one with a 63-character name (the longest identifier) plus
     :data:`ENTRY_SLACK_BYTES`; so the sum over apps bounds any document."""
