@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, fleets
+from bench import converge_run, convergence, fleets
 from bench.cpu import describe
 from bench.fleet_procs import start_mosquitto
 from bench.lite_fleet import raise_fd_limit
@@ -78,20 +78,22 @@ async def _converge(
     nodes: int, out: Path | None, extra: list[str], source: Path | None
 ) -> dict[str, Any]:
     raise_fd_limit(nodes * 2 + 1024)
-    setattr(convergence, "start_fleet", _profiled_start(out, extra, source))  # noqa: B010
+    setattr(converge_run, "start_fleet", _profiled_start(out, extra, source))  # noqa: B010
+    windows = [0]
 
-    def profile(self: Any, signum: int) -> None:  # the fleet, not the orchestrator
-        if out is not None:
+    def profile(self: Any, signum: int) -> None:  # the fleet's deploy window only
+        windows[0] += 1
+        if out is not None and windows[0] > 2:  # the first window is the registration's
             self.fleet.process.send_signal(signum)
 
-    convergence._Alive.profile = profile  # type: ignore[method-assign]
+    converge_run.Alive.profile = profile  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="edgefleet-fleetprof-") as tmp:
         broker = start_mosquitto(Path(tmp) / "broker")
         try:
             workdir = Path(tmp) / "run"
             workdir.mkdir()
-            return await convergence.converge_fleet(
-                broker.url, workdir, nodes, "simulator", ("daemon",),
+            return await converge_run.converge_fleet(
+                broker.url, workdir, nodes, "simulator", convergence.manifests(nodes, ("daemon",)),
                 broker_pid=broker.process.pid,
             )  # fmt: skip
         finally:
