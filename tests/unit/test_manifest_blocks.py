@@ -148,7 +148,7 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
         "accelerator twice",
         placement(accelerators=["gpu", "gpu"]),
         "placement.accelerators",
-        "lists a accelerator more than once",
+        "lists an accelerator more than once",
     ),
     (
         "arch with a space",

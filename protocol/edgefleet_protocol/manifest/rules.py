@@ -32,7 +32,8 @@ def check_tokens(values: list[str], what: str) -> list[str]:
         if _TOKEN.fullmatch(value) is None:
             raise ValueError(f"{what} {value!r} is not valid: {_TOKEN_RULE}")
     if len(set(values)) != len(values):
-        raise ValueError(f"lists a {what} more than once")
+        article = "an" if what[:1] in "aeiou" else "a"  # "an accelerator", "a site"
+        raise ValueError(f"lists {article} {what} more than once")
     return values
 
 
