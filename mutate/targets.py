@@ -221,6 +221,7 @@ TARGETS: dict[str, list[str]] = {
     ],
     "orchestrator/edgefleet_orchestrator/reconcile/status.py": [
         "tests/unit/test_app_status.py",
+        "tests/unit/test_app_status_rows.py",
         "tests/unit/test_reconcile.py",
         "tests/unit/test_liveness.py",
     ],
