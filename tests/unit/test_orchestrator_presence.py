@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from types import SimpleNamespace
+
 import pytest
-from edgefleet_orchestrator.service.presence import judge
-from edgefleet_protocol import OrchestratorStatus
+from edgefleet_orchestrator.service.presence import Presence, judge
+from edgefleet_protocol import OrchestratorStatus, Topics, encode
+from edgefleet_protocol.wire import InboundMessage, Publication
 
 ME = OrchestratorStatus(state="online", since=100.0, instance="bbbb")
 
@@ -39,3 +44,42 @@ def test_exactly_one_of_two_yields_whoever_looks() -> None:
     second = status("online", 20.0, "zzzz")
     assert judge(first, second, retained=False, announced=True) == "reassert"
     assert judge(second, first, retained=False, announced=True) == "yield"
+
+
+class _Session:
+    """Just what :class:`Presence` reads of its session: the connection count and publish."""
+
+    def __init__(self) -> None:
+        self.stats = SimpleNamespace(connects=1)
+        self.published: list[Publication] = []
+
+    async def publish(self, pub: Publication) -> bool:
+        self.published.append(pub)
+        return True
+
+
+def _seen(other: OrchestratorStatus, *, retain: bool) -> InboundMessage:
+    return InboundMessage(
+        topic=Topics("edgefleet").orchestrator_status(), payload=encode(other), qos=1,
+        retain=retain,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("other", "retain", "level"),
+    [
+        (status("offline", 50.0, "aaaa"), True, logging.INFO),  # the last run's will, at start
+        (status("offline", 50.0, "aaaa"), False, logging.WARNING),  # its will, live: late
+        (status("online", 200.0, "cccc"), False, logging.WARNING),  # someone else wrote it
+    ],
+)
+async def test_the_last_runs_will_found_at_start_is_routine_not_a_warning(
+    other: OrchestratorStatus, retain: bool, level: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    presence = Presence(Topics("edgefleet"), since=100.0, version="1")
+    session = _Session()
+    presence.bind(session)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="edgefleet.orchestrator"):
+        await presence.on_status(_seen(other, retain=retain))
+    assert [r.levelno for r in caplog.records] == [level]
+    assert [json.loads(p.payload)["state"] for p in session.published] == ["online"]

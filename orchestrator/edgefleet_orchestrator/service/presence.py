@@ -119,9 +119,15 @@ class Presence:
         )
         verdict = judge(self.status("online"), other, retained=message.retain, announced=announced)
         if verdict == "reassert":
-            log.warning(
-                "another orchestrator instance %s wrote our status; reasserting", other.instance
-            )
+            if message.retain and other.state == "offline" and not announced:
+                # Every start after a crash finds the last run's will: routine, not a rival.
+                log.info("the previous run's will (instance %s) was retained; online again",
+                         other.instance)  # fmt: skip
+            else:
+                log.warning(
+                    "another orchestrator instance %s wrote our status; reasserting",
+                    other.instance,
+                )
             await self.session.publish(self.publication("online"))
         elif verdict == "yield":
             self.rival = (
