@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from mutate.run import RESULTS
+from mutate.run import REPO, RESULTS
 from mutate.targets import TARGETS
 
 _STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{4})(\d{2})?")
@@ -66,6 +68,27 @@ def latest_per_module(folder: Path = RESULTS) -> dict[str, Latest]:
     return latest
 
 
+def measured_at(source: str) -> float:
+    """The epoch second a results file's run started (its name's UTC stamp)."""
+    found = _STAMP.match(source)
+    assert found is not None, source
+    stamp = found.group(1) + (found.group(2) or "00")
+    return datetime.strptime(stamp, "%Y-%m-%dT%H%M%S").replace(tzinfo=UTC).timestamp()
+
+
+def changed_since_measured(latest: dict[str, Latest], repo: Path = REPO) -> list[str]:
+    """Modules committed to after their latest run: their figure describes older code."""
+    stale = []
+    for name, m in sorted(latest.items()):
+        last = subprocess.run(
+            ["git", "log", "-1", "--format=%ct", "--", name],
+            cwd=repo, capture_output=True, text=True, check=False,
+        ).stdout.strip()  # fmt: skip
+        if last and int(last) > measured_at(m.source):
+            stale.append(name)
+    return stale
+
+
 def role(module: str) -> str:
     """The package a module belongs to: the unit the issue's kill-ratio targets name."""
     return module.split("/", 1)[0]
@@ -90,6 +113,9 @@ def render(latest: dict[str, Latest]) -> str:
             f"- **{group}**: {caught} of {total} mutants killed ({caught / total:.1%})"
             f" over {len(rows)} modules"
         )
+    stale = changed_since_measured(latest)
+    if stale:
+        lines.append(f"- changed since measured: {', '.join(f'`{m}`' for m in stale)}")
     missing = sorted(set(TARGETS) - set(latest))
     if missing:
         lines.append(f"- never measured: {', '.join(f'`{m}`' for m in missing)}")
