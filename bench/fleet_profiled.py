@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +36,83 @@ from bench.lite_fleet import raise_fd_limit
 from bench.orchestrator_profiled import ProfileWindow
 
 
-def _run_fleet(out: Path | None, simulate_args: list[str]) -> int:
+class GcTally:
+    """Collections per generation in the deploy window: how many, their wall seconds and
+    the collecting thread's CPU seconds (``gc.callbacks``). The wall time of a collection
+    on a loaded machine includes the time the process waited for a core; the CPU time
+    does not, so the two together say whether the collector's share is real."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.counts = [0, 0, 0]
+        self.wall = [0.0, 0.0, 0.0]
+        self.cpu = [0.0, 0.0, 0.0]
+        self.collected = [0, 0, 0]
+        self.counting = False
+        self._began = (0.0, 0.0)
+        self._window = (0.0, 0.0)
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = (time.perf_counter(), time.thread_time())
+        elif self.counting:
+            g = int(info["generation"])
+            self.counts[g] += 1
+            self.wall[g] += time.perf_counter() - self._began[0]
+            self.cpu[g] += time.thread_time() - self._began[1]
+            self.collected[g] += int(info["collected"])
+
+    def start(self) -> None:
+        if not self.counting:
+            self.counts, self.wall, self.cpu = [0, 0, 0], [0.0] * 3, [0.0] * 3
+            self.collected = [0, 0, 0]
+            self._window = (time.perf_counter(), time.process_time())
+            self.counting = True
+
+    def stop(self) -> None:
+        if self.counting:
+            self.counting = False
+            wall, cpu = time.perf_counter() - self._window[0], time.process_time() - self._window[1]
+            gens = [
+                {"generation": g, "collections": self.counts[g], "wall_s": round(self.wall[g], 3),
+                 "cpu_s": round(self.cpu[g], 3), "collected": self.collected[g]}
+                for g in range(3)
+            ]  # fmt: skip
+            self.out.write_text(json.dumps({
+                "window_wall_s": round(wall, 3), "process_cpu_s": round(cpu, 3),
+                "gc_cpu_s": round(sum(self.cpu), 3), "thresholds": list(gc.get_threshold()),
+                "frozen": gc.get_freeze_count(), "generations": gens,
+            }))  # fmt: skip
+
+
+def _run_fleet(out: Path | None, gc_out: Path | None, simulate_args: list[str]) -> int:
     from edgefleet_agent.cli import main as agent_main
 
-    if out is None:  # unprofiled: only the extra simulate arguments
-        return agent_main(["simulate", *simulate_args])
-    window = ProfileWindow(out)
-    signal.signal(signal.SIGUSR1, lambda *_: window.start())
-    signal.signal(signal.SIGUSR2, lambda *_: window.stop())
+    tally = GcTally(gc_out) if gc_out is not None else None
+    window = ProfileWindow(out) if out is not None else None
+
+    def start(*_: Any) -> None:
+        if tally is not None:
+            tally.start()
+        if window is not None:
+            window.start()
+
+    def stop(*_: Any) -> None:
+        if window is not None:
+            window.stop()
+        if tally is not None:
+            tally.stop()
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
     try:
         return agent_main(["simulate", *simulate_args])
     finally:
-        window.stop()
+        stop()
 
 
-def _profiled_start(out: Path | None, extra: list[str], source: Path | None) -> Any:
+def _profiled_start(out: Path | None, gc_out: Path, extra: list[str], source: Path | None) -> Any:
     """``bench.fleets.start_fleet`` with the simulator started in the first role (with
     ``source``: the agent and protocol packages of that checkout, a baseline's)."""
     real_popen = subprocess.Popen
@@ -56,7 +120,8 @@ def _profiled_start(out: Path | None, extra: list[str], source: Path | None) -> 
     def start(*args: Any, **kwargs: Any) -> Any:
         def popen(argv: list[str], **kw: Any) -> Any:
             if len(argv) > 1 and argv[1] == "simulate":
-                where = ["--out", str(out)] if out is not None else []
+                where = ["--gc-out", str(gc_out)]
+                where += ["--out", str(out)] if out is not None else []
                 argv = [sys.executable, "-m", "bench.fleet_profiled", "fleet", *where,
                         "--", *argv[2:], *extra]  # fmt: skip
                 if source is not None:
@@ -78,24 +143,28 @@ async def _converge(
     nodes: int, out: Path | None, extra: list[str], source: Path | None
 ) -> dict[str, Any]:
     raise_fd_limit(nodes * 2 + 1024)
-    setattr(converge_run, "start_fleet", _profiled_start(out, extra, source))  # noqa: B010
     windows = [0]
 
     def profile(self: Any, signum: int) -> None:  # the fleet's deploy window only
         windows[0] += 1
-        if out is not None and windows[0] > 2:  # the first window is the registration's
+        if windows[0] > 2:  # the first window is the registration's
             self.fleet.process.send_signal(signum)
 
     converge_run.Alive.profile = profile  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="edgefleet-fleetprof-") as tmp:
+        gc_out = Path(tmp) / "fleet-gc.json"
+        setattr(converge_run, "start_fleet", _profiled_start(out, gc_out, extra, source))  # noqa: B010
         broker = start_mosquitto(Path(tmp) / "broker")
         try:
             workdir = Path(tmp) / "run"
             workdir.mkdir()
-            return await converge_run.converge_fleet(
+            run = await converge_run.converge_fleet(
                 broker.url, workdir, nodes, "simulator", convergence.manifests(nodes, ("daemon",)),
                 broker_pid=broker.process.pid,
             )  # fmt: skip
+            if gc_out.exists():
+                run["fleet_gc"] = json.loads(gc_out.read_text())
+            return run
         finally:
             broker.stop()
 
@@ -105,10 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["fleet"]:
         parser = argparse.ArgumentParser(prog="bench.fleet_profiled fleet")
         parser.add_argument("--out", type=Path)
+        parser.add_argument("--gc-out", type=Path)
         parser.add_argument("rest", nargs=argparse.REMAINDER)
         args = parser.parse_args(argv[1:])
         rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
-        return _run_fleet(args.out, rest)
+        return _run_fleet(args.out, args.gc_out, rest)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="the profile (none: an unprofiled run)")

@@ -39,7 +39,7 @@ class StoreCorrupt(Exception):
     """The store file exists but is not a readable database."""
 
 
-def fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path | str) -> None:
     """Make a rename in ``directory`` durable (POSIX: the directory entry is data too)."""
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -55,22 +55,29 @@ PRIVATE_MODE = 0o600
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers and crashes see old or new, never half.
 
-    The file is created 0600 whatever the umask: it holds ``env`` values.
+    The file is created 0600 whatever the umask: it holds ``env`` values. Plain strings and
+    file descriptors, no ``pathlib`` objects or buffered file: the fleet simulator makes
+    thousands of these writes per deploy, and building paths was a third of each.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    target = os.fspath(path)
+    directory, name = os.path.split(target)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
-        os.fchmod(fd, PRIVATE_MODE)  # a leftover temp file keeps its old mode otherwise
-        with open(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            os.fchmod(fd, PRIVATE_MODE)  # a leftover temp file keeps its old mode otherwise
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(tmp)
         raise
-    fsync_directory(path.parent)
+    fsync_directory(directory or ".")
 
 
 class AtomicJSONStorage(Storage):

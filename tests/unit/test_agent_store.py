@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
+from edgefleet_agent import store as store_module
 from edgefleet_agent.core.revert import Reverted
 from edgefleet_agent.store import STORE_FILE, LocalStore, write_atomically
 from edgefleet_protocol import Desired, DesiredWorkload, WorkloadSpec, spec_hash
@@ -109,6 +111,26 @@ def test_write_atomically_replaces_the_whole_file(tmp_path: Path) -> None:
     write_atomically(target, b"old")
     write_atomically(target, b"new")
     assert target.read_bytes() == b"new"
+
+
+def test_write_atomically_writes_everything_a_short_write_left_and_keeps_the_old_file_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+    monkeypatch.setattr(store_module.os, "write", lambda fd, data: real_write(fd, data[:3]))
+    target = tmp_path / "f.json"
+    write_atomically(target, b"0123456789")
+    assert target.read_bytes() == b"0123456789"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+    def no_fsync(fd: int) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(store_module.os, "fsync", no_fsync)
+    with pytest.raises(OSError, match="disk gone"):
+        write_atomically(target, b"new")
+    assert target.read_bytes() == b"0123456789", "a failed write leaves the old file"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"], "and no temp file"
 
 
 def test_aliases_and_spec_pruning(tmp_path: Path) -> None:

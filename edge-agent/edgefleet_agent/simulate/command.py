@@ -138,7 +138,7 @@ async def serve(
     fleet: Fleet, settings: SimulateSettings, stop: asyncio.Event, *, control: bool
 ) -> int:
     from edgefleet_agent.simulate.fleet import NotReady
-    from edgefleet_agent.simulate.limits import settle_heap
+    from edgefleet_agent.simulate.limits import keep_heap, settle_heap
 
     async def bring_up() -> float:
         await fleet.start()
@@ -175,6 +175,7 @@ async def serve(
         {"fault": record.kind, "nodes": list(record.nodes), "t": since_ready()}
     )
     tasks = [asyncio.create_task(scheduled(fleet, spec, ready_at)) for spec in settings.faults]
+    tasks.append(asyncio.create_task(keep_heap(), name="keep-heap"))
     if control:
         tasks.append(asyncio.create_task(read_commands(fleet, stop, ready_at)))
     try:
