@@ -105,6 +105,7 @@ TARGETS: dict[str, list[str]] = {
     "protocol/edgefleet_protocol/node_messages.py": [
         "tests/unit/test_protocol_words.py",
         "tests/unit/test_protocol_field_tables.py",
+        "tests/unit/test_node_message_rules.py",
         "tests/unit/test_bounds.py",
         "tests/unit/test_codec_models.py",
         "tests/unit/test_ids_topics.py",
