@@ -27,7 +27,6 @@ from edgefleet_protocol.workload_options import (
 )
 
 RuntimeName = Literal["docker", "process", "simulated"]
-RUNTIMES: tuple[str, ...] = ("docker", "process", "simulated")
 
 
 MAX_CPU = 1024

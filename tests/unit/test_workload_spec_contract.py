@@ -269,3 +269,87 @@ def test_the_auto_bounds_themselves_are_where_a_replica_may_start() -> None:
     only_memory = {"min_memory_mb": 64, "max_memory_mb": 64}
     auto = spec(resources={"auto": only_memory}).resources.auto
     assert auto is not None and (auto.sizes_cpu, auto.sizes_memory) == (False, True)
+
+
+# docs/protocol.md, "WorkloadSpec limits": both ends taken, one step beyond refused by name.
+# (path, lowest, lowest excluded, highest, whole numbers only)
+LIMITS = [
+    ("resources.cpu", 0, True, 1024, False),
+    ("resources.memory_mb", 0, True, 4_194_304, True),
+    ("health.port", 1, False, 65535, True),
+    ("health.interval_s", 0, True, 3600, False),
+    ("health.timeout_s", 0, True, 600, False),
+    ("health.failure_threshold", 1, False, 100, True),
+    ("health.start_period_s", 0, False, 3600, False),
+    ("stop_timeout_s", 0, False, 600, False),
+]
+
+
+def at(path: str, value: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {**NEEDS["process"], "health": {"kind": "tcp", "port": 8080}}
+    *parents, leaf = path.split(".")
+    node = data
+    for key in parents:
+        node[key] = dict(node.get(key, {}))
+        node = node[key]
+    node[leaf] = value
+    return data
+
+
+@pytest.mark.parametrize("limit", LIMITS, ids=[row[0] for row in LIMITS])
+def test_each_spec_number_takes_the_ends_of_its_documented_range_and_nothing_beyond(
+    limit: tuple[str, float, bool, float, bool],
+) -> None:
+    path, low, excluded, high, whole = limit
+    step = 1 if whole else 0.5
+    lowest = low + step if excluded else low
+    for ok in (lowest, high):
+        validate(WorkloadSpec, at(path, ok))
+    for bad in (lowest - step, high + 1):
+        assert refusal(at(path, bad))[0] == path
+    if whole:
+        assert refusal(at(path, lowest + 0.5))[0] == path
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "start", "cpu"),
+    [("min_cpu", "max_cpu", "cpu", True), ("min_memory_mb", "max_memory_mb", "memory_mb", False)],
+)
+def test_auto_bounds_take_the_ends_of_the_documented_range_and_nothing_beyond(
+    low: str, high: str, start: str, cpu: bool
+) -> None:
+    least, most = (0.001, 1024) if cpu else (1, 4_194_304)
+    for value in (least, most):
+        sized = spec(resources={start: value, "auto": {low: value, high: value}}).resources
+        assert (
+            sized.auto is not None
+            and getattr(sized.auto, low) == getattr(sized.auto, high) == value
+        )
+    for value, name in ((0, low), (most + 1, high)):
+        bounds = {low: value if name == low else least, high: value if name == high else most}
+        assert (
+            refusal({**NEEDS["process"], "resources": {"auto": bounds}})[0]
+            == f"resources.auto.{name}"
+        )
+
+
+LISTS = {
+    "uses": lambda n: f"svc-{n}",
+    "volumes": lambda n: {"source": f"data-{n}", "target": f"/data/{n}"},
+    "devices": lambda n: {"host": f"/dev/ttyUSB{n}"},
+    "cap_add": lambda n: "NET_ADMIN",
+    "secrets": lambda n: {"name": f"secret-{n}", "env": f"SECRET_{n}"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(LISTS))
+def test_each_list_of_a_spec_holds_at_most_64_entries(name: str) -> None:
+    entries = [LISTS[name](n) for n in range(65)]
+    assert len(getattr(validate(WorkloadSpec, {**NEEDS["docker"], name: entries[:64]}), name)) == 64
+    assert refusal({**NEEDS["docker"], name: entries})[0] == name
+
+
+def test_a_service_without_ports_holds_none_and_reads_as_an_empty_object() -> None:
+    held = spec(service={"name": "broker", "mqtt_group": "ingest"})
+    assert held.service is not None and held.service.ports == {}
+    assert host_ports(held) == frozenset()
