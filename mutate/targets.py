@@ -69,6 +69,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/unit/test_protocol_words.py",
         "tests/unit/test_protocol_field_tables.py",
         "tests/unit/test_control_message_rules.py",
+        "tests/unit/test_node_message_rules.py",
         "tests/unit/test_command_reply_rules.py",
         "tests/unit/test_command_contract_rules.py",
         "tests/unit/test_protocol_doc.py",

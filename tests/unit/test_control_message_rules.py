@@ -93,3 +93,11 @@ def test_a_reply_topic_is_one_to_512_characters_without_wildcards_or_nul() -> No
     for wild in ("edgefleet/v1/replies/+/x", "edgefleet/v1/replies/#", "edgefleet/v1/replies/a\0"):
         field, reason = refusal(CommandRequest, {"request_id": "r", "reply_to": wild})
         assert (field, reason) == ("reply_to", "must be a plain topic: no '+', '#' or NUL")
+
+
+@pytest.mark.parametrize("reply_to", ["r", "edgefleet/v1/replies/alice/X-Ray 7"])
+def test_any_other_reply_topic_is_read_for_the_orchestrator_to_judge(reply_to: str) -> None:
+    # The envelope refuses only what can never be a topic to publish to; whether it lies
+    # under the replies prefix is the orchestrator's check (bad_reply_to), which needs it read.
+    read = decode(CommandRequest, json.dumps({"v": 1, "request_id": "r", "reply_to": reply_to}))
+    assert read.reply_to == reply_to

@@ -151,6 +151,7 @@ NUMBERS = re.compile(
     rf"^(?:(?P<kind>integer|number) )?(?:(?P<op>≥|>) (?P<min>\d+)(?:, ≤ (?P<max>\d+))?"
     rf"|(?P<low>\d+) ?(?:…|{DASH}) ?(?P<high>\d+))$"
 )
+LIST_LENGTH = re.compile(r"^list ≤ (\d+)$")
 LIST_OF_WORDS = re.compile(r'^list of `"?[a-z][a-z-]*"?`( \\\| `"?[a-z][a-z-]*"?`)*(, ≥ 1)?$')
 
 
@@ -164,7 +165,8 @@ def applies(row: Row, test: str) -> bool:
     if test == "numbers":
         thousands = re.sub(r"(\d) (?=\d{3}(?!\d))", r"\1", row.kind.replace(SAFE_INT, "1"))
         return bool(NUMBERS.match(thousands))
-    pattern = {"length": LENGTH, "words": WORDS, "list_of_words": LIST_OF_WORDS}[test]
+    patterns = {"length": LENGTH, "words": WORDS, "list_of_words": LIST_OF_WORDS}
+    pattern = patterns.get(test, LIST_LENGTH)
     return bool(pattern.match(row.kind))
 
 
@@ -252,6 +254,20 @@ def test_a_number_takes_the_ends_of_its_documented_range_and_nothing_beyond(row:
         refused(row, high + 1)
     if integer:
         refused(row, low + 1.5)
+
+
+@pytest.mark.parametrize("row", cases("list_length"), ids=str)
+def test_a_list_takes_its_documented_length_and_not_one_more(row: Row) -> None:
+    found = LIST_LENGTH.match(row.kind)
+    assert found is not None
+    shown = where(json.loads(row.example), row.path)
+    assert shown is not None
+    example: Any = json.loads(row.example)
+    for key in shown:
+        example = example[key]
+    longest = int(found[1])
+    assert len(accepted(row, [example[0]] * longest)) == longest
+    refused(row, [example[0]] * (longest + 1))
 
 
 @pytest.mark.parametrize("row", cases("list_of_words"), ids=str)
