@@ -41,7 +41,8 @@ class GcTally:
     the collecting thread's CPU seconds (``gc.callbacks``). The wall time of a collection
     on a loaded machine includes the time the process waited for a core; the CPU time
     does not, so the two together say whether the collector's share is real. Collections
-    after the window, until the fleet stops, are counted apart (``after_window``): a
+    after the window, until the bench's next stop signal (the end of ``--linger``), are
+    counted apart (``after_window``; the fleet's own shutdown is not in it): a
     collection put off during the deploy (:func:`~edgefleet_agent.simulate.limits.keep_heap`)
     is paid there, and the report must show it."""
 
@@ -56,6 +57,7 @@ class GcTally:
         self._window = (0.0, 0.0)
         self.summary: dict[str, Any] | None = None
         self.after = [0, 0.0, 0]  # collections, CPU s, objects freed after the window
+        self.after_told = False
         gc.callbacks.append(self._callback)
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
@@ -93,7 +95,9 @@ class GcTally:
                 "gc_cpu_s": round(sum(self.cpu), 3), "thresholds": list(gc.get_threshold()),
                 "frozen": gc.get_freeze_count(), "generations": gens,
             }  # fmt: skip
-        if self.summary is not None:
+            self.out.write_text(json.dumps(self.summary))
+        elif self.summary is not None and not self.after_told:
+            self.after_told = True  # the bench's second stop: the linger is over
             after = {"collections": self.after[0], "cpu_s": round(self.after[1], 3),
                      "collected": self.after[2]}  # fmt: skip
             self.out.write_text(json.dumps({**self.summary, "after_window": after}))
@@ -121,8 +125,11 @@ def _run_fleet(out: Path | None, gc_out: Path | None, simulate_args: list[str]) 
     signal.signal(signal.SIGUSR2, stop)
     try:
         return agent_main(["simulate", *simulate_args])
-    finally:
-        stop()
+    finally:  # a window still open at exit ends here; the shutdown never counts as after it
+        if window is not None:
+            window.stop()
+        if tally is not None and tally.counting:
+            tally.stop()
 
 
 def _profiled_start(out: Path | None, gc_out: Path, extra: list[str], source: Path | None) -> Any:
@@ -164,6 +171,7 @@ async def _converge(
             self.fleet.process.send_signal(signum)
         if windows[0] > 2 and signum == signal.SIGUSR2:
             time.sleep(linger_s)  # the fleet idles on (what it put off is paid now)
+            self.fleet.process.send_signal(signum)  # its collections since: after_window
 
     converge_run.Alive.profile = profile  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="edgefleet-fleetprof-") as tmp:
