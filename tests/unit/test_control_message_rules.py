@@ -101,3 +101,11 @@ def test_any_other_reply_topic_is_read_for_the_orchestrator_to_judge(reply_to: s
     # under the replies prefix is the orchestrator's check (bad_reply_to), which needs it read.
     read = decode(CommandRequest, json.dumps({"v": 1, "request_id": "r", "reply_to": reply_to}))
     assert read.reply_to == reply_to
+
+
+def test_a_desired_signature_of_more_than_128_characters_refuses_the_document() -> None:
+    # docs/protocol.md: base64 of 64 bytes, at most 128 characters; whether it verifies is
+    # the agent's check against its trust anchor, after the document is read.
+    longest = {**desired("web-0"), "key_id": "0123456789abcdef", "signature": "s" * 128}
+    assert decode(Desired, json.dumps({"v": 1, **longest})).signature == "s" * 128
+    assert refusal(Desired, {**longest, "signature": "s" * 129})[0] == "signature"
