@@ -165,9 +165,9 @@ async def keep_heap(
     (documents, stored state, reports in flight); measured at 5,000 agents (bench results
     2026-12-06b, second pass): 76 young collections in the 10 s deploy window, 0.93 CPU s of
     the fleet's 6.5, and not one object freed by them (reference counting frees the
-    garbage; the collector only finds cycles). Each collection is slow because a young
-    object's references point into a heap of millions of other agents' objects (cache
-    misses), a cost a real gateway's small heap does not have. Here the collector is off
+    garbage; the collector only finds cycles). Each collection is slow, most likely
+    because a young object's references point into a heap of millions of other agents'
+    objects (cache misses), a cost a real gateway's small heap does not have. Here the collector is off
     while the loop is busy; it collects the young generation once the fleet is quiet (a
     tick on time and little CPU), or after ``cap`` new objects whatever the load, and the
     older generations as CPython would (every :data:`OLDER_COLLECTION_AFTER` younger ones).
