@@ -167,10 +167,10 @@ async def keep_heap(
     the fleet's 6.5, and not one object freed by them (reference counting frees the
     garbage; the collector only finds cycles). Each collection is slow, most likely
     because a young object's references point into a heap of millions of other agents'
-    objects (cache misses), a cost a real gateway's small heap does not have. Here the collector is off
-    while the loop is busy; it collects the young generation once the fleet is quiet (a
-    tick on time and little CPU), or after ``cap`` new objects whatever the load, and the
-    older generations as CPython would (every :data:`OLDER_COLLECTION_AFTER` younger ones).
+    objects (cache misses), a cost a real gateway's small heap does not have. Here the
+    collector is off while the loop is busy; it collects the young generation once the
+    fleet is quiet (a tick on time and little CPU), or after ``cap`` new objects whatever
+    the load, and the older generations as CPython would (every :data:`OLDER_COLLECTION_AFTER` younger ones).
     """
     gc.disable()
     try:
