@@ -170,7 +170,8 @@ async def keep_heap(
     objects (cache misses), a cost a real gateway's small heap does not have. Here the
     collector is off while the loop is busy; it collects the young generation once the
     fleet is quiet (a tick on time and little CPU), or after ``cap`` new objects whatever
-    the load, and the older generations as CPython would (every :data:`OLDER_COLLECTION_AFTER` younger ones).
+    the load, and the older generations as CPython would (every
+    :data:`OLDER_COLLECTION_AFTER` younger ones).
     """
     gc.disable()
     try:
