@@ -155,3 +155,22 @@ def test_a_deploy_far_below_the_limit_needs_no_trial_pass(monkeypatch: pytest.Mo
     with pytest.raises(TypeError):  # the stand-in trial returns nothing to unpack
         oversized_for("d", apps, draining)
     assert len(trials) == 1
+
+
+def test_the_bound_holds_for_the_longest_names_packed_on_one_node_after_an_app_of_none() -> None:
+    # The tightest case for the bound: replica names at the 63-character limit, twenty of
+    # them in one document, so the per-entry slack is what keeps the bound above the
+    # document; and an app scaled to zero listed first, which adds nothing and must not
+    # end the sum early.
+    fleet = Fleet()
+    fleet.join("a")
+    name = "n" * 60  # replicas "<name>-0" .. "<name>-19": up to 63 characters
+    tiny = {"runtime": "simulated", "resources": {"cpu": 0.01, "memory_mb": 1}}
+    apps = {"zero": app("zero", replicas=0), name: app(name, replicas=20, workload=tiny)}
+    view = replace(view_of(fleet), apps=apps, published={})
+    result, _ = reconcile_isolating(view, {})
+    (only,) = result.documents
+    assert len(only.document.workloads) == 20
+    assert max(len(w.name) for w in only.document.workloads) == 63
+    bound = size_bound(apps, view)
+    assert bound is not None and document_bytes(only.document) <= bound
