@@ -22,7 +22,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from mutate.forking import fork_quiet, reap
 from mutate.mutants import enumerate_mutants, mutated_tree
 
 TARGET = os.environ.get("MUTATE_TARGET", "")
@@ -100,28 +100,15 @@ def _patch(source: str, index: int, qualname: str, first_line: int) -> bool:
 
 
 def _try(source: str, m: Any, items: list[pytest.Item], deadline_s: float) -> str:
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            if not _patch(source, m.index, m.scope, m.scope_line):
-                os._exit(3)
-            os._exit(0 if _run_items(items) else 1)
-        except BaseException:
-            os._exit(4)
-    end = time.monotonic() + deadline_s
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
-            return {0: "survived", 1: "killed"}.get(code, "slow")
-        if time.monotonic() > end:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "timeout"
-        time.sleep(0.01)
+    def body() -> int:
+        if not _patch(source, m.index, m.scope, m.scope_line):
+            return 3
+        return 0 if _run_items(items) else 1
+
+    code = reap(fork_quiet(body, on_error=4), deadline_s, poll_s=0.01)
+    if code is None:
+        return "timeout"
+    return {0: "survived", 1: "killed"}.get(code, "slow")
 
 
 @pytest.hookimpl(tryfirst=True)

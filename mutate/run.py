@@ -33,6 +33,7 @@ from typing import Any
 
 from mutate import hook
 from mutate import slow as slow_runner
+from mutate.forking import fork_quiet
 from mutate.targets import TARGETS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,23 +106,17 @@ def _slow_one(
     work: Path, module: str, index: int | None, tests: list[str], deadline_s: float
 ) -> str:
     """One mutant (or none, for the baseline) in a forked child that imports it afresh."""
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            os.chdir(work)
-            sys.path[:0] = _paths(work)
-            if index is not None:
-                hook.install(Path(module), index)
-            import pytest
 
-            code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *WARM_ARGS, *tests])
-            os._exit(int(code))
-        except BaseException:
-            os._exit(70)
-    return slow_runner.wait(pid, deadline_s)
+    def body() -> int:
+        os.chdir(work)
+        sys.path[:0] = _paths(work)
+        if index is not None:
+            hook.install(Path(module), index)
+        import pytest
+
+        return int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", *WARM_ARGS, *tests]))
+
+    return slow_runner.wait(fork_quiet(body, on_error=70), deadline_s)
 
 
 def _children_cpu() -> float:

@@ -31,15 +31,14 @@ import importlib
 import importlib.util
 import json
 import os
-import signal
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from mutate import hook
+from mutate.forking import fork_quiet, reap
 
 WARM_ARGS = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
 """The plugins imported before the fork cannot have their asserts rewritten."""
@@ -128,38 +127,26 @@ class _Order:
 
 def _child(work: Path, tests: list[str], plugin: _Order, prepare: Any) -> int:
     """Fork one pytest run (``prepare`` first, in the child); the child's pid."""
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            os.chdir(work)
-            prepare()
-            import pytest
 
-            args = ["-x", "-q", "-p", "no:cacheprovider", *WARM_ARGS, *tests]
-            os._exit(int(pytest.main(args, plugins=[plugin])))
-        except BaseException:
-            os._exit(70)
-    return pid
+    def body() -> int:
+        os.chdir(work)
+        prepare()
+        import pytest
+
+        args = ["-x", "-q", "-p", "no:cacheprovider", *WARM_ARGS, *tests]
+        return int(pytest.main(args, plugins=[plugin]))
+
+    return fork_quiet(body, on_error=70)
 
 
 def wait(pid: int, deadline_s: float) -> str:
     """The verdict of child ``pid``: its exit code read as run.py always has."""
-    end = time.monotonic() + deadline_s
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
-            if code == 0:
-                return "survived"
-            return "killed" if code in (1, 2, 3) else f"error {code}"
-        if time.monotonic() > end:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "timeout"
-        time.sleep(0.02)
+    code = reap(pid, deadline_s)
+    if code is None:
+        return "timeout"
+    if code == 0:
+        return "survived"
+    return "killed" if code in (1, 2, 3) else f"error {code}"
 
 
 class Zygote:
