@@ -7,13 +7,10 @@ fails the test instead, so CI can never go green by skipping the real parts.
 
 from __future__ import annotations
 
-import gc
 import os
-import shutil
 import subprocess
 import sys
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from harness.docker_probe import docker_available
 from harness.mosquitto import MissingTool, Mosquitto, start_mosquitto
 from harness.tiers import require
 
@@ -30,31 +28,6 @@ REPO = Path(__file__).resolve().parent.parent
 # default (an unprivileged workload user) is tested in tests/runtime/test_workload_options.
 os.environ.setdefault("EDGEFLEET_WORKLOAD_USER", "-")
 sys.path.insert(0, str(REPO))  # the bench package, for its tests and smoke runs
-
-
-def docker_available() -> tuple[bool, str]:
-    if shutil.which("docker") is None:
-        return False, "docker CLI/daemon not installed"
-    import docker
-
-    try:
-        client = docker.from_env(timeout=5)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:
-        reason = f"dockerd does not answer ({exc.__class__.__name__})"
-    else:
-        return True, ""
-    # The SDK leaks the socket of a failed API-version negotiation (from_env raises before
-    # there is a client to close). Left to the garbage collector, it surfaces as a
-    # ResourceWarning, an error in this suite, in the setup of whichever test runs next:
-    # collect it here, once the exception's frames are gone, with that warning silenced.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-    return False, reason
 
 
 @pytest.fixture(scope="session")

@@ -12,21 +12,21 @@ import sys
 import warnings
 from pathlib import Path
 
-import conftest
 import pytest
+from harness import docker_probe
 
 
 def test_a_dockerd_that_does_not_answer_leaves_no_unclosed_socket(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(conftest.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(docker_probe.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-dockerd.sock'}")
     leaked: list[BaseException | None] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda u: leaked.append(u.exc_value))
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
-        ok, reason = conftest.docker_available()
+        ok, reason = docker_probe.docker_available()
         gc.collect()
 
     assert (ok, reason) == (False, "dockerd does not answer (DockerException)")
