@@ -26,11 +26,12 @@ def status(state: str, since: float, instance: str | None) -> OrchestratorStatus
         (status("online", 50.0, "aaaa"), True, False, "yield"),  # an earlier one is online
         (status("online", 50.0, "aaaa"), False, True, "yield"),
         (status("online", 100.0, "aaaa"), False, True, "yield"),  # same start: ids decide
-        (status("offline", 50.0, "aaaa"), True, False, "reassert"),  # a previous run's will
+        (status("offline", 50.0, "aaaa"), True, False, "supersede"),  # a previous run's will
         (status("offline", 50.0, "aaaa"), False, True, "reassert"),  # its late will, live
         (status("offline", 50.0, "aaaa"), True, True, "yield"),  # it took over in between
         (status("online", 200.0, "cccc"), False, True, "reassert"),  # a later one: it yields
         (status("offline", 200.0, "cccc"), True, True, "reassert"),
+        (status("offline", 200.0, "cccc"), True, False, "reassert"),  # a later one's will
     ],
 )
 def test_which_orchestrator_yields(

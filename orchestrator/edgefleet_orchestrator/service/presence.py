@@ -12,8 +12,9 @@ another instance:
   already announced itself: the other wrote the topic since, so it was connected in between
   — the same-client-id case, where the two never see each other online, only each other's
   wills after every takeover; this one yields too;
-* anything else (a later instance's status, the will of a previous run found at start):
-  this one says ``online`` again, so the retained status is its own.
+* the will of a previous run found at start (``supersede``, routine after every crash) and
+  anything else (``reassert``: a later instance's status, a late will arriving live): this
+  one says ``online`` again, so the retained status is its own.
 
 Documents are republished only after the status check (:meth:`Presence.check`), so a second
 orchestrator found at connect publishes nothing.
@@ -32,7 +33,7 @@ from edgefleet_protocol.session import InboundMessage, Publication, Session
 
 log = logging.getLogger("edgefleet.orchestrator")
 
-Verdict = Literal["ignore", "reassert", "yield"]
+Verdict = Literal["ignore", "supersede", "reassert", "yield"]
 
 
 class RivalOrchestrator(Exception):
@@ -49,6 +50,8 @@ def judge(
     older = (other.since, other.instance) < (mine.since, mine.instance or "")
     if older and (other.state == "online" or (retained and announced)):
         return "yield"
+    if older and retained and other.state == "offline":
+        return "supersede"  # the will of a previous run, found at start: routine
     return "reassert"
 
 
@@ -118,16 +121,14 @@ class Presence:
             self._announced_on is not None and self._announced_on < self.session.stats.connects
         )
         verdict = judge(self.status("online"), other, retained=message.retain, announced=announced)
-        if verdict == "reassert":
-            if message.retain and other.state == "offline" and not announced:
-                # Every start after a crash finds the last run's will: routine, not a rival.
-                log.info("the previous run's will (instance %s) was retained; online again",
-                         other.instance)  # fmt: skip
-            else:
-                log.warning(
-                    "another orchestrator instance %s wrote our status; reasserting",
-                    other.instance,
-                )
+        if verdict == "supersede":
+            log.info("the previous run's will (instance %s) was retained; online again",
+                     other.instance)  # fmt: skip
+            await self.session.publish(self.publication("online"))
+        elif verdict == "reassert":
+            log.warning(
+                "another orchestrator instance %s wrote our status; reasserting", other.instance
+            )
             await self.session.publish(self.publication("online"))
         elif verdict == "yield":
             self.rival = (
