@@ -93,7 +93,10 @@ def kill_tagged(tag: str, workload: str | None = None) -> list[int]:
     ``os.kill`` returns before the kernel has torn the process down; until it has, its
     listening socket still completes handshakes into the backlog, and those connections
     are reset when it finally exits. A request that lands there is in flight on the dying
-    replica, so "after the kill" means after the process is gone (exited or a zombie).
+    replica, so "after the kill" means after the process is gone: exited, or a zombie with
+    no thread left. A multithreaded server's leader shows as a zombie while its other
+    threads are still being torn down, and they hold the listening socket until the last
+    one is gone (a CI run saw two requests reset 15 ms after a zombie-only wait).
     """
     victims: list[psutil.Process] = []
     for proc in psutil.process_iter(["cmdline"]):
@@ -108,7 +111,7 @@ def kill_tagged(tag: str, workload: str | None = None) -> list[int]:
     for proc in victims:
         while time.monotonic() < deadline:
             try:
-                if proc.status() == psutil.STATUS_ZOMBIE:
+                if proc.status() == psutil.STATUS_ZOMBIE and _threads_left(proc.pid) <= 1:
                     break
             except psutil.NoSuchProcess:
                 break
@@ -116,6 +119,15 @@ def kill_tagged(tag: str, workload: str | None = None) -> list[int]:
         else:
             raise AssertionError(f"pid {proc.pid} still alive 10 s after SIGKILL")
     return [p.pid for p in victims]
+
+
+def _threads_left(pid: int) -> int:
+    """Threads of ``pid`` not yet gone (its leader included, even as a zombie); 0 once the
+    process is reaped."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return 0
 
 
 @dataclass
